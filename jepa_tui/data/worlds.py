@@ -1,0 +1,135 @@
+"""Moving MNIST base and shift worlds (paper §4.1; spec §1).
+
+Each world is a set of stored trajectories: the top-left pixel of every digit in every frame and the pool index of
+every digit. Frames are rendered from them on the training device per batch, so preparing both worlds is a few
+megabytes and well under a second once the digit pool is loaded.
+
+Physics per frame (semi-implicit Euler, spec §1 [GUESS]): first ``v_y += g``, then ``p += v``; a digit leaving
+``[0, canvas - 28]`` on an axis is mirrored back and that velocity component negated (elastic walls, floor
+included). ``g = 0`` in the base world and ``0.5`` px/frame² (downwards, towards larger row index) in the shift world.
+Everything is deterministic given ``data.data_seed``: the base and shift worlds use independent child seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from jepa_tui.config import DataConfig
+from jepa_tui.data.digits import DIGIT_SIZE, load_digit_pool
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Stored sequences of one split.
+
+    Attributes:
+        positions: int16 (N, T, D, 2) top-left (row, col) of each digit per frame, in px, on the device.
+        digit_ids: int64 (N, D) index of each digit in the pool, on the device.
+    """
+
+    positions: torch.Tensor
+    digit_ids: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.positions.shape[1])
+
+
+def simulate(num: int, cfg: DataConfig, gravity: float, pool_size: int, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Simulate ``num`` sequences of ``cfg.num_digits`` bouncing digits.
+
+    Returns:
+        positions: float64 (num, frames, digits, 2) in px (row, col); digit_ids: int64 (num, digits).
+    """
+    limit = float(cfg.canvas - DIGIT_SIZE)
+    shape = (num, cfg.num_digits, 2)
+    pos = rng.uniform(0.0, limit, size=shape)
+    vel = rng.uniform(-cfg.velocity_max, cfg.velocity_max, size=shape)
+    digit_ids = rng.integers(0, pool_size, size=(num, cfg.num_digits))
+    out = np.empty((num, cfg.frames, cfg.num_digits, 2))
+    out[:, 0] = pos
+    for frame in range(1, cfg.frames):
+        vel[..., 0] += gravity
+        pos = pos + vel
+        low, high = pos < 0.0, pos > limit
+        pos = np.where(low, -pos, np.where(high, 2.0 * limit - pos, pos))
+        vel = np.where(low | high, -vel, vel)
+        pos = np.clip(pos, 0.0, limit)
+        out[:, frame] = pos
+    return out, digit_ids
+
+
+def _split(positions: np.ndarray, ids: np.ndarray, sizes: tuple[int, ...], device: torch.device
+           ) -> dict[str, Trajectories]:
+    pixels = torch.from_numpy(np.rint(positions).astype(np.int16))
+    ids_t = torch.from_numpy(ids.astype(np.int64))
+    out, start = {}, 0
+    for name, size in zip(SPLITS, sizes, strict=True):
+        out[name] = Trajectories(pixels[start:start + size].to(device), ids_t[start:start + size].to(device))
+        start += size
+    return out
+
+
+class Worlds:
+    """The base world (no gravity) and the shift world, with a renderer on ``device``.
+
+    Attributes:
+        digits: float32 (P, 28, 28) digit pool in [0, 1] on the device.
+        base, shift: split name ("train", "val", "test") -> :class:`Trajectories`.
+    """
+
+    def __init__(self, cfg: DataConfig, device: torch.device, pool: np.ndarray | None = None) -> None:
+        pool = load_digit_pool(cfg.digits) if pool is None else pool
+        self.cfg = cfg
+        self.device = device
+        self.digits = torch.from_numpy(pool).to(device=device, dtype=torch.float32).div_(255.0)
+        base_seed, shift_seed = np.random.SeedSequence(cfg.data_seed).spawn(2)
+        worlds = {}
+        for name, seed, gravity, sizes in (("base", base_seed, cfg.base_gravity, cfg.base_splits),
+                                           ("shift", shift_seed, cfg.shift_gravity, cfg.shift_splits)):
+            positions, ids = simulate(sum(sizes), cfg, gravity, len(pool), np.random.default_rng(seed))
+            worlds[name] = _split(positions, ids, sizes, device)
+        self.base: dict[str, Trajectories] = worlds["base"]
+        self.shift: dict[str, Trajectories] = worlds["shift"]
+        ar = torch.arange(DIGIT_SIZE, device=device, dtype=torch.int64)
+        self._offsets = (ar[:, None] * cfg.canvas + ar[None, :]).view(-1)  # (784,) flat offsets in the canvas
+
+    def render(self, split: Trajectories, seq: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Render frames of chosen sequences.
+
+        Args:
+            split: the trajectories to draw from.
+            seq: int64 (B,) sequence indices into ``split``.
+            frames: int64 (B, F) frame indices per sequence.
+
+        Returns:
+            float32 (B, F, 1, H, W) frames in [0, 1] on the device (H = W = ``data.canvas``).
+        """
+        pos = split.positions[seq[:, None], frames].long()  # (B, F, D, 2)
+        batch, num_frames, num_digits, _ = pos.shape
+        size = self.cfg.canvas
+        # Each digit pixel lands at flat canvas index (row0 + i) * W + (col0 + j); layers meet by max or sum.
+        corner = pos[..., 0] * size + pos[..., 1]  # (B, F, D)
+        index = (corner.unsqueeze(-1) + self._offsets).view(batch * num_frames, num_digits * DIGIT_SIZE ** 2)
+        pixels = self.digits[split.digit_ids[seq]].view(batch, 1, num_digits * DIGIT_SIZE ** 2)
+        pixels = pixels.expand(batch, num_frames, -1).reshape(batch * num_frames, -1)
+        canvas = torch.zeros(batch * num_frames, size * size, device=self.device)
+        if self.cfg.compositing == "max":
+            canvas.scatter_reduce_(1, index, pixels, reduce="amax", include_self=True)
+        else:
+            canvas.scatter_add_(1, index, pixels).clamp_(max=1.0)
+        return canvas.view(batch, num_frames, 1, size, size)
+
+    def render_sequences(self, split: Trajectories, seq: torch.Tensor) -> torch.Tensor:
+        """All frames of the given sequences: float32 (B, T, 1, H, W)."""
+        frames = torch.arange(split.num_frames, device=self.device).expand(seq.shape[0], -1)
+        return self.render(split, seq, frames)
