@@ -1,0 +1,94 @@
+"""The JEPA world model of one track: encoder, EMA target encoder, predictor and memory (paper §3, Fig. 1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from jepa_tui.config import Config
+from jepa_tui.model.encoder import ConvEncoder, make_target
+from jepa_tui.model.memory import ExperienceMemory
+from jepa_tui.model.predictor import Predictor
+
+
+@dataclass
+class Prediction:
+    """One forward pass of the predictor path.
+
+    Attributes:
+        latents: (N, K, d) predictions ẑ_{t+k}, horizons ascending.
+        experience: (N, d_e) experience vectors e, or None for Track A.
+        lora_scales: Track C's (s1, s2), each (N, r), or None.
+    """
+
+    latents: torch.Tensor
+    experience: torch.Tensor | None
+    lora_scales: tuple[torch.Tensor, torch.Tensor] | None
+
+
+class JEPAWorldModel(nn.Module):
+    """Encoder f_θ, target encoder f_θ̄, predictor P and (Tracks B, C) the experience memory.
+
+    Track A carries no memory: its predictor never sees experience. Tracks B and C share everything but how e
+    reaches the predictor (spec §3.3, §3.4).
+    """
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        track = config.train.track
+        self.track = track
+        self.horizons = tuple(sorted(config.model.horizons))
+        self.encoder = ConvEncoder(config.model, config.data.canvas)
+        self.target_encoder = make_target(self.encoder)
+        self.predictor = Predictor(config.model, track, config.memory.exp_dim, config.memory.lora_rank)
+        self.memory = (ExperienceMemory(config.memory, config.model.latent_dim, config.kappa)
+                       if track in ("B", "C") else None)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Online latents: (N, 1, H, W) -> (N, d)."""
+        return self.encoder(frames)
+
+    @torch.no_grad()
+    def encode_target(self, frames: torch.Tensor) -> torch.Tensor:
+        """Stop-gradient target latents: (N, 1, H, W) -> (N, d)."""
+        return self.target_encoder(frames)
+
+    def predict(self, z: torch.Tensor, experience: torch.Tensor | None = None) -> Prediction:
+        """Roll the predictor out from z (N, d) to every horizon with experience e (N, d_e) or none."""
+        scales = self.predictor.lora_scales(experience)
+        latents = self.predictor.rollout(z, experience, scales)
+        return Prediction(latents, experience, scales)
+
+    def experience(self, z: torch.Tensor, slots: int | None = None) -> torch.Tensor | None:
+        """Aggregated experience (N, d_e) for latents z (N, d), or None for Track A.
+
+        ``slots``: an upper bound on the filled buffer slots, to skip encoding empty ones (None: encode all).
+        """
+        if self.memory is None:
+            return None
+        return self.memory.experience(z, slots)[0]
+
+    @torch.no_grad()
+    def base_surprisal(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Batch-mean surprisal of the base predictor (no LoRA, no injection, no gradient), 0-dim.
+
+        ``z`` (N, d) current latents, ``target`` (N, d) target latents at the smallest horizon k_min; the base
+        predictor is rolled out k_min steps. Mean squared error over batch and latent dimensions (spec §3.5a).
+        """
+        current = z
+        for _ in range(self.horizons[0]):
+            current = self.predictor.step(current)
+        return (current - target).pow(2).mean()
+
+    def lora_delta_norms(self, scales: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
+        """Batch-mean Frobenius norms of ΔW1 and ΔW2 (0-dim each), or empty for Tracks A and B."""
+        if scales is None or self.predictor.lora1 is None or self.predictor.lora2 is None:
+            return ()
+        return (self.predictor.lora1.delta_frobenius(scales[0]).mean(),
+                self.predictor.lora2.delta_frobenius(scales[1]).mean())
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """Every parameter with requires_grad (one AdamW group, spec §4)."""
+        return [p for p in self.parameters() if p.requires_grad]

@@ -1,0 +1,140 @@
+"""The predictor P and how experience reaches it in each track (paper §3.2-§3.4; spec §3.1-§3.4).
+
+The base predictor is the two-layer MLP ẑ = W2·σ(W1·z + b1) + b2 (d → H → d), rolled out autoregressively to
+reach the horizons: ẑ_{t+1} = P(z_t), ẑ_{t+k} = P(ẑ_{t+k-1}) with the same experience vector at every step.
+
+- Track A: no experience. A frozen W_inj-shaped dummy is carried for parameter-count comparability; unused.
+- Track B (EI-JEPA): h = σ(W1 z + b1) + W_inj e, with W_inj bias-free so e = 0 gives Track A exactly.
+- Track C (EPM-JEPA): per-sample LoRA deltas W_l' = W_l + B_l·diag(s_l)·A_l with s_l = G_l e (bias-free),
+  computed in factorised form, W_l x + B_l (s_l ⊙ (A_l x)), never materialising per-sample matrices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from jepa_tui.config import ModelConfig
+from jepa_tui.model.encoder import ACTIVATIONS
+
+
+class LoRAFactors(nn.Module):
+    """Shared low-rank bases A (r × in), B (out × r) and a bias-free generator G (r × exp_dim) for one layer.
+
+    B starts at zero (standard LoRA), so ΔW = 0 at initialisation even with a non-empty buffer.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, rank: int, exp_dim: int) -> None:
+        super().__init__()
+        self.A = nn.Parameter(torch.empty(rank, in_dim))
+        self.B = nn.Parameter(torch.zeros(out_dim, rank))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.generator = nn.Linear(exp_dim, rank, bias=False)
+
+    def scales(self, e: torch.Tensor) -> torch.Tensor:
+        """(N, exp_dim) experience -> (N, r) per-sample scales s = G e."""
+        return self.generator(e)
+
+    def delta(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """ΔW x for per-sample ΔW = B·diag(s)·A: (N, in), (N, r) -> (N, out)."""
+        return F.linear(s * F.linear(x, self.A), self.B)
+
+    def delta_frobenius(self, s: torch.Tensor) -> torch.Tensor:
+        """‖B·diag(s)·A‖_F per sample, (N, r) -> (N,), via sᵀ((BᵀB) ⊙ (AAᵀ))s without building ΔW."""
+        gram = (self.B.T @ self.B) * (self.A @ self.A.T)
+        return torch.einsum("ni,ij,nj->n", s, gram, s).clamp_min(0.0).sqrt()
+
+    def materialise(self, s: torch.Tensor) -> torch.Tensor:
+        """Per-sample ΔW, (N, r) -> (N, out, in). For tests and analysis only."""
+        return torch.einsum("or,nr,ri->noi", self.B, s, self.A)
+
+
+@dataclass
+class LoRAModulation:
+    """Track C's modulation for one rollout: per-sample scales and the stacked weights of both layers.
+
+    ``w1 = [W1 | B1]`` (H × (d + r)) so that W1' z = w1 · [z ; s1 ⊙ (A1 z)], and ``w2 = [W2 ; A2]`` ((d + r) × H)
+    so that one product w2 · h yields both W2 h and A2 h, then W2' h = W2 h + B2 (s2 ⊙ A2 h). Built once per rollout.
+    """
+
+    s1: torch.Tensor  # (N, r)
+    s2: torch.Tensor  # (N, r)
+    w1: torch.Tensor
+    w2: torch.Tensor
+
+
+class Predictor(nn.Module):
+    """The predictor of one track; see the module docstring.
+
+    Args:
+        cfg: model configuration (latent_dim d, hidden_dim H, activation, horizons).
+        track: "A", "B" or "C".
+        exp_dim: experience vector size d_e (memory.exp_dim).
+        lora_rank: r for Track C.
+    """
+
+    def __init__(self, cfg: ModelConfig, track: str, exp_dim: int, lora_rank: int) -> None:
+        super().__init__()
+        self.track = track
+        self.horizons = tuple(sorted(cfg.horizons))
+        self.w1 = nn.Linear(cfg.latent_dim, cfg.hidden_dim)
+        self.act = ACTIVATIONS[cfg.predictor_activation]()
+        self.w2 = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        self.inj: nn.Linear | None = None
+        self.lora1: LoRAFactors | None = None
+        self.lora2: LoRAFactors | None = None
+        if track in ("A", "B"):
+            self.inj = nn.Linear(exp_dim, cfg.hidden_dim, bias=False)
+            self.inj.requires_grad_(track == "B")  # Track A carries it frozen and never uses its output
+        if track == "C":
+            self.lora1 = LoRAFactors(cfg.latent_dim, cfg.hidden_dim, lora_rank, exp_dim)
+            self.lora2 = LoRAFactors(cfg.hidden_dim, cfg.latent_dim, lora_rank, exp_dim)
+
+    def step(self, z: torch.Tensor, e: torch.Tensor | None = None, lora: LoRAModulation | None = None
+             ) -> torch.Tensor:
+        """One application of P: (N, d) -> (N, d).
+
+        ``e`` (N, d_e) is used by Track B; ``lora`` (from :meth:`modulation`) by Track C. Passing neither gives the
+        base predictor (no injection, no LoRA), as the boundary detector needs.
+        """
+        if lora is not None and self.lora1 is not None and self.lora2 is not None:
+            low_rank = lora.s1 * F.linear(z, self.lora1.A)  # (N, r)
+            h = self.act(F.linear(torch.cat([z, low_rank], dim=-1), lora.w1, self.w1.bias))
+            both = F.linear(h, lora.w2)  # (N, d + r): W2 h, then A2 h
+            d = self.w2.out_features
+            return both[:, :d] + self.w2.bias + F.linear(lora.s2 * both[:, d:], self.lora2.B)
+        h = self.act(self.w1(z))
+        if e is not None and self.track == "B" and self.inj is not None:
+            h = h + self.inj(e)
+        return self.w2(h)
+
+    def lora_scales(self, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Track C's per-sample scales (s1, s2), each (N, r), from e; None for other tracks or no experience."""
+        if e is None or self.lora1 is None or self.lora2 is None:
+            return None
+        return self.lora1.scales(e), self.lora2.scales(e)
+
+    def modulation(self, scales: tuple[torch.Tensor, torch.Tensor] | None) -> LoRAModulation | None:
+        """The :class:`LoRAModulation` for given scales, or None."""
+        if scales is None or self.lora1 is None or self.lora2 is None:
+            return None
+        return LoRAModulation(scales[0], scales[1], torch.cat([self.w1.weight, self.lora1.B], dim=1),
+                              torch.cat([self.w2.weight, self.lora2.A], dim=0))
+
+    def rollout(self, z: torch.Tensor, e: torch.Tensor | None = None,
+                scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Autoregressive rollout to every horizon: (N, d) -> (N, len(horizons), d), horizons ascending.
+
+        Track C's scales are derived from ``e`` unless given.
+        """
+        lora = self.modulation(scales if scales is not None else self.lora_scales(e))
+        outputs, current = [], z
+        for k in range(1, self.horizons[-1] + 1):
+            current = self.step(current, e, lora)
+            if k in self.horizons:
+                outputs.append(current)
+        return torch.stack(outputs, dim=1)
