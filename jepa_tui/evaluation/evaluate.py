@@ -1,0 +1,132 @@
+"""The evaluation protocol: D_shift^{n} on the shift test split, sigma_z, and d_base (spec §5, [GUESS] #24).
+
+1. Snapshot the experience buffer; evaluation never changes training state.
+2. ``d_base``: the normalised error on the base-world validation split, with the training buffer as it is.
+3. Start the evaluation buffer from the training buffer (``eval.buffer_start = "training"``) or empty, and push
+   n = ``eval.n_experiences`` shift-world experiences, ungated: each is the batch-mean latent transition of one
+   mini-batch of shift-world *train* sequences (never the test split).
+4. ``D_shift``: the normalised error over every (sequence, start t) of the shift test split and every horizon,
+   with that buffer frozen; ``sigma_z`` from the horizon-1 (smallest horizon) predictions of the same samples.
+5. Restore the buffer. Sampling uses its own generator seeded from (seed, step), not the training RNG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from jepa_tui.config import Config
+from jepa_tui.data.worlds import Trajectories, Worlds
+from jepa_tui.evaluation.metrics import normalised_error, sigma_z
+from jepa_tui.model.jepa import JEPAWorldModel
+from jepa_tui.model.memory import WORLD_SHIFT
+
+ENCODE_CHUNK = 1024  # frames per encoder call during evaluation
+
+
+@dataclass
+class EvalResult:
+    """One evaluation. ``d_shift_per_horizon`` is keyed by horizon k (as a string, for JSON)."""
+
+    step: int
+    d_shift: float
+    sigma_z: float
+    d_base: float
+    d_shift_per_horizon: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _encode(encoder: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
+    return torch.cat([encoder(chunk) for chunk in frames.split(ENCODE_CHUNK)])
+
+
+def split_latents(model: JEPAWorldModel, worlds: Worlds, split: Trajectories, count: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Online and target latents of every frame of the first ``count`` sequences: two (count, T, d) tensors."""
+    online, target = [], []
+    seqs = torch.arange(count, device=worlds.device)
+    for chunk in seqs.split(max(1, ENCODE_CHUNK // split.num_frames)):
+        frames = worlds.render_sequences(split, chunk).flatten(0, 1)  # (n*T, 1, H, W)
+        online.append(_encode(model.encoder, frames).view(len(chunk), split.num_frames, -1))
+        target.append(_encode(model.target_encoder, frames).view(len(chunk), split.num_frames, -1))
+    return torch.cat(online), torch.cat(target)
+
+
+def predict_split(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Predictions over every (sequence, start t) with t + max k inside the sequence.
+
+    Args:
+        online, target: (S, T, d) latents of S sequences.
+
+    Returns:
+        predicted (N, K, d), targets (N, K, d), current target latents (N, d), with N = S·(T − max k).
+    """
+    horizons = torch.tensor(model.horizons, device=online.device)
+    starts = online.shape[1] - int(horizons.max())
+    z = online[:, :starts].flatten(0, 1)  # (N, d)
+    current = target[:, :starts].flatten(0, 1)
+    t = torch.arange(starts, device=online.device)
+    future = target[:, t[:, None] + horizons]  # (S, starts, K, d)
+    slots = int(model.memory.buffer.size) if model.memory is not None else None
+    experience = model.experience(z, slots)
+    predicted = model.predict(z, experience).latents
+    return predicted, future.flatten(0, 1), current
+
+
+def accumulate_shift_experience(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int,
+                                generator: torch.Generator) -> None:
+    """Push ``eval.n_experiences`` shift-world batch-mean transitions into the model's buffer, ungated."""
+    assert model.memory is not None
+    split = worlds.shift["train"]
+    k_min = model.horizons[0]
+    batch = min(config.train.batch_size, len(split))
+    for _ in range(config.eval.n_experiences):
+        seq = torch.randint(len(split), (batch,), device=worlds.device, generator=generator)
+        t = torch.randint(split.num_frames - k_min, (batch, 1), device=worlds.device, generator=generator)
+        frames = worlds.render(split, seq, torch.cat([t, t + k_min], dim=1))  # (B, 2, 1, H, W)
+        z_t = model.encode(frames[:, 0]).mean(0)
+        z_next = model.encode_target(frames[:, 1]).mean(0)
+        model.memory.buffer.push(torch.stack([z_t, z_next]), True, step=step, world=WORLD_SHIFT)
+
+
+def _error(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor, config: Config
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    predicted, future, current = predict_split(model, online, target)
+    per_horizon = normalised_error(predicted, future, current, config.eval.denominator_eps, config.eval.formula)
+    return per_horizon, predicted[:, 0]
+
+
+@torch.no_grad()
+def evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -> EvalResult:
+    """Run the protocol of the module docstring and return the metrics; the model's state is left unchanged."""
+    was_training = model.training
+    model.eval()
+    memory = model.memory
+    snapshot = {k: v.clone() for k, v in memory.buffer.state_dict().items()} if memory is not None else None
+    try:
+        base = worlds.base["val"]
+        count = config.eval.base_sequences or len(base)
+        d_base = _error(model, *split_latents(model, worlds, base, min(count, len(base))), config)[0].mean()
+
+        if memory is not None:
+            if config.eval.buffer_start == "empty":
+                memory.buffer.load_state_dict({k: torch.zeros_like(v) if k in ("size", "ptr") else v
+                                               for k, v in memory.buffer.state_dict().items()})
+            generator = torch.Generator(device=worlds.device)
+            generator.manual_seed(config.train.seed * 1_000_003 + step)
+            accumulate_shift_experience(model, worlds, config, step, generator)
+        test = worlds.shift["test"]
+        per_horizon, first = _error(model, *split_latents(model, worlds, test, len(test)), config)
+    finally:
+        if memory is not None and snapshot is not None:
+            memory.buffer.load_state_dict(snapshot)
+        model.train(was_training)
+    return EvalResult(
+        step=step,
+        d_shift=float(per_horizon.mean()),
+        sigma_z=sigma_z(first),
+        d_base=float(d_base),
+        d_shift_per_horizon={str(k): float(v) for k, v in zip(model.horizons, per_horizon, strict=True)},
+    )

@@ -1,0 +1,1 @@
+"""Objective, schedules, the trainer and the run directory (paper §4)."""

@@ -1,0 +1,210 @@
+"""The trainer: model, optimiser, data sampling and one training step (paper §4; spec §4 "per-step order").
+
+It knows nothing of run directories, consoles or UIs: :mod:`jepa_tui.training.loop` drives it. Per-step statistics
+stay on the device and are read every ``train.log_every_steps`` steps, so a GPU step never waits on the host.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from jepa_tui.config import Config
+from jepa_tui.data.worlds import Worlds
+from jepa_tui.evaluation.evaluate import EvalResult, evaluate
+from jepa_tui.model.encoder import ema_update
+from jepa_tui.model.jepa import JEPAWorldModel
+from jepa_tui.training.losses import jepa_loss
+from jepa_tui.training.schedules import ema_tau, learning_rate
+
+STAT_NAMES = ("loss", "loss_pred", "loss_var", "lora_delta_norm_w1", "lora_delta_norm_w2")
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto" -> cuda when available, else cpu.
+
+    Raises:
+        ValueError: for "cuda" on a machine without CUDA.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine (PyTorch "
+                         f"{torch.__version__}); use --device cpu or auto.")
+    return torch.device(name)
+
+
+@dataclass
+class Progress:
+    """Counters that shape the schedules and the budget; all saved in checkpoints."""
+
+    step: int = 0
+    seconds: float = 0.0  # training seconds, without evaluation or paused time
+    peak_step: int | None = None
+    peak_d_shift: float | None = None
+    sigma_z_at_peak: float | None = None
+
+
+class Trainer:
+    """Owns one track's model, optimiser and sampler, and performs training steps and evaluations.
+
+    Args:
+        config: the resolved configuration.
+        device: where the model, the worlds and the sampler live.
+        worlds: prepared worlds (built from ``config.data`` when omitted).
+    """
+
+    def __init__(self, config: Config, device: torch.device, worlds: Worlds | None = None) -> None:
+        self.config = config
+        self.device = device
+        self.worlds = worlds if worlds is not None else Worlds(config.data, device)
+        torch.manual_seed(config.train.seed)
+        self.model = JEPAWorldModel(config).to(device)
+        self.model.encoder.to(memory_format=torch.channels_last)
+        self.model.target_encoder.to(memory_format=torch.channels_last)
+        # fused: one kernel for all parameters instead of a loop of small ops per tensor (same AdamW maths).
+        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=config.train.learning_rate,
+                                           weight_decay=config.train.weight_decay, fused=True)
+        self.sampler = torch.Generator(device=device)
+        self.sampler.manual_seed(config.train.seed)
+        self.progress = Progress()
+        self.buffer_frozen = False
+        self.ema_frozen = False
+        self.boundary_events = torch.zeros((), dtype=torch.long, device=device)
+        self._offsets = torch.tensor((0, *self.model.horizons), device=device)
+        self._stats = torch.zeros(len(STAT_NAMES), device=device)
+        self._stat_steps = 0
+        # Host-side upper bound on filled buffer slots: at most one push per step, made exact at every stats read.
+        self._slots_bound = 0
+
+    # -- schedules -------------------------------------------------------------------------------------------
+    def fraction_done(self) -> float:
+        """Training progress p ∈ [0, 1]: steps / step budget or training seconds / seconds budget."""
+        t = self.config.train
+        if t.steps is not None:
+            return min(1.0, self.progress.step / t.steps)
+        return min(1.0, self.progress.seconds / float(t.seconds or 1.0))
+
+    def budget_done(self) -> bool:
+        return self.fraction_done() >= 1.0
+
+    def current_lr(self) -> float:
+        t = self.config.train
+        return learning_rate(self.fraction_done(), t.learning_rate, t.warmup_frac)
+
+    def current_tau(self) -> float:
+        """EMA τ in force: 1.0 while the EMA target is frozen."""
+        if self.ema_frozen:
+            return 1.0
+        m = self.config.model
+        return ema_tau(self.fraction_done(), m.ema_tau_base, m.ema_tau_end)
+
+    # -- one step --------------------------------------------------------------------------------------------
+    def sample_batch(self) -> torch.Tensor:
+        """A batch of base-world training frames (B, 1 + K, 1, H, W): x_t, then x_{t+k} for each horizon."""
+        split = self.worlds.base["train"]
+        batch = self.config.train.batch_size
+        seq = torch.randint(len(split), (batch,), device=self.device, generator=self.sampler)
+        last_start = split.num_frames - self.model.horizons[-1]
+        t = torch.randint(last_start, (batch, 1), device=self.device, generator=self.sampler)
+        return self.worlds.render(split, seq, t + self._offsets)
+
+    def train_step(self) -> None:
+        """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6)."""
+        t = self.config.train
+        started = time.perf_counter()
+        lr, tau = self.current_lr(), self.current_tau()
+        frames = self.sample_batch()
+        batch, horizons = frames.shape[0], len(self.model.horizons)
+        z = self.model.encode(frames[:, 0])
+        targets = self.model.encode_target(frames[:, 1:].flatten(0, 1)).view(batch, horizons, -1)
+        prediction = self.model.predict(z, self.model.experience(z, slots=self._slots_bound))
+        terms = jepa_loss(prediction.latents, targets, t.lambda_var, t.gamma, t.var_eps)
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        if t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), t.grad_clip)
+        self.optimizer.step()
+        ema_update(self.model.target_encoder, self.model.encoder, tau)
+
+        memory = self.model.memory
+        if memory is not None:
+            z_now = z.detach()
+            fired = memory.detector.observe(self.model.base_surprisal(z_now, targets[:, 0]))
+            self.boundary_events += fired.long()
+            if not self.buffer_frozen:
+                entry = torch.stack([z_now.mean(0), targets[:, 0].mean(0)])
+                memory.buffer.push(entry, fired, step=self.progress.step)
+                self._slots_bound = min(memory.buffer.capacity, self._slots_bound + 1)
+
+        with torch.no_grad():
+            self._stats[:3] += torch.stack([terms.total.detach(), terms.pred.detach(), terms.var.detach()])
+            if (self.progress.step + 1) % t.log_every_steps == 0:  # sampled on logged steps only
+                norms = self.model.lora_delta_norms(prediction.lora_scales)
+                if norms:
+                    self._stats[3:] = torch.stack(norms)
+        self._stat_steps += 1
+        self.progress.step += 1
+        self.progress.seconds += time.perf_counter() - started
+
+    def drain_stats(self) -> dict[str, float]:
+        """Means of the loss terms since the last call (one host read), the LoRA ΔW norms of the last logged step
+        (Track C), and the buffer and event counters."""
+        values = self._stats.tolist()
+        values[:3] = [v / max(1, self._stat_steps) for v in values[:3]]
+        self._stats.zero_()
+        self._stat_steps = 0
+        out = dict(zip(STAT_NAMES, values, strict=True))
+        memory = self.model.memory
+        out["buffer_size"] = int(memory.buffer.size) if memory is not None else 0
+        self._slots_bound = out["buffer_size"]
+        out["boundary_events"] = int(self.boundary_events)
+        if self.model.track == "C":
+            out["lora_delta_norm"] = (out["lora_delta_norm_w1"] ** 2 + out["lora_delta_norm_w2"] ** 2) ** 0.5
+        else:
+            del out["lora_delta_norm_w1"], out["lora_delta_norm_w2"]
+        return out
+
+    # -- evaluation ------------------------------------------------------------------------------------------
+    def evaluate(self) -> EvalResult:
+        """Evaluate at the current step and update the peak (lowest D_shift) bookkeeping."""
+        started = time.perf_counter()
+        result = evaluate(self.model, self.worlds, self.config, self.progress.step)
+        result.seconds = time.perf_counter() - started
+        p = self.progress
+        if p.peak_d_shift is None or result.d_shift < p.peak_d_shift:
+            p.peak_step, p.peak_d_shift, p.sigma_z_at_peak = result.step, result.d_shift, result.sigma_z
+        return result
+
+    # -- state -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue: model (with target encoder, buffer, detector), optimiser, counters,
+        freeze states and RNG states."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "progress": vars(self.progress).copy(),
+            "boundary_events": int(self.boundary_events),
+            "buffer_frozen": self.buffer_frozen,
+            "ema_frozen": self.ema_frozen,
+            "slots_bound": self._slots_bound,
+            "sampler_rng": self.sampler.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (the configuration must match the one this trainer was built with)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.progress = Progress(**state["progress"])
+        self.boundary_events.fill_(state["boundary_events"])
+        self.buffer_frozen = state["buffer_frozen"]
+        self.ema_frozen = state["ema_frozen"]
+        self.sampler.set_state(state["sampler_rng"])
+        self._slots_bound = state["slots_bound"]
+        torch.set_rng_state(state["torch_rng"])

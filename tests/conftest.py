@@ -1,0 +1,31 @@
+"""Shared fixtures: the tiny smoke configuration and trainers built from it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from jepa_tui.config import Config, build_config, load_config
+from jepa_tui.data.worlds import Worlds
+from jepa_tui.training.trainer import Trainer
+
+
+def smoke_config(**train: object) -> Config:
+    """The shipped smoke profile with train-section overrides."""
+    overrides = [f"train.{k}={v!r}".replace("'", '"') for k, v in train.items()]
+    return load_config("smoke", overrides)
+
+
+@pytest.fixture(scope="session")
+def smoke_worlds() -> Worlds:
+    return Worlds(load_config("smoke").data, torch.device("cpu"))
+
+
+@pytest.fixture
+def make_trainer(smoke_worlds):
+    def make(**train: object) -> Trainer:
+        return Trainer(smoke_config(**train), torch.device("cpu"), smoke_worlds)
+    return make
+
+
+__all__ = ["build_config", "smoke_config"]
