@@ -1,0 +1,1 @@
+"""The ``jepa-tui`` command line."""

@@ -1,0 +1,92 @@
+"""Headless, SSH-friendly progress output: one plain line every few seconds, evaluations, a final summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from jepa_tui.config import Config
+
+
+def format_duration(seconds: float) -> str:
+    """3725 -> '1h02m05s', 65 -> '1m05s', 7 -> '7s'."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+class ConsolePrinter:
+    """A :class:`~jepa_tui.training.loop.Sink` that prints plain lines (no colour, no cursor movement).
+
+    Args:
+        config: the run's configuration (budget, buffer capacity, print interval).
+        stream: where lines go (stdout by default).
+        clock: monotonic seconds, injectable for tests.
+    """
+
+    def __init__(self, config: Config, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.stream = stream or sys.stdout
+        self.clock = clock
+        self._last_print = -float("inf")
+        self._last_events = (0, 0)  # (step, cumulative boundary events) at the last printed line
+        self._last_eval: dict | None = None
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def _eta(self, record: dict) -> str:
+        t = self.config.train
+        if t.steps is not None:
+            rate = record["steps_per_s"]
+            return format_duration((t.steps - record["step"]) / rate) if rate > 0 else "-"
+        return format_duration(float(t.seconds or 0) - record["elapsed"])
+
+    def on_train(self, record: dict) -> None:
+        now = self.clock()
+        if now - self._last_print < self.config.train.print_every_seconds:
+            return
+        self._last_print = now
+        t = self.config.train
+        step = record["step"]
+        budget = f"{step}/{t.steps}" if t.steps is not None else f"{step} ({record['elapsed']:.0f}/{t.seconds:.0f}s)"
+        last_step, last_events = self._last_events
+        span = step - last_step
+        rate = 100.0 * (record["boundary_events"] - last_events) / span if span > 0 else 0.0
+        self._last_events = (step, record["boundary_events"])
+        d_shift = "-" if self._last_eval is None else f"{self._last_eval['d_shift']:.4f}@{self._last_eval['step']}"
+        parts = [f"step {budget}", f"loss {record['loss']:.4f}", f"D_shift {d_shift}"]
+        if self.config.train.track != "A":
+            parts += [f"buffer {record['buffer_size']}/{self.config.memory.capacity}", f"events/100 {rate:.1f}"]
+        parts += [f"{record['steps_per_s']:.1f} steps/s", f"ETA {self._eta(record)}"]
+        self._print("  ".join(parts))
+
+    def on_eval(self, record: dict) -> None:
+        self._last_eval = record
+        self._print(f"eval  step {record['step']}  D_shift {record['d_shift']:.4f}  sigma_z "
+                    f"{record['sigma_z']:.4f}  d_base {record['d_base']:.4f}  ({record['seconds']:.1f} s)")
+
+    def on_event(self, record: dict) -> None:
+        if record["kind"] == "checkpoint" and record["reason"] in ("interrupt", "stop"):
+            self._print(f"checkpoint saved at step {record['step']}: {record['path']}")
+
+    def on_summary(self, summary: dict) -> None:
+        self._print(
+            f"{summary['status']}: track {summary['track']} seed {summary['seed']}, {summary['steps']} steps in "
+            f"{format_duration(summary['train_seconds'])} ({summary['steps_per_s']:.1f} steps/s on "
+            f"{summary['device']})\n"
+            f"peak D_shift {_fmt(summary['peak_d_shift'])} at step {summary['peak_step']} (sigma_z "
+            f"{_fmt(summary['sigma_z_at_peak'])}); final D_shift {_fmt(summary['final_d_shift'])} (sigma_z "
+            f"{_fmt(summary['final_sigma_z'])})")
