@@ -1,0 +1,57 @@
+"""Throughput of the tracks relative to Track A, measured in interleaved rounds in one process.
+
+    python benchmarks/track_ratio.py --rounds 200 --device cpu
+
+Shared machines drift in speed from second to second, so separate runs of ``throughput.py`` can disagree by more
+than the tracks differ. Here the tracks take turns one step at a time (rotating which goes first) for ``--rounds``
+rounds, every step is timed, and the ratio of median step times is reported. B and C run with a full experience
+buffer, their steady state. The last line is ``ratio_C_over_A <value>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from common import fill_buffer
+
+from jepa_tui.config import load_config
+from jepa_tui.data.worlds import Worlds
+from jepa_tui.training.trainer import Trainer, pick_device
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=15)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    worlds = Worlds(load_config("track_a").data, device)
+    trainers = {t: Trainer(load_config(f"track_{t.lower()}"), device, worlds) for t in "ABC"}
+    for trainer in trainers.values():
+        fill_buffer(trainer)  # steady state: B and C attend to a full buffer
+        for _ in range(args.warmup):
+            trainer.train_step()
+    times: dict[str, list[float]] = {t: [] for t in trainers}
+    order = list(trainers)
+    for round_index in range(args.rounds):
+        for offset in range(len(order)):  # rotate which track goes first, step by step
+            track = order[(round_index + offset) % len(order)]
+            sync()
+            started = time.perf_counter()
+            trainers[track].train_step()
+            sync()
+            times[track].append(time.perf_counter() - started)
+    base = statistics.median(times["A"])
+    for track in trainers:
+        step = statistics.median(times[track])
+        print(f"track {track}  median step {1000 * step:.1f} ms  ({1 / step:.2f} steps/s)  "
+              f"ratio to A {base / step:.3f}")
+    print(f"ratio_C_over_A {base / statistics.median(times['C']):.3f}")
+
+if __name__ == "__main__":
+    main()
