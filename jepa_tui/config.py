@@ -92,6 +92,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     log_every_steps: int = 10  # train records in metrics.jsonl average this many steps
     print_every_seconds: float = 5.0  # headless console line cadence
+    freeze_buffer_at: int | None = None  # step at which the buffer freezes (replays an interactive ablation)
+    freeze_ema_at: int | None = None  # step at which the EMA target freezes (τ = 1 from then on)
 
     @property
     def learning_rate(self) -> float:
@@ -251,6 +253,9 @@ def _check(config: Config, source: str) -> None:
     need(t.grad_clip >= 0, "train.grad_clip", "a number >= 0 (0 = off)", t.grad_clip)
     need(t.log_every_steps >= 1, "train.log_every_steps", "an integer >= 1", t.log_every_steps)
     need(t.print_every_seconds > 0, "train.print_every_seconds", "a number > 0", t.print_every_seconds)
+    for key in ("freeze_buffer_at", "freeze_ema_at"):
+        value = getattr(t, key)
+        need(value is None or value >= 0, f"train.{key}", "a step >= 0", value)
     need(d.num_digits >= 1, "data.num_digits", "an integer >= 1", d.num_digits)
     need(d.canvas >= 32 and d.canvas % 16 == 0, "data.canvas", "a multiple of 16, >= 32", d.canvas)
     need(d.velocity_max >= 0, "data.velocity_max", "a number >= 0 (px/frame)", d.velocity_max)

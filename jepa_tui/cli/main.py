@@ -65,6 +65,56 @@ def train(
 
 
 @app.command()
+def run(
+    profile: Annotated[str, typer.Option(help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")],
+    seed: Annotated[int | None, typer.Option(help="Model seed (initialisation and sampling).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Budget in training steps (replaces the profile's).")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Budget in training seconds (replaces the profile's).")
+                       ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories are created.")] = Path("runs"),
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")
+                    ] = None,
+    redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
+) -> None:
+    """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?)."""
+    from jepa_tui.data.digits import DigitPoolError
+    from jepa_tui.training.run_dir import RunDirError
+    from jepa_tui.training.trainer import pick_device
+    from jepa_tui.ui.app import Dashboard
+    from jepa_tui.ui.controllers import LiveController
+    from jepa_tui.ui.gpu import NvmlSensor
+
+    if steps is not None and seconds is not None:
+        raise _fail("give either --steps or --seconds as the budget, not both.")
+    try:
+        config = load_config(profile, set_, seed=seed, steps=steps, seconds=seconds, device=device)
+        controller = LiveController(config, runs_dir, pick_device(config.train.device))
+    except (ConfigError, DigitPoolError, RunDirError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
+    for track, run in controller.runs.items():
+        print(f"track {track}: run directory {run.run_dir}", flush=True)
+
+
+@app.command()
+def watch(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `jepa-tui train`.")],
+    redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
+) -> None:
+    """Attach the dashboard to a headless run; p b e f s send requests to it, q detaches."""
+    from jepa_tui.ui.app import Dashboard
+    from jepa_tui.ui.controllers import WatchController
+    from jepa_tui.ui.gpu import NvmlSensor
+
+    try:
+        controller = WatchController(run_dir)
+    except (FileNotFoundError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
+
+
+@app.command()
 def profiles() -> None:
     """List the shipped profiles, one line each."""
     known = list_profiles()

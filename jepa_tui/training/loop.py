@@ -7,14 +7,18 @@ console printer now; a UI later), writing everything to the :class:`~jepa_tui.tr
 from __future__ import annotations
 
 import math
+import queue
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
 from jepa_tui import __version__
+from jepa_tui.training.control import POLL_EVERY_STEPS, Command, take_requests
 from jepa_tui.training.run_dir import RunDirectory
 from jepa_tui.training.trainer import Trainer
+
+PAUSED_POLL_SECONDS = 0.25
 
 
 class Sink(Protocol):
@@ -36,19 +40,28 @@ class NonFiniteLossError(RuntimeError):
 class RunLoop:
     """Runs a trainer to the end of its budget.
 
+    Commands arrive through ``commands`` (from a UI, applied between steps), through request files in the run
+    directory (polled every 50 steps, or 4 times a second while paused) and from the profile's scheduled freezes
+    (``train.freeze_buffer_at`` / ``freeze_ema_at``). Each applied command is written to ``events.jsonl``.
+
     Args:
         trainer: the trainer to drive.
         run_dir: where records, checkpoints and the summary go.
         sinks: observers of train/eval records, events and the summary.
         should_stop: polled after every step; True ends the run early with a checkpoint.
+        commands: a queue of :class:`~jepa_tui.training.control.Command` (thread-safe; may be shared with a UI).
     """
 
     def __init__(self, trainer: Trainer, run_dir: RunDirectory, sinks: Sequence[Sink] = (),
-                 should_stop: Callable[[], bool] | None = None) -> None:
+                 should_stop: Callable[[], bool] | None = None,
+                 commands: queue.Queue[Command] | None = None) -> None:
         self.trainer = trainer
         self.run_dir = run_dir
         self.sinks = list(sinks)
         self.should_stop = should_stop or (lambda: False)
+        self.commands: queue.Queue[Command] = commands if commands is not None else queue.Queue()
+        self.paused = False
+        self.stop_requested = False
         self.saved_steps: list[int] = []
         self.last_eval: dict | None = None
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
@@ -96,6 +109,52 @@ class RunLoop:
         self.saved_steps = [s for s in self.saved_steps if s in keep] + [step]
         self._event("checkpoint", reason=reason, path=str(path.relative_to(self.run_dir.path)))
 
+    # -- commands --------------------------------------------------------------------------------------------
+    def apply(self, command: Command, source: str) -> None:
+        """Apply one command now and record it in ``events.jsonl`` with the resulting state."""
+        t = self.trainer
+        if command in (Command.PAUSE, Command.RESUME):
+            self.paused = command is Command.PAUSE
+        elif command in (Command.FREEZE_BUFFER, Command.UNFREEZE_BUFFER):
+            t.buffer_frozen = command is Command.FREEZE_BUFFER
+        elif command in (Command.FREEZE_EMA, Command.UNFREEZE_EMA):
+            t.ema_frozen = command is Command.FREEZE_EMA
+        elif command is Command.STOP:
+            self.stop_requested = True
+        self._event("command", command=command.value, source=source, paused=self.paused,
+                    buffer_frozen=t.buffer_frozen, ema_frozen=t.ema_frozen)
+        if command is Command.SAVE:
+            self.checkpoint("request")
+
+    def _take_commands(self, poll_files: bool) -> None:
+        while True:
+            try:
+                command = self.commands.get_nowait()
+            except queue.Empty:
+                break
+            self.apply(command, "ui")
+        if poll_files:
+            for command in take_requests(self.run_dir.path):
+                self.apply(command, "request")
+
+    def _scheduled_freezes(self) -> None:
+        t = self.trainer
+        cfg = t.config.train
+        if cfg.freeze_buffer_at == t.progress.step and not t.buffer_frozen:
+            self.apply(Command.FREEZE_BUFFER, "profile")
+        if cfg.freeze_ema_at == t.progress.step and not t.ema_frozen:
+            self.apply(Command.FREEZE_EMA, "profile")
+
+    def _wait_while_paused(self) -> None:
+        """Block between steps while paused; neither schedules nor the budget advance."""
+        while self.paused and not self.stop_requested and not self.should_stop():
+            try:
+                command = self.commands.get(timeout=PAUSED_POLL_SECONDS)
+            except queue.Empty:
+                self._take_commands(poll_files=True)
+                continue
+            self.apply(command, "ui")
+
     # -- the loop --------------------------------------------------------------------------------------------
     def run(self) -> dict:
         """Train to the end of the budget (or until stopped), evaluating and checkpointing on schedule.
@@ -113,6 +172,12 @@ class RunLoop:
         status = "done"
         try:
             while not t.budget_done():
+                self._scheduled_freezes()
+                self._take_commands(poll_files=t.progress.step % POLL_EVERY_STEPS == 0)
+                self._wait_while_paused()
+                if self.stop_requested or self.should_stop():
+                    status = "stopped"
+                    break
                 t.train_step()
                 step = t.progress.step
                 if step % cfg.train.log_every_steps == 0:
@@ -120,9 +185,6 @@ class RunLoop:
                 if step % cfg.eval.every_steps == 0:
                     self._evaluate()
                     self.checkpoint("eval")
-                if self.should_stop() and not t.budget_done():
-                    status = "stopped"
-                    break
             if status == "done" and (self.last_eval is None or self.last_eval["step"] != t.progress.step):
                 self._evaluate()
                 self.checkpoint("end")

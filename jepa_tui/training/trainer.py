@@ -164,6 +164,9 @@ class Trainer:
         out["buffer_size"] = int(memory.buffer.size) if memory is not None else 0
         self._slots_bound = out["buffer_size"]
         out["boundary_events"] = int(self.boundary_events)
+        if memory is not None:
+            out["surprisal_mu"] = float(memory.detector.mu)
+            out["surprisal_sigma"] = float(memory.detector.sigma)
         if self.model.track == "C":
             out["lora_delta_norm"] = (out["lora_delta_norm_w1"] ** 2 + out["lora_delta_norm_w2"] ** 2) ** 0.5
         else:

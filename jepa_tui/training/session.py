@@ -1,0 +1,114 @@
+"""A training run behind a small interface a UI can drive: send commands, collect records in batches.
+
+:class:`ThreadedRun` runs the :class:`~jepa_tui.training.loop.RunLoop` on whatever thread calls :meth:`run`
+(a UI's worker thread). Nothing in it knows about a UI; the same interface could be served by a subprocess, since
+only commands go in and plain dict records come out.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from jepa_tui.config import Config
+from jepa_tui.data.worlds import Worlds
+from jepa_tui.training.control import Command
+from jepa_tui.training.loop import RunLoop
+from jepa_tui.training.run_dir import RunDirectory
+from jepa_tui.training.trainer import Trainer
+
+
+class RecordBuffer:
+    """A thread-safe sink that keeps records until :meth:`drain` takes them (every kind: train, eval, events and
+    the summary, each a dict with ``"kind"``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[dict] = []
+
+    def _add(self, record: dict) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def on_train(self, record: dict) -> None:
+        self._add(record)
+
+    def on_eval(self, record: dict) -> None:
+        self._add(record)
+
+    def on_event(self, record: dict) -> None:
+        self._add(record)
+
+    def on_summary(self, summary: dict) -> None:
+        self._add({"kind": "summary", **summary})
+
+    def drain(self) -> list[dict]:
+        with self._lock:
+            records, self._records = self._records, []
+        return records
+
+
+class Session(Protocol):
+    """What a UI needs from a run: its identity, a way to send commands, and batches of records."""
+
+    track: str
+    run_dir: Path
+
+    def send(self, command: Command) -> None: ...
+
+    def drain(self) -> list[dict]: ...
+
+
+@dataclass
+class ThreadedRun:
+    """One run, prepared eagerly (trainer, run directory) and driven by :meth:`run` on a worker thread.
+
+    Attributes:
+        config: the run's configuration.
+        trainer, directory: built on construction, so bad input fails before any thread starts.
+        commands: the queue the run loop drains between steps.
+    """
+
+    config: Config
+    runs_dir: Path
+    device: torch.device
+    worlds: Worlds | None = None
+    commands: queue.Queue[Command] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        self.trainer = Trainer(self.config, self.device, self.worlds)
+        self.directory = RunDirectory.create(self.runs_dir, self.config)
+        self.records = RecordBuffer()
+        self.summary: dict | None = None
+        self._stop = threading.Event()
+
+    @property
+    def track(self) -> str:
+        return self.config.train.track
+
+    @property
+    def run_dir(self) -> Path:
+        return self.directory.path
+
+    def send(self, command: Command) -> None:
+        """Queue a command; the run applies it before its next step (or at once while paused)."""
+        self.commands.put(command)
+
+    def drain(self) -> list[dict]:
+        return self.records.drain()
+
+    def stop(self) -> None:
+        """Ask the run to checkpoint and return as soon as possible (also while paused)."""
+        self._stop.set()
+
+    def run(self) -> dict:
+        """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
+        loop = RunLoop(self.trainer, self.directory, [self.records], should_stop=self._stop.is_set,
+                       commands=self.commands)
+        self.summary = loop.run()
+        return self.summary

@@ -1,0 +1,1 @@
+"""The terminal dashboard: a Textual app that sends commands and draws snapshots of runs."""

@@ -1,0 +1,216 @@
+"""The dashboard app: one screen of six panels, a status line, a footer of keys and a help screen.
+
+The app only sends commands and draws snapshots: records come from a controller (live sessions or a watched run
+directory) which the app polls from a timer, redrawing the panels whose run changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Protocol
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from jepa_tui.cli.console import format_duration
+from jepa_tui.training.control import Command
+from jepa_tui.training.session import ThreadedRun
+from jepa_tui.ui.gpu import GpuSensor
+from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, ShiftPanel
+from jepa_tui.ui.state import RunState
+
+TRACKS = ("A", "B", "C")
+
+HELP = """\
+[b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw and smoothed.
+[b]Shift-world error[/b]: D_shift at n = 50 shift-world experiences at each evaluation (lower is better, 1.0 is the \
+persistence prediction), the peak marked, d_base on the base world, other tracks overlaid; sigma_z below (collapse \
+under 0.5).
+[b]Experience buffer[/b]: how many of the FIFO's slots hold boundary-event transitions, and whether it is frozen.
+[b]Boundary events[/b]: how often surprisal crossed μ + κσ, per 100 steps, with the detector's current μ, σ and κ.
+[b]LoRA deltas[/b]: batch-mean Frobenius norms of Track C's per-sample weight deltas ΔW1 and ΔW2.
+[b]GPU[/b]: NVML temperature and slowdown threshold, power, SM clock, utilisation, memory and throttle reasons.
+
+Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 or t \
+switch track · s save a checkpoint · q quit (live runs checkpoint first; watch only detaches) · ? this help.
+Press any key to close."""
+
+
+class Controller(Protocol):
+    live: bool
+    active: str
+    states: dict[str, RunState]
+
+    def start(self, start_thread) -> None: ...
+
+    def poll(self) -> bool: ...
+
+    def command(self, command: Command) -> None: ...
+
+    def switch(self, track: str) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; height: auto; max-height: 90%; border: round $accent;
+                                  background: $surface; padding: 1 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(HELP)
+
+    def on_key(self) -> None:
+        self.dismiss()
+
+
+def status_line(state: RunState) -> str:
+    """The one-line status of the active run."""
+    if state.budget_steps:
+        budget = f"step {state.step}/{state.budget_steps}"
+    else:
+        budget = f"step {state.step}  {format_duration(state.elapsed)}/{format_duration(state.budget_seconds or 0)}"
+    eta = "-" if state.eta_seconds is None else format_duration(state.eta_seconds)
+    flags = [state.status]
+    if state.buffer_frozen:
+        flags.append("buffer frozen")
+    if state.ema_frozen:
+        flags.append("EMA frozen")
+    return (f"Track {state.track}  {state.run_id}  {budget}  {state.steps_per_s:.1f} steps/s  "
+            f"elapsed {format_duration(state.elapsed)}  ETA {eta}  lr {state.lr:.2e}  τ {state.ema_tau:.5f}  "
+            f"[b]{' · '.join(flags)}[/b]")
+
+
+class Dashboard(App[None]):
+    """The jepa-tui dashboard.
+
+    Args:
+        controller: where runs come from (live or watched).
+        sensor: GPU sensor sampled once a second; None shows why there is no GPU panel data.
+        redraw_hz: how often changed panels are redrawn (2 by default; GPU at 1 Hz).
+    """
+
+    TITLE = "jepa-tui"
+    CSS = """
+    #status { height: 1; padding: 0 1; background: $boost; }
+    #panels { grid-size: 3 2; grid-gutter: 0 1; height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("p", "pause", "pause"),
+        Binding("b", "freeze_buffer", "buffer"),
+        Binding("e", "freeze_ema", "EMA"),
+        Binding("f", "dual_freeze", "dual freeze"),
+        Binding("1", "track('A')", "A", show=False),
+        Binding("2", "track('B')", "B", show=False),
+        Binding("3", "track('C')", "C", show=False),
+        Binding("t", "next_track", "track"),
+        Binding("s", "save", "save"),
+        Binding("q", "quit_app", "quit"),
+        Binding("question_mark", "help", "help"),
+    ]
+
+    def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 2.0) -> None:
+        super().__init__()
+        self.controller = controller
+        self.sensor = sensor
+        self.redraw_hz = redraw_hz
+        self._drawn: dict[str, int] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        with Grid(id="panels"):
+            yield LossPanel()
+            yield ShiftPanel()
+            yield BufferPanel()
+            yield EventsPanel()
+            yield LoraPanel()
+            yield GpuPanel(unavailable=self.sensor.unavailable if self.sensor else "no GPU sensor")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        # An SSH drop (SIGHUP) quits like `q`; not available off the main thread (tests) or on Windows.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.action_quit_app)
+        self.controller.start(self._start_thread)
+        self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
+        if self.sensor is not None and not self.sensor.unavailable:
+            self.set_interval(1.0, self.sample_gpu)
+        self.refresh_panels()
+
+    def _start_thread(self, run: ThreadedRun) -> None:
+        self.run_worker(run.run, thread=True, exit_on_error=False, group="training", name=f"train-{run.track}")
+
+    # -- drawing ---------------------------------------------------------------------------------------------
+    @property
+    def state(self) -> RunState:
+        return self.controller.states[self.controller.active]
+
+    def refresh_panels(self, force: bool = False) -> None:
+        """Take in new records and redraw if the active run (or an overlaid one) changed."""
+        self.controller.poll()
+        versions = {t: s.version for t, s in self.controller.states.items()}
+        if not force and versions == self._drawn:
+            return
+        self._drawn = versions
+        state = self.state
+        others = {t: s for t, s in self.controller.states.items() if t != state.track}
+        self.query_one("#status", Static).update(status_line(state))
+        for panel in self.query(Panel):
+            panel.draw(state, others)
+
+    def sample_gpu(self) -> None:
+        if self.sensor is not None:
+            self.query_one(GpuPanel).show(self.sensor.sample())
+
+    # -- commands --------------------------------------------------------------------------------------------
+    def action_pause(self) -> None:
+        self.controller.command(Command.RESUME if self.state.status == "paused" else Command.PAUSE)
+
+    def action_freeze_buffer(self) -> None:
+        self.controller.command(Command.UNFREEZE_BUFFER if self.state.buffer_frozen else Command.FREEZE_BUFFER)
+
+    def action_freeze_ema(self) -> None:
+        self.controller.command(Command.UNFREEZE_EMA if self.state.ema_frozen else Command.FREEZE_EMA)
+
+    def action_dual_freeze(self) -> None:
+        """Freeze buffer and EMA together (the paper's dual freeze); when both are frozen, unfreeze both."""
+        both = self.state.buffer_frozen and self.state.ema_frozen
+        for command in ((Command.UNFREEZE_BUFFER, Command.UNFREEZE_EMA) if both else
+                        (Command.FREEZE_BUFFER, Command.FREEZE_EMA)):
+            self.controller.command(command)
+
+    def action_track(self, track: str) -> None:
+        if not self.controller.live:
+            self.notify("watch follows one run directory; start `jepa-tui run` to switch tracks", timeout=3)
+            return
+        self.controller.switch(track)
+        self.refresh_panels(force=True)
+
+    def action_next_track(self) -> None:
+        self.action_track(TRACKS[(TRACKS.index(self.controller.active) + 1) % len(TRACKS)])
+
+    def action_save(self) -> None:
+        self.controller.command(Command.SAVE)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit_app(self) -> None:
+        self.shutdown()
+
+    @work(exclusive=True, group="quit")
+    async def shutdown(self) -> None:
+        """Live runs checkpoint and stop before the app exits; watching only detaches."""
+        self.controller.shutdown()
+        self.query_one("#status", Static).update("stopping: saving checkpoints…")
+        await self.workers.wait_for_complete([w for w in self.workers if w.group == "training"])
+        self.exit()

@@ -1,0 +1,163 @@
+"""Where the dashboard's runs come from: live sessions trained in this process, or a run directory being tailed.
+
+Both expose the same small interface to the app: the states to draw, ``poll()`` to take in new records,
+``command()`` to change a run, and ``switch()`` between tracks (live only).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from jepa_tui.config import Config
+from jepa_tui.data.worlds import Worlds
+from jepa_tui.training.control import Command, write_request
+from jepa_tui.training.session import ThreadedRun
+from jepa_tui.ui.state import RunState
+
+
+class LiveController:
+    """Runs of one profile, one per track, trained on worker threads; only the active track trains.
+
+    Switching track pauses the active run and starts (or resumes) the chosen track's own run, in its own run
+    directory, with the same configuration otherwise.
+
+    Args:
+        config: the profile's resolved configuration; its track is the first active one.
+        runs_dir: where run directories are created.
+        device: training device.
+        start_thread: called with a run to start training it on a worker thread (the app's thread worker).
+    """
+
+    live = True
+
+    def __init__(self, config: Config, runs_dir: Path, device: torch.device,
+                 start_thread: Callable[[ThreadedRun], None] | None = None) -> None:
+        self.config = config
+        self.runs_dir = runs_dir
+        self.device = device
+        self.start_thread = start_thread
+        self.worlds = Worlds(config.data, device)
+        self.runs: dict[str, ThreadedRun] = {}
+        self.states: dict[str, RunState] = {}
+        self.active = config.train.track
+        self._create(self.active)
+
+    def _create(self, track: str) -> ThreadedRun:
+        config = replace(self.config, train=replace(self.config.train, track=track))
+        run = ThreadedRun(config, self.runs_dir, self.device, self.worlds)
+        self.runs[track] = run
+        self.states[track] = RunState.from_config(config.to_dict(), run.directory.run_id)
+        return run
+
+    def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
+        """Start the active run's thread."""
+        self.start_thread = start_thread
+        start_thread(self.runs[self.active])
+
+    def poll(self) -> bool:
+        """Take the records every run produced since the last poll; True when any state changed."""
+        changed = False
+        for track, run in self.runs.items():
+            for record in run.drain():
+                self.states[track].ingest(record)
+                changed = True
+        return changed
+
+    def command(self, command: Command) -> None:
+        self.runs[self.active].send(command)
+
+    def switch(self, track: str) -> None:
+        """Pause the active run and continue (or start) ``track``'s run."""
+        if track == self.active:
+            return
+        self.runs[self.active].send(Command.PAUSE)
+        self.active = track
+        if track in self.runs:
+            self.runs[track].send(Command.RESUME)
+        else:
+            run = self._create(track)
+            if self.start_thread is not None:
+                self.start_thread(run)
+
+    def shutdown(self) -> None:
+        """Ask every run to checkpoint and stop."""
+        for run in self.runs.values():
+            run.stop()
+
+
+class JsonlTail:
+    """Reads complete new lines of a JSONL file that another process appends to, never re-reading old ones."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> list[dict]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # a torn last line waits for its newline
+        self.offset += end
+        records = []
+        for line in chunk[:end].splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return records
+
+
+class WatchController:
+    """Shows a run directory written by another process (``jepa-tui train``); commands become request files.
+
+    Raises:
+        FileNotFoundError: when ``run_dir`` has no ``config.toml``.
+    """
+
+    live = False
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        config_path = self.run_dir / "config.toml"
+        if not config_path.is_file():
+            raise FileNotFoundError(f"'{self.run_dir}' is not a run directory (no config.toml)")
+        with config_path.open("rb") as fh:
+            config = tomllib.load(fh)
+        state = RunState.from_config(config, self.run_dir.name)
+        self.active = state.track
+        self.states = {state.track: state}
+        self.tails = [JsonlTail(self.run_dir / "metrics.jsonl"), JsonlTail(self.run_dir / "events.jsonl")]
+
+    def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
+        """Nothing to start: another process trains."""
+
+    def poll(self) -> bool:
+        changed = False
+        state = self.states[self.active]
+        for tail in self.tails:
+            for record in tail.read():
+                state.ingest(record)
+                changed = True
+        summary = self.run_dir / "summary.json"
+        if state.status in ("starting", "training", "paused") and summary.is_file():
+            state.ingest({"kind": "summary", **json.loads(summary.read_text())})
+            changed = True
+        return changed
+
+    def command(self, command: Command) -> None:
+        write_request(self.run_dir, command)
+
+    def switch(self, track: str) -> None:
+        """Watching follows one run directory; there is nothing to switch to."""
+
+    def shutdown(self) -> None:
+        """Detach: the training process goes on."""

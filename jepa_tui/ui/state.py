@@ -1,0 +1,153 @@
+"""What the dashboard shows about one run, rebuilt from its records (the dicts of ``metrics.jsonl`` and
+``events.jsonl``), so a live run and a run directory being tailed are drawn the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Series:
+    """A growing (x, y) series; x in steps."""
+
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+
+    def add(self, x: float, y: float | None) -> None:
+        if y is not None:
+            self.xs.append(x)
+            self.ys.append(y)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+
+@dataclass
+class RunState:
+    """A run as the panels see it. Feed records with :meth:`ingest`.
+
+    Attributes:
+        status: "starting", "training", "paused", "cooling", "done", "stopped", "interrupted" or "failed".
+        budget_steps / budget_seconds: the run's budget (one of them is None).
+    """
+
+    track: str
+    run_id: str = ""
+    capacity: int = 0
+    kappa: float | None = None
+    budget_steps: int | None = None
+    budget_seconds: float | None = None
+    status: str = "starting"
+    step: int = 0
+    elapsed: float = 0.0
+    steps_per_s: float = 0.0
+    lr: float = 0.0
+    ema_tau: float = 0.0
+    buffer_size: int = 0
+    boundary_events: int = 0
+    surprisal_mu: float | None = None
+    surprisal_sigma: float | None = None
+    buffer_frozen: bool = False
+    ema_frozen: bool = False
+    peak_step: int | None = None
+    peak_d_shift: float | None = None
+    loss: Series = field(default_factory=Series)
+    loss_pred: Series = field(default_factory=Series)
+    loss_var: Series = field(default_factory=Series)
+    d_shift: Series = field(default_factory=Series)
+    d_base: Series = field(default_factory=Series)
+    sigma_z: Series = field(default_factory=Series)
+    buffer: Series = field(default_factory=Series)
+    event_rate: Series = field(default_factory=Series)
+    lora_w1: Series = field(default_factory=Series)
+    lora_w2: Series = field(default_factory=Series)
+    events: list[dict] = field(default_factory=list)
+    version: int = 0  # bumped on every ingest; panels redraw when it changes
+
+    @classmethod
+    def from_config(cls, config: dict, run_id: str = "") -> RunState:
+        """A state for a run with the resolved configuration ``config`` (tables as in ``config.toml``)."""
+        train, memory = config["train"], config["memory"]
+        track = train["track"]
+        kappa = memory.get("kappa", 2.0 if track == "B" else 1.5) if track != "A" else None
+        return cls(track=track, run_id=run_id, capacity=memory["capacity"], kappa=kappa,
+                   budget_steps=train.get("steps"), budget_seconds=train.get("seconds"))
+
+    @property
+    def last_d_shift(self) -> float | None:
+        return self.d_shift.ys[-1] if self.d_shift else None
+
+    @property
+    def fraction_done(self) -> float:
+        if self.budget_steps:
+            return min(1.0, self.step / self.budget_steps)
+        if self.budget_seconds:
+            return min(1.0, self.elapsed / self.budget_seconds)
+        return 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.budget_steps:
+            return (self.budget_steps - self.step) / self.steps_per_s if self.steps_per_s > 0 else None
+        if self.budget_seconds:
+            return max(0.0, self.budget_seconds - self.elapsed)
+        return None
+
+    def ingest(self, record: dict) -> None:
+        """Update from one record of any kind."""
+        kind = record.get("kind")
+        handler = getattr(self, f"_ingest_{kind}", None)
+        if handler is not None:
+            handler(record)
+            self.version += 1
+
+    def _ingest_train(self, r: dict) -> None:
+        step = r["step"]
+        if self.buffer and step > self.buffer.xs[-1]:
+            last_step = self.buffer.xs[-1]
+            self.event_rate.add(step, 100.0 * (r["boundary_events"] - self.boundary_events) / (step - last_step))
+        self.step, self.elapsed, self.steps_per_s = step, r["elapsed"], r["steps_per_s"]
+        self.lr, self.ema_tau = r["lr"], r["ema_tau"]
+        self.buffer_size, self.boundary_events = r["buffer_size"], r["boundary_events"]
+        self.surprisal_mu, self.surprisal_sigma = r.get("surprisal_mu"), r.get("surprisal_sigma")
+        self.loss.add(step, r["loss"])
+        self.loss_pred.add(step, r["loss_pred"])
+        self.loss_var.add(step, r["loss_var"])
+        self.buffer.add(step, r["buffer_size"])
+        self.lora_w1.add(step, r.get("lora_delta_norm_w1"))
+        self.lora_w2.add(step, r.get("lora_delta_norm_w2"))
+        if self.status == "starting":
+            self.status = "training"
+
+    def _ingest_eval(self, r: dict) -> None:
+        step = r["step"]
+        self.d_shift.add(step, r["d_shift"])
+        self.d_base.add(step, r["d_base"])
+        self.sigma_z.add(step, r["sigma_z"])
+        if self.peak_d_shift is None or r["d_shift"] < self.peak_d_shift:
+            self.peak_step, self.peak_d_shift = step, r["d_shift"]
+
+    def _ingest_start(self, r: dict) -> None:
+        self.status = "training"
+
+    def _ingest_command(self, r: dict) -> None:
+        self.events.append(r)
+        self.buffer_frozen, self.ema_frozen = r["buffer_frozen"], r["ema_frozen"]
+        if r["paused"]:
+            self.status = "paused"
+        elif self.status == "paused":
+            self.status = "training"
+
+    def _ingest_checkpoint(self, r: dict) -> None:
+        self.events.append(r)
+
+    def _ingest_end(self, r: dict) -> None:
+        self.status = r["status"]
+
+    def _ingest_summary(self, r: dict) -> None:
+        self.status = r["status"]
+        self.peak_step, self.peak_d_shift = r.get("peak_step"), r.get("peak_d_shift")
+
+    def _ingest_failed(self, r: dict) -> None:
+        self.status = "failed"
+        self.events.append(r)
