@@ -152,6 +152,8 @@ class Dashboard(App[None]):
     # -- drawing ---------------------------------------------------------------------------------------------
     @property
     def state(self) -> RunState:
+        """The active run's state, brought up to date first (key handlers decide toggles from it)."""
+        self.controller.poll()
         return self.controller.states[self.controller.active]
 
     def refresh_panels(self, force: bool = False) -> None:
@@ -207,10 +209,16 @@ class Dashboard(App[None]):
     def action_quit_app(self) -> None:
         self.shutdown()
 
+    def on_unmount(self) -> None:
+        """However the app ends (q, SIGHUP, an error), live runs are told to stop, so no thread outlives it."""
+        self.controller.shutdown()
+
     @work(exclusive=True, group="quit")
     async def shutdown(self) -> None:
         """Live runs checkpoint and stop before the app exits; watching only detaches."""
         self.controller.shutdown()
         self.query_one("#status", Static).update("stopping: saving checkpoints…")
-        await self.workers.wait_for_complete([w for w in self.workers if w.group == "training"])
+        training = [w for w in self.workers if w.group == "training"]
+        if training:  # an empty list would mean "every worker", this one included
+            await self.workers.wait_for_complete(training)
         self.exit()

@@ -1,0 +1,196 @@
+"""The dashboard against real tiny trainers: keys, events.jsonl, track switching, watch, quitting."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+import torch
+
+from jepa_tui.config import load_config
+from jepa_tui.training.control import Command, take_requests, write_request
+from jepa_tui.training.loop import RunLoop
+from jepa_tui.training.run_dir import RunDirectory
+from jepa_tui.training.trainer import Trainer
+from jepa_tui.ui.app import Dashboard, HelpScreen
+from jepa_tui.ui.controllers import JsonlTail, LiveController, WatchController
+
+LONG = ["train.steps=100000", "eval.every_steps=1000"]
+
+
+def commands_in(run_dir):
+    path = run_dir / "events.jsonl"
+    if not path.exists():
+        return []
+    return [r for r in map(json.loads, path.read_text().splitlines()) if r["kind"] == "command"]
+
+
+async def until(pilot, condition, timeout=20.0):
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def live_app(tmp_path, *overrides):
+    controller = LiveController(load_config("smoke", [*LONG, *overrides]), tmp_path, torch.device("cpu"))
+    return controller, Dashboard(controller, sensor=None, redraw_hz=4)
+
+
+def test_pause_freeze_keys_reach_the_trainer_and_events(tmp_path):
+    controller, app = live_app(tmp_path)
+    run = controller.runs["C"]
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: run.trainer.progress.step >= 5)
+            await pilot.press("p")
+            await until(pilot, lambda: controller.states["C"].status == "paused")
+            paused_at = run.trainer.progress.step
+            await pilot.pause(0.4)
+            assert run.trainer.progress.step == paused_at  # no step while paused
+            ui = controller.states["C"]
+            await pilot.press("b")
+            await until(pilot, lambda: run.trainer.buffer_frozen and ui.buffer_frozen)
+            await pilot.press("e")
+            await until(pilot, lambda: run.trainer.ema_frozen and ui.ema_frozen)
+            assert run.trainer.current_tau() == 1.0
+            await pilot.press("f")  # both frozen already: the dual-freeze key unfreezes both
+            await until(pilot, lambda: not ui.buffer_frozen and not ui.ema_frozen)
+            assert not run.trainer.buffer_frozen and not run.trainer.ema_frozen
+            await pilot.press("f")
+            await until(pilot, lambda: ui.buffer_frozen and ui.ema_frozen)
+            assert run.trainer.buffer_frozen and run.trainer.ema_frozen
+            await pilot.press("s")
+            await until(pilot, lambda: any(r.get("reason") == "request" for r in app.controller.states["C"].events))
+            await pilot.press("p")
+            await until(pilot, lambda: run.trainer.progress.step > paused_at)
+            status = app.query_one("#status").render()
+            assert "buffer frozen" in str(status) and "EMA frozen" in str(status)
+            await pilot.press("q")
+            await until(pilot, lambda: run.summary is not None)
+
+    asyncio.run(scenario())
+    sequence = [c["command"] for c in commands_in(run.run_dir)]
+    assert sequence == ["pause", "freeze_buffer", "freeze_ema", "unfreeze_buffer", "unfreeze_ema", "freeze_buffer",
+                        "freeze_ema", "save", "resume"]
+    assert all(c["source"] == "ui" and isinstance(c["step"], int) and c["time"] > 0 for c in commands_in(run.run_dir))
+    assert run.summary["status"] == "stopped"
+    checkpoints = [r for r in map(json.loads, (run.run_dir / "events.jsonl").read_text().splitlines())
+                   if r["kind"] == "checkpoint"]
+    assert [c["reason"] for c in checkpoints][-2:] == ["request", "stop"]
+    assert (run.run_dir / "summary.json").exists()
+
+
+def test_switching_track_pauses_and_resumes_runs(tmp_path):
+    controller, app = live_app(tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: controller.runs["C"].trainer.progress.step >= 3)
+            await pilot.press("1")
+            await until(pilot, lambda: "A" in controller.runs and controller.runs["A"].trainer.progress.step >= 3)
+            await until(pilot, lambda: controller.states["C"].status == "paused")
+            c_step = controller.runs["C"].trainer.progress.step
+            assert controller.active == "A" and "Track A" in str(app.query_one("#status").render())
+            await pilot.press("t")  # A -> B
+            await until(pilot, lambda: "B" in controller.runs and controller.runs["B"].trainer.progress.step >= 3)
+            await pilot.press("3")  # back to C: continues where it left off
+            await until(pilot, lambda: controller.runs["C"].trainer.progress.step > c_step)
+            assert controller.states["A"].status == "paused" and controller.states["B"].status == "paused"
+            await pilot.press("q")
+            await until(pilot, lambda: all(r.summary is not None for r in controller.runs.values()))
+
+    asyncio.run(scenario())
+    dirs = {t: r.run_dir for t, r in controller.runs.items()}
+    assert len(set(dirs.values())) == 3 and all(d.name.split("_")[2] == t for t, d in dirs.items())
+    assert [c["command"] for c in commands_in(dirs["C"])] == ["pause", "resume"]
+    assert not any(t.is_alive() and t.name.startswith("train-") for t in threading.enumerate())
+
+
+def test_help_screen_opens_and_closes(tmp_path):
+    controller, app = live_app(tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("question_mark")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("x")
+            await pilot.pause(0.2)
+            assert not isinstance(app.screen, HelpScreen)
+            await pilot.press("q")
+            await until(pilot, lambda: controller.runs["C"].summary is not None)
+
+    asyncio.run(scenario())
+
+
+def test_profile_replays_a_dual_freeze(tmp_path):
+    config = load_config("smoke", ["train.freeze_buffer_at=10", "train.freeze_ema_at=10"])
+    trainer = Trainer(config, torch.device("cpu"))
+    run_dir = RunDirectory.create(tmp_path, config, run_id="r")
+    RunLoop(trainer, run_dir).run()
+    commands = commands_in(run_dir.path)
+    assert [(c["command"], c["step"], c["source"]) for c in commands] == [
+        ("freeze_buffer", 10, "profile"), ("freeze_ema", 10, "profile")]
+    assert trainer.buffer_frozen and trainer.ema_frozen
+
+
+def test_requests_are_taken_in_order(tmp_path):
+    write_request(tmp_path, Command.PAUSE)
+    write_request(tmp_path, Command.FREEZE_EMA)
+    (tmp_path / "requests" / "junk.json").write_text("not json")
+    assert take_requests(tmp_path) == [Command.PAUSE, Command.FREEZE_EMA]
+    assert take_requests(tmp_path) == []
+
+
+def test_jsonl_tail_reads_only_new_complete_lines(tmp_path):
+    path = tmp_path / "m.jsonl"
+    tail = JsonlTail(path)
+    assert tail.read() == []
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
+    assert tail.read() == [{"a": 1}, {"a": 2}]
+    with path.open("a") as fh:
+        fh.write('3}\n')
+    assert tail.read() == [{"a": 3}]
+    assert tail.read() == []
+
+
+def test_watch_follows_a_headless_run_and_sends_requests(tmp_path):
+    config = load_config("smoke", ["train.steps=100000", "eval.every_steps=30"])
+    trainer = Trainer(config, torch.device("cpu"))
+    run_dir = RunDirectory.create(tmp_path, config, run_id="headless")
+    stop = threading.Event()
+    loop = RunLoop(trainer, run_dir, should_stop=stop.is_set)
+    worker = threading.Thread(target=loop.run, daemon=True)
+    worker.start()
+    controller = WatchController(run_dir.path)
+    app = Dashboard(controller, sensor=None, redraw_hz=4)
+    state = controller.states["C"]
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: state.step >= 20 and len(state.d_shift) >= 1)
+            await pilot.press("b")  # becomes a request file, applied at the next 50-step poll
+            await until(pilot, lambda: trainer.buffer_frozen)
+            await until(pilot, lambda: state.buffer_frozen)
+            assert "buffer frozen" in str(app.query_one("#status").render())
+            await pilot.press("q")  # detaches; training goes on
+            await pilot.pause(0.3)
+        step = trainer.progress.step
+        await asyncio.sleep(0.5)
+        assert trainer.progress.step > step
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stop.set()
+        worker.join(30)
+    assert [(c["command"], c["source"]) for c in commands_in(run_dir.path)] == [("freeze_buffer", "request")]
+    assert commands_in(run_dir.path)[0]["step"] % 50 == 0
+
+
+def test_watch_rejects_a_directory_that_is_not_a_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a run directory"):
+        WatchController(tmp_path)
