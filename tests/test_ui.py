@@ -194,3 +194,15 @@ def test_watch_follows_a_headless_run_and_sends_requests(tmp_path):
 def test_watch_rejects_a_directory_that_is_not_a_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a run directory"):
         WatchController(tmp_path)
+
+
+def test_state_event_rate_is_per_100_steps():
+    from jepa_tui.ui.state import RunState
+
+    state = RunState(track="C", capacity=256)
+    base = {"kind": "train", "elapsed": 0.0, "loss": 1.0, "loss_pred": 1.0, "loss_var": 0.0, "lr": 0.0,
+            "ema_tau": 0.996, "buffer_size": 0, "steps_per_s": 1.0}
+    for step in range(10, 410, 10):  # one event every 20 steps: 5 per 100 steps
+        state.ingest({**base, "step": step, "boundary_events": step // 20})
+    assert state.event_rate.ys[-1] == pytest.approx(5.0)
+    assert state.event_rate.xs[-1] == 400

@@ -93,8 +93,7 @@ def run(
     except (ConfigError, DigitPoolError, RunDirError, ValueError) as exc:
         raise _fail(str(exc)) from None
     Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
-    for track, run in controller.runs.items():
-        print(f"track {track}: run directory {run.run_dir}", flush=True)
+    controller.shutdown()  # however the app ended, no run keeps training
 
 
 @app.command()

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
 
 from jepa_tui.cli.console import format_duration
 from jepa_tui.training.control import Command
@@ -57,6 +58,8 @@ class Controller(Protocol):
 
     def shutdown(self) -> None: ...
 
+    def farewell(self) -> str: ...
+
 
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
@@ -85,9 +88,10 @@ def status_line(state: RunState) -> str:
         flags.append("buffer frozen")
     if state.ema_frozen:
         flags.append("EMA frozen")
-    return (f"Track {state.track}  {state.run_id}  {budget}  {state.steps_per_s:.1f} steps/s  "
+    # States first: on a narrow terminal the end of the line is what gets cut.
+    return (f"[b]{' · '.join(flags)}[/b]  Track {state.track}  {budget}  {state.steps_per_s:.1f} steps/s  "
             f"elapsed {format_duration(state.elapsed)}  ETA {eta}  lr {state.lr:.2e}  τ {state.ema_tau:.5f}  "
-            f"[b]{' · '.join(flags)}[/b]")
+            f"{state.run_id}")
 
 
 class Dashboard(App[None]):
@@ -169,6 +173,19 @@ class Dashboard(App[None]):
         for panel in self.query(Panel):
             panel.draw(state, others)
 
+    def on_resize(self) -> None:
+        """Curves are downsampled to the panel width: redraw at the new size."""
+        self.call_after_refresh(self.refresh_panels, True)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A training thread that raised shows as failed, with its error, instead of vanishing."""
+        worker = event.worker
+        if worker.group == "training" and event.state == WorkerState.ERROR:
+            track = worker.name.removeprefix("train-")
+            self.controller.states[track].ingest({"kind": "failed", "error": repr(worker.error)})
+            self.notify(f"Track {track} training failed: {worker.error!r}", severity="error", timeout=30)
+            self.refresh_panels(force=True)
+
     def sample_gpu(self) -> None:
         if self.sensor is not None:
             self.query_one(GpuPanel).show(self.sensor.sample())
@@ -221,4 +238,5 @@ class Dashboard(App[None]):
         training = [w for w in self.workers if w.group == "training"]
         if training:  # an empty list would mean "every worker", this one included
             await self.workers.wait_for_complete(training)
-        self.exit()
+        # Textual prints the message once the terminal is restored (a plain print after run() can be lost).
+        self.exit(message=self.controller.farewell())

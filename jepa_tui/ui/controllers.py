@@ -90,6 +90,10 @@ class LiveController:
         for run in self.runs.values():
             run.stop()
 
+    def farewell(self) -> str:
+        """What to print once the terminal is restored: each track's run directory and status."""
+        return "\n".join(f"track {t}: {self.states[t].status}, run directory {r.run_dir}" for t, r in self.runs.items())
+
 
 class JsonlTail:
     """Reads complete new lines of a JSONL file that another process appends to, never re-reading old ones."""
@@ -161,3 +165,6 @@ class WatchController:
 
     def shutdown(self) -> None:
         """Detach: the training process goes on."""
+
+    def farewell(self) -> str:
+        return f"detached from {self.run_dir} ({self.states[self.active].status})"

@@ -57,9 +57,12 @@ class Plot(PlotextPlot):
         self.plt.xlabel(xlabel)
 
     def line(self, series: Series, label: str | None, color: str, smooth: bool = False) -> None:
+        """Plot a series; smoothing runs on every point before downsampling, so it never depends on the width."""
+        if smooth:
+            series = Series(series.xs, ema(series.ys))
         xs, ys = downsample(series, self.points())
         if xs:
-            self.plt.plot(xs, ema(ys) if smooth else ys, label=label, color=color, marker="braille")
+            self.plt.plot(xs, ys, label=label, color=color, marker="braille")
 
 
 class Panel(Vertical):

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+
+EVENT_WINDOW_STEPS = 100
 
 
 @dataclass
@@ -63,6 +66,7 @@ class RunState:
     lora_w2: Series = field(default_factory=Series)
     events: list[dict] = field(default_factory=list)
     version: int = 0  # bumped on every ingest; panels redraw when it changes
+    _event_history: deque = field(default_factory=deque, repr=False)
 
     @classmethod
     def from_config(cls, config: dict, run_id: str = "") -> RunState:
@@ -103,9 +107,14 @@ class RunState:
 
     def _ingest_train(self, r: dict) -> None:
         step = r["step"]
-        if self.buffer and step > self.buffer.xs[-1]:
-            last_step = self.buffer.xs[-1]
-            self.event_rate.add(step, 100.0 * (r["boundary_events"] - self.boundary_events) / (step - last_step))
+        # events per 100 steps over a trailing window of (at least) 100 steps
+        history = self._event_history
+        history.append((step, r["boundary_events"]))
+        while len(history) > 2 and history[1][0] <= step - EVENT_WINDOW_STEPS:
+            history.popleft()
+        if step > history[0][0]:
+            first_step, first_events = history[0]
+            self.event_rate.add(step, 100.0 * (r["boundary_events"] - first_events) / (step - first_step))
         self.step, self.elapsed, self.steps_per_s = step, r["elapsed"], r["steps_per_s"]
         self.lr, self.ema_tau = r["lr"], r["ema_tau"]
         self.buffer_size, self.boundary_events = r["buffer_size"], r["boundary_events"]

@@ -1,0 +1,53 @@
+"""`jepa-tui run` in a real terminal (tmux): boots, shows the six panels, pauses on p, exits cleanly on q."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+TITLES = ("Loss", "Shift-world error", "Experience buffer", "Boundary events", "LoRA deltas", "GPU")
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=False).stdout
+
+
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def test_run_in_tmux_boots_pauses_and_quits(tmp_path):
+    session = f"jepa-tui-test-{os.getpid()}"
+    runs = tmp_path / "runs"
+    command = (f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 "
+               f"--runs-dir {runs}; echo EXITED $?")
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
+    tmux("set-option", "-t", session, "remain-on-exit", "on")
+    try:
+        pane = lambda: tmux("capture-pane", "-p", "-t", session)  # noqa: E731
+        status = lambda: pane().splitlines()[0] if pane() else ""  # noqa: E731
+        assert wait_for(lambda: all(t in pane() for t in TITLES) and status().strip().startswith("training")
+                        and "step 0/" not in status(), 90), pane()
+        tmux("send-keys", "-t", session, "p")
+        assert wait_for(lambda: status().strip().startswith("paused"), 30), pane()
+        tmux("send-keys", "-t", session, "q")
+        assert wait_for(lambda: "EXITED 0" in pane(), 60), pane()
+        after = pane().replace("\n", "")
+    finally:
+        tmux("kill-session", "-t", session)
+    (run_dir,) = runs.iterdir()
+    assert run_dir.name in after  # the run directory is printed once the normal screen is back
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert [e["command"] for e in events if e["kind"] == "command"] == ["pause"]
