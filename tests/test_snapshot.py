@@ -74,5 +74,5 @@ def test_dashboard_snapshot(snap_compare):
         pilot.app.refresh_panels(force=True)
         await pilot.pause()
 
-    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001)
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
     assert snap_compare(app, terminal_size=(160, 45), run_before=draw)

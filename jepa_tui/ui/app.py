@@ -100,7 +100,8 @@ class Dashboard(App[None]):
     Args:
         controller: where runs come from (live or watched).
         sensor: GPU sensor sampled once a second; None shows why there is no GPU panel data.
-        redraw_hz: how often changed panels are redrawn (2 by default; GPU at 1 Hz).
+        redraw_hz: how often changed panels are redrawn (2 by default).
+        gpu_interval: seconds between GPU samples (1 by default); None samples only when asked (tests).
     """
 
     TITLE = "jepa-tui"
@@ -122,11 +123,13 @@ class Dashboard(App[None]):
         Binding("question_mark", "help", "help"),
     ]
 
-    def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 2.0) -> None:
+    def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 2.0,
+                 gpu_interval: float | None = 1.0) -> None:
         super().__init__()
         self.controller = controller
         self.sensor = sensor
         self.redraw_hz = redraw_hz
+        self.gpu_interval = gpu_interval
         self._drawn: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
@@ -146,8 +149,8 @@ class Dashboard(App[None]):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.action_quit_app)
         self.controller.start(self._start_thread)
         self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
-        if self.sensor is not None and not self.sensor.unavailable:
-            self.set_interval(1.0, self.sample_gpu)
+        if self.sensor is not None and not self.sensor.unavailable and self.gpu_interval:
+            self.set_interval(self.gpu_interval, self.sample_gpu)
         self.refresh_panels()
 
     def _start_thread(self, run: ThreadedRun) -> None:
