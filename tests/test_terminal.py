@@ -51,3 +51,20 @@ def test_run_in_tmux_boots_pauses_and_quits(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert [e["command"] for e in events if e["kind"] == "command"] == ["pause"]
+
+
+def test_terminal_going_away_checkpoints_and_exits(tmp_path):
+    """An SSH drop: the terminal disappears (SIGHUP); the run checkpoints, writes its summary and the process ends."""
+    session = f"jepa-tui-hup-{os.getpid()}"
+    runs = tmp_path / "runs"
+    command = f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 --runs-dir {runs}"
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
+    try:
+        status = lambda: (tmux("capture-pane", "-p", "-t", session).splitlines() or [""])[0]  # noqa: E731
+        assert wait_for(lambda: status().strip().startswith("training") and "step 0/" not in status(), 90)
+    finally:
+        tmux("kill-session", "-t", session)
+    alive = lambda: subprocess.run(["pgrep", "-f", f"runs-dir {runs}"], capture_output=True).returncode == 0  # noqa: E731
+    assert wait_for(lambda: not alive(), 60), "the process outlived its terminal"
+    (run_dir,) = runs.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"

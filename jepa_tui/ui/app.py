@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from typing import Protocol
 
 from textual import work
@@ -27,6 +29,8 @@ from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, Lo
 from jepa_tui.ui.state import RunState
 
 TRACKS = ("A", "B", "C")
+SWITCH_INTERVAL_S = 0.0005
+EXIT_HANGUP = 129
 
 HELP = """\
 [b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw and smoothed.
@@ -144,9 +148,13 @@ class Dashboard(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The trainer thread needs the GIL back after every tensor op; while a redraw runs Python for tens of
+        # milliseconds, a short switch interval keeps it from waiting the default 5 ms each time.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         # An SSH drop (SIGHUP) quits like `q`; not available off the main thread (tests) or on Windows.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.action_quit_app)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hang_up)
         self.controller.start(self._start_thread)
         self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
         if self.sensor is not None and not self.sensor.unavailable and self.gpu_interval:
@@ -174,7 +182,7 @@ class Dashboard(App[None]):
         others = {t: s for t, s in self.controller.states.items() if t != state.track}
         self.query_one("#status", Static).update(status_line(state))
         for panel in self.query(Panel):
-            panel.draw(state, others)
+            panel.update(state, others, force)
 
     def on_resize(self) -> None:
         """Curves are downsampled to the panel width: redraw at the new size."""
@@ -232,6 +240,20 @@ class Dashboard(App[None]):
     def on_unmount(self) -> None:
         """However the app ends (q, SIGHUP, an error), live runs are told to stop, so no thread outlives it."""
         self.controller.shutdown()
+        sys.setswitchinterval(self._switch_interval)
+
+    @work(exclusive=True, group="quit")
+    async def hang_up(self) -> None:
+        """The terminal went away (SIGHUP): checkpoint and stop the runs, then end the process.
+
+        Textual's own shutdown writes to the terminal to restore it and blocks forever once the terminal is gone,
+        so after the runs have saved their state the process exits directly (code 129 = 128 + SIGHUP).
+        """
+        self.controller.shutdown()
+        training = [w for w in self.workers if w.group == "training"]
+        if training:
+            await self.workers.wait_for_complete(training)
+        os._exit(EXIT_HANGUP)
 
     @work(exclusive=True, group="quit")
     async def shutdown(self) -> None:

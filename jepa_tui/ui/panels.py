@@ -76,6 +76,18 @@ class Panel(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
+        self._drawn_key: object = None
+
+    def key(self, state: RunState, others: dict[str, RunState]) -> object:
+        """What the panel's picture depends on; it is redrawn only when this changes."""
+        return (state.track, state.version)
+
+    def update(self, state: RunState, others: dict[str, RunState], force: bool = False) -> None:
+        """Redraw if the data this panel shows changed (or ``force``, e.g. after a resize)."""
+        key = self.key(state, others)
+        if force or key != self._drawn_key:
+            self._drawn_key = key
+            self.draw(state, others)
 
     def draw(self, state: RunState, others: dict[str, RunState]) -> None:
         raise NotImplementedError
@@ -99,6 +111,9 @@ class LossPanel(Panel):
 
 class ShiftPanel(Panel):
     TITLE = "Shift-world error D_shift (n=50)"
+
+    def key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return (state.track, len(state.d_shift), tuple((t, len(o.d_shift)) for t, o in sorted(others.items())))
 
     def compose(self) -> ComposeResult:
         yield Plot(id="d-shift")
@@ -176,6 +191,9 @@ class EventsPanel(Panel):
 class LoraPanel(Panel):
     TITLE = "LoRA deltas ‖ΔW‖_F (batch mean)"
 
+    def key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return (state.track, len(state.lora_w1))
+
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="lora-note")
         yield Plot()
@@ -198,6 +216,9 @@ class LoraPanel(Panel):
 
 class GpuPanel(Panel):
     TITLE = "GPU (NVML, 1 s samples)"
+
+    def key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return None
     HISTORY = 120
 
     def __init__(self, unavailable: str | None = None, **kwargs) -> None:
