@@ -71,8 +71,8 @@ def main() -> None:
             base = headless(config, device, Path(tmp) / f"headless{round_index}")
             tui = under_tui(config, device, Path(tmp) / f"tui{round_index}")
             ratios.append(tui / base)
-            print(f"round {round_index + 1}: headless {base:.2f} steps/s  TUI {tui:.2f} steps/s  ratio {tui / base:.3f}",
-                  flush=True)
+            print(f"round {round_index + 1}: headless {base:.2f} steps/s  TUI {tui:.2f} steps/s  "
+                  f"ratio {tui / base:.3f}", flush=True)
     print(f"tui_over_headless {statistics.median(ratios):.3f}")
 
 

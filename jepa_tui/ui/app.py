@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from typing import Protocol
 
 from textual import work
@@ -25,11 +26,12 @@ from jepa_tui.cli.console import format_duration
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun
 from jepa_tui.ui.gpu import GpuSensor
-from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, ShiftPanel
+from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, Plot, ShiftPanel
 from jepa_tui.ui.state import RunState
 
 TRACKS = ("A", "B", "C")
 SWITCH_INTERVAL_S = 0.0005
+UI_BUDGET = 0.03  # fraction of one core that rendering curves may take
 EXIT_HANGUP = 129
 
 HELP = """\
@@ -135,6 +137,8 @@ class Dashboard(App[None]):
         self.redraw_hz = redraw_hz
         self.gpu_interval = gpu_interval
         self._drawn: dict[str, int] = {}
+        self._next_curves = 0.0  # monotonic time before which curves are not redrawn
+        self._rendered = Plot.render_seconds
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -172,15 +176,25 @@ class Dashboard(App[None]):
         return self.controller.states[self.controller.active]
 
     def refresh_panels(self, force: bool = False) -> None:
-        """Take in new records and redraw if the active run (or an overlaid one) changed."""
+        """Take in new records; update the status line, and redraw changed panels within the UI's CPU budget.
+
+        Rendering the curves costs tens of milliseconds of Python that the training thread would otherwise use,
+        so curves are redrawn only once the time spent rendering them stays under ``UI_BUDGET`` of one core.
+        """
         self.controller.poll()
         versions = {t: s.version for t, s in self.controller.states.items()}
         if not force and versions == self._drawn:
             return
-        self._drawn = versions
-        state = self.state
-        others = {t: s for t, s in self.controller.states.items() if t != state.track}
+        state = self.controller.states[self.controller.active]
         self.query_one("#status", Static).update(status_line(state))
+        now = time.monotonic()
+        if not force and now < self._next_curves:
+            return
+        spent = Plot.render_seconds - self._rendered
+        self._rendered = Plot.render_seconds
+        self._next_curves = now + spent / UI_BUDGET
+        self._drawn = versions
+        others = {t: s for t, s in self.controller.states.items() if t != state.track}
         for panel in self.query(Panel):
             panel.update(state, others, force)
 
