@@ -174,3 +174,13 @@ def test_checkpoints_keep_last_two_and_best(make_trainer, tmp_path):
     assert [e["step"] for e in events if e["kind"] == "checkpoint"] == [20, 40, 60]
     with pytest.raises(RunDirError, match="exists already"):
         RunDirectory.create(tmp_path, trainer.config, run_id="r")
+
+
+def test_run_and_watch_reject_bad_input(tmp_path):
+    result = run_cli("run", "--profile", "nope", "--runs-dir", str(tmp_path))
+    assert result.exit_code == 2 and "unknown profile 'nope'" in result.output
+    result = run_cli("run", "--profile", "smoke", "--set", "memory.kappa=0", "--runs-dir", str(tmp_path))
+    assert result.exit_code == 2 and "memory.kappa" in result.output
+    result = run_cli("watch", str(tmp_path))
+    assert result.exit_code == 2 and "not a run directory" in result.output
+    assert not any(tmp_path.iterdir())  # nothing was created

@@ -20,6 +20,15 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+ProfileOption = Annotated[str, typer.Option(help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")]
+SeedOption = Annotated[int | None, typer.Option(help="Model seed (initialisation and sampling).")]
+StepsOption = Annotated[int | None, typer.Option(help="Budget in training steps (replaces the profile's).")]
+SecondsOption = Annotated[float | None, typer.Option(help="Budget in training seconds (replaces the profile's).")]
+DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
+RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are created.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+
+
 def _fail(message: str) -> typer.Exit:
     print(f"jepa-tui: error: {message}", file=sys.stderr)
     return typer.Exit(EXIT_BAD_INPUT)
@@ -27,15 +36,13 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def train(
-    profile: Annotated[str, typer.Option(help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")],
-    seed: Annotated[int | None, typer.Option(help="Model seed (initialisation and sampling).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Budget in training steps (replaces the profile's).")] = None,
-    seconds: Annotated[float | None, typer.Option(help="Budget in training seconds (replaces the profile's).")
-                       ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run directories are created.")] = Path("runs"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")
-                    ] = None,
+    profile: ProfileOption,
+    seed: SeedOption = None,
+    steps: StepsOption = None,
+    seconds: SecondsOption = None,
+    device: DeviceOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    set_: SetOption = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR."""
     from jepa_tui.cli.console import ConsolePrinter
@@ -66,15 +73,13 @@ def train(
 
 @app.command()
 def run(
-    profile: Annotated[str, typer.Option(help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")],
-    seed: Annotated[int | None, typer.Option(help="Model seed (initialisation and sampling).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Budget in training steps (replaces the profile's).")] = None,
-    seconds: Annotated[float | None, typer.Option(help="Budget in training seconds (replaces the profile's).")
-                       ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    runs_dir: Annotated[Path, typer.Option(help="Where run directories are created.")] = Path("runs"),
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")
-                    ] = None,
+    profile: ProfileOption,
+    seed: SeedOption = None,
+    steps: StepsOption = None,
+    seconds: SecondsOption = None,
+    device: DeviceOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    set_: SetOption = None,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?)."""
