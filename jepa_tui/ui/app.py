@@ -26,7 +26,7 @@ from jepa_tui.cli.console import format_duration
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun
 from jepa_tui.ui.gpu import GpuSensor
-from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, Plot, ShiftPanel
+from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, ShiftPanel
 from jepa_tui.ui.state import RunState
 
 TRACKS = ("A", "B", "C")
@@ -138,7 +138,7 @@ class Dashboard(App[None]):
         self.gpu_interval = gpu_interval
         self._drawn: dict[str, int] = {}
         self._next_curves = 0.0  # monotonic time before which curves are not redrawn
-        self._rendered = Plot.render_seconds
+        self.render_seconds = 0.0  # time the plots spent rendering since the last curve redraw
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -190,8 +190,7 @@ class Dashboard(App[None]):
         now = time.monotonic()
         if not force and now < self._next_curves:
             return
-        spent = Plot.render_seconds - self._rendered
-        self._rendered = Plot.render_seconds
+        spent, self.render_seconds = self.render_seconds, 0.0
         self._next_curves = now + spent / UI_BUDGET
         self._drawn = versions
         others = {t: s for t, s in self.controller.states.items() if t != state.track}

@@ -47,16 +47,16 @@ def ema(values: list[float], alpha: float = 0.1) -> list[float]:
 
 
 class Plot(PlotextPlot):
-    """A plotext plot that redraws from series on request, and reports how long its renders take."""
-
-    render_seconds = 0.0  # summed over all plots; the dashboard paces its redraws by it
+    """A plotext plot that redraws from series on request, and adds how long its renders take to the app's
+    ``render_seconds`` (the dashboard paces its redraws by it)."""
 
     def render(self):
         started = time.perf_counter()
         try:
             return super().render()
         finally:
-            Plot.render_seconds += time.perf_counter() - started
+            if hasattr(self.app, "render_seconds"):
+                self.app.render_seconds += time.perf_counter() - started
 
     def points(self) -> int:
         return max(8, 2 * self.size.width)
