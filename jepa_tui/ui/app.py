@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from typing import Protocol
 
@@ -30,7 +29,6 @@ from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, Lo
 from jepa_tui.ui.state import RunState
 
 TRACKS = ("A", "B", "C")
-SWITCH_INTERVAL_S = 0.0005
 UI_BUDGET = 0.03  # fraction of one core that rendering curves may take
 EXIT_HANGUP = 129
 
@@ -152,10 +150,6 @@ class Dashboard(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        # The trainer thread needs the GIL back after every tensor op; while a redraw runs Python for tens of
-        # milliseconds, a short switch interval keeps it from waiting the default 5 ms each time.
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
         # An SSH drop (SIGHUP) quits like `q`; not available off the main thread (tests) or on Windows.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hang_up)
@@ -186,7 +180,8 @@ class Dashboard(App[None]):
         if not force and versions == self._drawn:
             return
         state = self.controller.states[self.controller.active]
-        self.query_one("#status", Static).update(status_line(state))
+        # One fixed-height line: repaint it without a layout pass over the whole screen.
+        self.query_one("#status", Static).update(status_line(state), layout=False)
         now = time.monotonic()
         if not force and now < self._next_curves:
             return
@@ -253,7 +248,6 @@ class Dashboard(App[None]):
     def on_unmount(self) -> None:
         """However the app ends (q, SIGHUP, an error), live runs are told to stop, so no thread outlives it."""
         self.controller.shutdown()
-        sys.setswitchinterval(self._switch_interval)
 
     @work(exclusive=True, group="quit")
     async def hang_up(self) -> None:
