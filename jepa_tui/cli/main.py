@@ -51,8 +51,6 @@ def train(
     from jepa_tui.training.run_dir import RunDirectory, RunDirError
     from jepa_tui.training.trainer import Trainer, pick_device
 
-    if steps is not None and seconds is not None:
-        raise _fail("give either --steps or --seconds as the budget, not both.")
     try:
         config = load_config(profile, set_, seed=seed, steps=steps, seconds=seconds, device=device)
         torch_device = pick_device(config.train.device)
@@ -90,8 +88,6 @@ def run(
     from jepa_tui.ui.controllers import LiveController
     from jepa_tui.ui.gpu import NvmlSensor
 
-    if steps is not None and seconds is not None:
-        raise _fail("give either --steps or --seconds as the budget, not both.")
     try:
         config = load_config(profile, set_, seed=seed, steps=steps, seconds=seconds, device=device)
         controller = LiveController(config, runs_dir, pick_device(config.train.device))
@@ -113,7 +109,7 @@ def watch(
 
     try:
         controller = WatchController(run_dir)
-    except (FileNotFoundError, OSError) as exc:
+    except (ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
     Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
 

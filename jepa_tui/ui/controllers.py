@@ -7,14 +7,13 @@ Both expose the same small interface to the app: the states to draw, ``poll()`` 
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from jepa_tui.config import Config
+from jepa_tui.config import Config, load_config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.session import ThreadedRun
@@ -52,7 +51,7 @@ class LiveController:
         config = replace(self.config, train=replace(self.config.train, track=track))
         run = ThreadedRun(config, self.runs_dir, self.device, self.worlds)
         self.runs[track] = run
-        self.states[track] = RunState.from_config(config.to_dict(), run.directory.run_id)
+        self.states[track] = RunState.from_config(config, run.directory.run_id)
         return run
 
     def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
@@ -125,6 +124,7 @@ class WatchController:
 
     Raises:
         FileNotFoundError: when ``run_dir`` has no ``config.toml``.
+        ConfigError: when its ``config.toml`` is not a valid configuration.
     """
 
     live = False
@@ -134,9 +134,7 @@ class WatchController:
         config_path = self.run_dir / "config.toml"
         if not config_path.is_file():
             raise FileNotFoundError(f"'{self.run_dir}' is not a run directory (no config.toml)")
-        with config_path.open("rb") as fh:
-            config = tomllib.load(fh)
-        state = RunState.from_config(config, self.run_dir.name)
+        state = RunState.from_config(load_config(str(config_path)), self.run_dir.name)
         self.active = state.track
         self.states = {state.track: state}
         self.tails = [JsonlTail(self.run_dir / "metrics.jsonl"), JsonlTail(self.run_dir / "events.jsonl")]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from jepa_tui.config import Config
+
 EVENT_WINDOW_STEPS = 100
 
 
@@ -69,13 +71,12 @@ class RunState:
     _event_history: deque = field(default_factory=deque, repr=False)
 
     @classmethod
-    def from_config(cls, config: dict, run_id: str = "") -> RunState:
-        """A state for a run with the resolved configuration ``config`` (tables as in ``config.toml``)."""
-        train, memory = config["train"], config["memory"]
-        track = train["track"]
-        kappa = memory.get("kappa", 2.0 if track == "B" else 1.5) if track != "A" else None
-        return cls(track=track, run_id=run_id, capacity=memory["capacity"], kappa=kappa,
-                   budget_steps=train.get("steps"), budget_seconds=train.get("seconds"))
+    def from_config(cls, config: Config, run_id: str = "") -> RunState:
+        """A state for a run with the resolved configuration ``config``."""
+        train = config.train
+        return cls(track=train.track, run_id=run_id, capacity=config.memory.capacity,
+                   kappa=config.kappa if train.track != "A" else None,
+                   budget_steps=train.steps, budget_seconds=train.seconds)
 
     @property
     def last_d_shift(self) -> float | None:
