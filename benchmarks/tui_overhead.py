@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 
 from jepa_tui.config import load_config
+from jepa_tui.gpu import NvmlSensor
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.run_dir import RunDirectory
 from jepa_tui.training.trainer import Trainer, pick_device
 from jepa_tui.ui.app import Dashboard
 from jepa_tui.ui.controllers import LiveController
-from jepa_tui.ui.gpu import NvmlSensor
 
 
 def rate_from(run_dir: Path) -> float:

@@ -116,6 +116,20 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ThermalConfig:
+    """The thermal guard (paper App. D): pause training while the GPU is hot, resume once it has cooled.
+
+    Temperatures in °C (NVML's GPU core reading), the sampling interval in seconds. Only used when training on
+    CUDA with NVML available.
+    """
+
+    enabled: bool = True
+    pause_at_c: float = 83.0  # paper App. D
+    resume_at_c: float = 70.0  # paper App. D
+    sample_every_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run configuration."""
 
@@ -124,6 +138,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    thermal: ThermalConfig = field(default_factory=ThermalConfig)
 
     @property
     def kappa(self) -> float:
@@ -143,7 +158,7 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"train": TrainConfig, "data": DataConfig, "model": ModelConfig, "memory": MemoryConfig,
-            "eval": EvalConfig}
+            "eval": EvalConfig, "thermal": ThermalConfig}
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -231,7 +246,7 @@ def _apply_layer(tables: dict[str, dict[str, Any]], layer: dict[str, Any], sourc
 
 def _check(config: Config, source: str) -> None:
     """Range checks; raise ConfigError naming the key and the allowed range."""
-    t, d, m, mem, ev = config.train, config.data, config.model, config.memory, config.eval
+    t, d, m, mem, ev, th = config.train, config.data, config.model, config.memory, config.eval, config.thermal
 
     def need(ok: bool, key: str, allowed: str, value: Any) -> None:
         if not ok:
@@ -286,6 +301,10 @@ def _check(config: Config, source: str) -> None:
     need(ev.n_experiences >= 0, "eval.n_experiences", "an integer >= 0", ev.n_experiences)
     need(ev.denominator_eps > 0, "eval.denominator_eps", "a number > 0", ev.denominator_eps)
     need(ev.base_sequences >= 0, "eval.base_sequences", "an integer >= 0 (0 = whole split)", ev.base_sequences)
+    need(0 < th.pause_at_c < 150, "thermal.pause_at_c", "0 < value < 150 (°C)", th.pause_at_c)
+    need(0 < th.resume_at_c < th.pause_at_c, "thermal.resume_at_c",
+         f"0 < value < thermal.pause_at_c ({th.pause_at_c:g} °C)", th.resume_at_c)
+    need(th.sample_every_seconds > 0, "thermal.sample_every_seconds", "a number > 0 (s)", th.sample_every_seconds)
 
 
 def parse_set(assignment: str) -> dict[str, dict[str, Any]]:

@@ -2,9 +2,9 @@
 
 import math
 
+from jepa_tui.gpu import GpuSample
 from jepa_tui.training.control import Command
 from jepa_tui.ui.app import Dashboard
-from jepa_tui.ui.gpu import GpuSample
 from jepa_tui.ui.state import RunState
 
 

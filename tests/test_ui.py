@@ -162,7 +162,7 @@ def test_watch_follows_a_headless_run_and_sends_requests(tmp_path):
     trainer = Trainer(config, torch.device("cpu"))
     run_dir = RunDirectory.create(tmp_path, config, run_id="headless")
     stop = threading.Event()
-    loop = RunLoop(trainer, run_dir, should_stop=stop.is_set)
+    loop = RunLoop(trainer, run_dir, should_stop=lambda: "stop" if stop.is_set() else None)
     worker = threading.Thread(target=loop.run, daemon=True)
     worker.start()
     controller = WatchController(run_dir.path)

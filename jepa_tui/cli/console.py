@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable
@@ -45,7 +46,9 @@ class ConsolePrinter:
         self._last_eval: dict | None = None
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        # After an SSH drop the terminal is gone; the run must still reach its checkpoint.
+        with contextlib.suppress(OSError, ValueError):
+            print(text, file=self.stream, flush=True)
 
     def _eta(self, record: dict) -> str:
         t = self.config.train
@@ -79,8 +82,18 @@ class ConsolePrinter:
                     f"{record['sigma_z']:.4f}  d_base {record['d_base']:.4f}  ({record['seconds']:.1f} s)")
 
     def on_event(self, record: dict) -> None:
-        if record["kind"] == "checkpoint" and record["reason"] in ("interrupt", "stop"):
-            self._print(f"checkpoint saved at step {record['step']}: {record['path']}")
+        kind = record["kind"]
+        if kind == "checkpoint" and record["reason"] not in ("eval", "end"):
+            self._print(f"checkpoint saved at step {record['step']} ({record['reason']}): {record['path']}")
+        elif kind == "thermal_pause":
+            self._print(f"cooling: GPU at {record['temperature_c']:.0f} °C (above {record['pause_at_c']:g} °C); "
+                        f"training paused at step {record['step']}, resuming below {record['resume_at_c']:g} °C")
+        elif kind == "thermal_resume":
+            self._print(f"training again: GPU at {record['temperature_c']:.0f} °C")
+        elif kind == "pause_request":
+            self._print(f"{record['flag']} found at step {record['step']}: checkpointing and exiting")
+        elif kind == "non_finite":
+            self._print(f"non-finite values detected at step {record['detected_at_step']}: {record['terms']}")
 
     def on_summary(self, summary: dict) -> None:
         self._print(

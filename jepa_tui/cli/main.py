@@ -1,6 +1,9 @@
-"""``jepa-tui``: train EPM-JEPA headless and list profiles.
+"""``jepa-tui``: train EPM-JEPA headless or in the dashboard, watch a run, list profiles.
 
-Exit codes: 0 done, 2 bad input (profile, key, value, digit file, device, run directory), 130 interrupted.
+Exit codes: 0 done; 2 bad input (profile, key, value, digit file, device, run directory, checkpoint, a resume
+that differs); 3 non-finite loss; 74 the run directory cannot be written (disk full, permissions); 75 suspended by
+``pause_request.flag``; 130 SIGINT; 143 SIGTERM or SIGHUP. Every stop but 2 and 3 leaves a checkpoint to
+``--resume`` from.
 """
 
 from __future__ import annotations
@@ -17,10 +20,16 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train and study EPM-JEPA world models under distribution shift.")
 
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_NON_FINITE = 3
+EXIT_IO = 74
+EXIT_SUSPENDED = 75
 
-
-ProfileOption = Annotated[str, typer.Option(help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")]
+ProfileOption = Annotated[str | None, typer.Option(
+    help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")]
+ResumeOption = Annotated[Path | None, typer.Option(
+    help="Continue this run directory from its last checkpoint (instead of --profile).")]
+ForceOption = Annotated[bool, typer.Option(
+    help="With --resume: continue even if the code version or the configuration differs.")]
 SeedOption = Annotated[int | None, typer.Option(help="Model seed (initialisation and sampling).")]
 StepsOption = Annotated[int | None, typer.Option(help="Budget in training steps (replaces the profile's).")]
 SecondsOption = Annotated[float | None, typer.Option(help="Budget in training seconds (replaces the profile's).")]
@@ -29,49 +38,110 @@ RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are cre
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     print(f"jepa-tui: error: {message}", file=sys.stderr)
-    return typer.Exit(EXIT_BAD_INPUT)
+    return typer.Exit(code)
+
+
+def _bad_input_errors() -> tuple[type[Exception], ...]:
+    from jepa_tui.data.digits import DigitPoolError
+    from jepa_tui.training.run_dir import CheckpointError, RunDirError
+
+    return ConfigError, DigitPoolError, RunDirError, CheckpointError, ValueError
+
+
+def _resolve(profile: str | None, resume: Path | None, force: bool, set_: list[str] | None, **train: object):
+    """The configuration and, with ``--resume``, the resume point (raises the bad-input errors)."""
+    from jepa_tui.training.resume import prepare_resume
+
+    if (profile is None) == (resume is None):
+        raise ConfigError("pass exactly one of --profile NAME (a new run) or --resume RUN_DIR (continue a run).")
+    if force and resume is None:
+        raise ConfigError("--force only applies with --resume RUN_DIR.")
+    if resume is not None:
+        point = prepare_resume(resume, set_, force, **train)
+        return point.config, point
+    return load_config(profile, set_, **train), None
+
+
+def _exit_code(summary: dict) -> int:
+    from jepa_tui.cli.signals import EXIT_CODES
+
+    status = summary["status"]
+    if status == "failed":
+        return EXIT_NON_FINITE
+    if status == "suspended":
+        return EXIT_SUSPENDED
+    if status == "interrupted":
+        return EXIT_CODES.get(summary.get("stop_reason") or "", 130)
+    return 0
 
 
 @app.command()
 def train(
-    profile: ProfileOption,
+    profile: ProfileOption = None,
+    resume: ResumeOption = None,
+    force: ForceOption = False,
     seed: SeedOption = None,
     steps: StepsOption = None,
     seconds: SecondsOption = None,
     device: DeviceOption = None,
     runs_dir: RunsDirOption = Path("runs"),
+    run_id: Annotated[str | None, typer.Option(help="Name of the new run directory (default: time, track, seed).")]
+    = None,
     set_: SetOption = None,
 ) -> None:
-    """Train one run headless: plain progress lines, a run directory under RUNS_DIR."""
+    """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
     from jepa_tui.cli.console import ConsolePrinter
-    from jepa_tui.data.digits import DigitPoolError
+    from jepa_tui.cli.signals import SignalStop
     from jepa_tui.training.loop import RunLoop
-    from jepa_tui.training.run_dir import RunDirectory, RunDirError
-    from jepa_tui.training.trainer import Trainer, pick_device
+    from jepa_tui.training.run_dir import RunDirError
+    from jepa_tui.training.session import prepare_run
+    from jepa_tui.training.trainer import pick_device
 
     try:
-        config = load_config(profile, set_, seed=seed, steps=steps, seconds=seconds, device=device)
+        config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
+                                 device=device)
         torch_device = pick_device(config.train.device)
-        trainer = Trainer(config, torch_device)
-        run_dir = RunDirectory.create(runs_dir, config)
-    except (ConfigError, DigitPoolError, RunDirError, ValueError) as exc:
+        prepared = prepare_run(config, torch_device, runs_dir, run_id, resume=point)
+    except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
-    printer = ConsolePrinter(config)
+    run_dir, trainer = prepared.directory, prepared.trainer
     t = config.train
     budget = f"{t.steps} steps" if t.steps is not None else f"{t.seconds:g} s"
-    print(f"run {run_dir.run_id}: track {t.track}, seed {t.seed}, {budget}, device {torch_device}, "
+    verb = f"resuming at step {trainer.progress.step}" if point is not None else "new run"
+    print(f"run {run_dir.run_id} ({verb}): track {t.track}, seed {t.seed}, {budget}, device {torch_device}, "
           f"evaluating every {config.eval.every_steps} steps", flush=True)
-    summary = RunLoop(trainer, run_dir, [printer]).run()
+    for notice in [*prepared.notices, prepared.thermal_note]:
+        print(f"  {notice}", flush=True)
+    with SignalStop() as signals:
+        loop = RunLoop(trainer, run_dir, [ConsolePrinter(config)], should_stop=signals,
+                       thermal=prepared.thermal, notices=prepared.notices)
+        try:
+            summary = loop.run()
+        except RunDirError as exc:
+            raise _fail(f"{exc} Stopped at step {trainer.progress.step}; free space or fix permissions, then "
+                        f"`jepa-tui train --resume {run_dir.path}`.", EXIT_IO) from None
     print(f"run directory: {run_dir.path}", flush=True)
-    if summary["status"] == "interrupted":
-        raise typer.Exit(EXIT_INTERRUPTED)
+    code = _exit_code(summary)
+    if summary["status"] == "failed":
+        kept = f"the last good checkpoint (step {loop.saved_steps[-1]}) is kept" if loop.saved_steps else \
+            "no checkpoint had been written yet"
+        print(f"jepa-tui: error: {summary['error']}; {kept}. Try a lower learning rate "
+              f"(--set train.lr=..., now {t.learning_rate:g}), gradient clipping (--set train.grad_clip=1.0) or "
+              f"a larger variance epsilon (--set train.var_eps=...).", file=sys.stderr)
+    elif code:
+        print(f"{summary['status']} ({summary['stop_reason']}); continue with: jepa-tui train --resume "
+              f"{run_dir.path}", flush=True)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
 def run(
-    profile: ProfileOption,
+    profile: ProfileOption = None,
+    resume: ResumeOption = None,
+    force: ForceOption = False,
     seed: SeedOption = None,
     steps: StepsOption = None,
     seconds: SecondsOption = None,
@@ -80,18 +150,17 @@ def run(
     set_: SetOption = None,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
 ) -> None:
-    """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?)."""
-    from jepa_tui.data.digits import DigitPoolError
-    from jepa_tui.training.run_dir import RunDirError
+    """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?); or --resume a run in it."""
+    from jepa_tui.gpu import NvmlSensor
     from jepa_tui.training.trainer import pick_device
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import LiveController
-    from jepa_tui.ui.gpu import NvmlSensor
 
     try:
-        config = load_config(profile, set_, seed=seed, steps=steps, seconds=seconds, device=device)
-        controller = LiveController(config, runs_dir, pick_device(config.train.device))
-    except (ConfigError, DigitPoolError, RunDirError, ValueError) as exc:
+        config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
+                                 device=device)
+        controller = LiveController(config, runs_dir, pick_device(config.train.device), resume=point)
+    except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
     controller.shutdown()  # however the app ended, no run keeps training
@@ -103,9 +172,9 @@ def watch(
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
 ) -> None:
     """Attach the dashboard to a headless run; p b e f s send requests to it, q detaches."""
+    from jepa_tui.gpu import NvmlSensor
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import WatchController
-    from jepa_tui.ui.gpu import NvmlSensor
 
     try:
         controller = WatchController(run_dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 REQUESTS_DIR = "requests"
 POLL_EVERY_STEPS = 50
+PAUSE_REQUEST_FLAG = "pause_request.flag"  # the paper's file: checkpoint and exit (75), to be resumed
 
 
 class Command(StrEnum):

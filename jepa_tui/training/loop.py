@@ -1,7 +1,15 @@
 """The run loop: budget, evaluation schedule, checkpoints, records and the summary (spec §5.3, §8, §11).
 
 It drives a :class:`~jepa_tui.training.trainer.Trainer` and reports through :class:`Sink` objects (the headless
-console printer now; a UI later), writing everything to the :class:`~jepa_tui.training.run_dir.RunDirectory`.
+console printer, the dashboard's record buffer), writing everything to the
+:class:`~jepa_tui.training.run_dir.RunDirectory`. A run ends with a status:
+
+- ``done``: the budget is used up (a final evaluation and checkpoint);
+- ``stopped``: a ``stop`` command (the dashboard quitting); ``interrupted``: a signal (SIGINT, SIGTERM, SIGHUP);
+- ``suspended``: a ``pause_request.flag`` file appeared in the run directory (paper App. D), to be resumed;
+- ``failed``: the loss or the parameters stopped being finite (the last good checkpoint is kept).
+
+Every status but ``failed`` saves a checkpoint first, at a step boundary, so ``--resume`` continues exactly.
 """
 
 from __future__ import annotations
@@ -13,12 +21,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
-from jepa_tui import __version__
-from jepa_tui.training.control import POLL_EVERY_STEPS, Command, take_requests
+from jepa_tui.provenance import code_version
+from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_requests
 from jepa_tui.training.run_dir import RunDirectory
+from jepa_tui.training.thermal import ThermalGuard
 from jepa_tui.training.trainer import Trainer
 
 PAUSED_POLL_SECONDS = 0.25
+SUSPEND = "pause_request"
 
 
 class Sink(Protocol):
@@ -34,7 +44,27 @@ class Sink(Protocol):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
+    """The training loss, an evaluation or the parameters became NaN or infinite.
+
+    Attributes:
+        step: the step at which it was detected (losses are checked every ``train.log_every_steps`` steps).
+        terms: the offending values by name.
+    """
+
+    def __init__(self, step: int, terms: dict[str, float]) -> None:
+        listed = ", ".join(f"{k} {v}" for k, v in terms.items())
+        super().__init__(f"non-finite values at step {step}: {listed}")
+        self.step = step
+        self.terms = terms
+
+
+def status_for(reason: str | None) -> str:
+    """The run status for a stop reason: None (budget used up), "stop", "pause_request" or a signal name."""
+    if reason is None:
+        return "done"
+    if reason == SUSPEND:
+        return "suspended"
+    return "interrupted" if reason.startswith("SIG") else "stopped"
 
 
 class RunLoop:
@@ -48,22 +78,32 @@ class RunLoop:
         trainer: the trainer to drive.
         run_dir: where records, checkpoints and the summary go.
         sinks: observers of train/eval records, events and the summary.
-        should_stop: polled after every step; True ends the run early with a checkpoint.
+        should_stop: polled after every step (and while paused or cooling); a reason ("SIGINT", "stop", ...)
+            ends the run early with a checkpoint, None goes on.
         commands: a queue of :class:`~jepa_tui.training.control.Command` (thread-safe; may be shared with a UI).
+        thermal: the thermal guard, when training on a GPU that NVML can read.
+        notices: what preparing the run (a resume) had to say; written with the start event.
+
+    A trainer restored from a checkpoint of ``run_dir`` continues that run: the checkpoints already there count
+    towards the last two kept, and the last evaluation is read back from ``metrics.jsonl``.
     """
 
     def __init__(self, trainer: Trainer, run_dir: RunDirectory, sinks: Sequence[Sink] = (),
-                 should_stop: Callable[[], bool] | None = None,
-                 commands: queue.Queue[Command] | None = None) -> None:
+                 should_stop: Callable[[], str | None] | None = None,
+                 commands: queue.Queue[Command] | None = None, thermal: ThermalGuard | None = None,
+                 notices: Sequence[str] = ()) -> None:
         self.trainer = trainer
         self.run_dir = run_dir
         self.sinks = list(sinks)
-        self.should_stop = should_stop or (lambda: False)
+        self.should_stop = should_stop or (lambda: None)
         self.commands: queue.Queue[Command] = commands if commands is not None else queue.Queue()
+        self.thermal = thermal
+        self.notices = list(notices)
         self.paused = False
-        self.stop_requested = False
-        self.saved_steps: list[int] = []
-        self.last_eval: dict | None = None
+        self.stop_reason: str | None = None  # from a command or the pause_request flag
+        self.saved_steps: list[int] = list(run_dir.checkpoint_paths())
+        evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"]
+        self.last_eval: dict | None = evals[-1] if evals else None
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
 
     # -- reporting -------------------------------------------------------------------------------------------
@@ -81,8 +121,7 @@ class RunLoop:
         self._last_log = (step, seconds)
         stats = t.drain_stats()
         if not math.isfinite(stats["loss"]):
-            raise NonFiniteLossError(f"non-finite loss at step {step}: loss_pred {stats['loss_pred']}, "
-                                     f"loss_var {stats['loss_var']}")
+            raise NonFiniteLossError(step, {k: stats[k] for k in ("loss", "loss_pred", "loss_var")})
         record = {"kind": "train", "step": step, "elapsed": round(seconds, 3), **stats,
                   "lr": t.current_lr(), "ema_tau": t.current_tau(), "steps_per_s": round(rate, 3)}
         self.run_dir.append_metric(record)
@@ -92,16 +131,27 @@ class RunLoop:
     def _evaluate(self) -> None:
         result = self.trainer.evaluate()
         record = {"kind": "eval", **asdict(result)}
+        values = {k: record[k] for k in ("d_shift", "sigma_z", "d_base")}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise NonFiniteLossError(result.step, values)
         self.last_eval = record
         self.run_dir.append_metric(record)
         for sink in self.sinks:
             sink.on_eval(record)
 
     def checkpoint(self, reason: str) -> None:
-        """Save a checkpoint now, keeping the last two and the one at the best D_shift."""
+        """Save a checkpoint now, keeping the last two and the one at the best D_shift.
+
+        Raises:
+            NonFiniteLossError: when a parameter is not finite (nothing is written: the last good one stays).
+            RunDirError: when it cannot be written.
+        """
         step = self.trainer.progress.step
-        state = {"version": __version__, "config": self.trainer.config.to_dict(),
-                 "trainer": self.trainer.state_dict()}
+        bad = self.trainer.non_finite_parameters()
+        if bad:
+            raise NonFiniteLossError(step, {f"parameter {name}": math.nan for name in bad[:3]})
+        state = {"version": code_version(), "config": self.trainer.config.to_dict(),
+                 "device": self.trainer.device.type, "trainer": self.trainer.state_dict()}
         keep = set(self.saved_steps[-1:])
         if self.trainer.progress.peak_step is not None:
             keep.add(self.trainer.progress.peak_step)
@@ -120,7 +170,7 @@ class RunLoop:
         elif command in (Command.FREEZE_EMA, Command.UNFREEZE_EMA):
             t.ema_frozen = command is Command.FREEZE_EMA
         elif command is Command.STOP:
-            self.stop_requested = True
+            self.stop_reason = "stop"
         self._event("command", command=command.value, source=source, paused=self.paused,
                     buffer_frozen=t.buffer_frozen, ema_frozen=t.ema_frozen)
         if command is Command.SAVE:
@@ -136,6 +186,14 @@ class RunLoop:
         if poll_files:
             for command in take_requests(self.run_dir.path):
                 self.apply(command, "request")
+            flag = self.run_dir.path / PAUSE_REQUEST_FLAG
+            if flag.exists():
+                flag.unlink(missing_ok=True)
+                self.stop_reason = SUSPEND
+                self._event("pause_request", flag=PAUSE_REQUEST_FLAG)
+
+    def _reason_to_stop(self) -> str | None:
+        return self.stop_reason or self.should_stop()
 
     def _scheduled_freezes(self) -> None:
         t = self.trainer
@@ -147,7 +205,7 @@ class RunLoop:
 
     def _wait_while_paused(self) -> None:
         """Block between steps while paused; neither schedules nor the budget advance."""
-        while self.paused and not self.stop_requested and not self.should_stop():
+        while self.paused and not self._reason_to_stop():
             try:
                 command = self.commands.get(timeout=PAUSED_POLL_SECONDS)
             except queue.Empty:
@@ -155,47 +213,80 @@ class RunLoop:
                 continue
             self.apply(command, "ui")
 
+    def _cool_down(self, temperature: float) -> None:
+        """Too hot: checkpoint, then wait (taking commands) until the GPU is below ``thermal.resume_at_c``."""
+        assert self.thermal is not None
+        th = self.thermal.config
+        self._event("thermal_pause", temperature_c=temperature, pause_at_c=th.pause_at_c,
+                    resume_at_c=th.resume_at_c)
+        self.checkpoint("thermal")
+
+        def keep_waiting() -> bool:
+            self._take_commands(poll_files=True)
+            return self._reason_to_stop() is None
+
+        cool = self.thermal.wait_until_cool(keep_waiting)
+        if cool is not None:
+            self._event("thermal_resume", temperature_c=cool)
+
     # -- the loop --------------------------------------------------------------------------------------------
+    def _train(self) -> str | None:
+        """Step until the budget is used up or a reason to stop appears; returns that reason (None: budget)."""
+        t = self.trainer
+        cfg = t.config
+        while not t.budget_done():
+            self._scheduled_freezes()
+            self._take_commands(poll_files=t.progress.step % POLL_EVERY_STEPS == 0)
+            self._wait_while_paused()
+            if self.thermal is not None and (hot := self.thermal.too_hot()) is not None:
+                self._cool_down(hot)
+            reason = self._reason_to_stop()
+            if reason is not None:
+                return reason
+            t.train_step()
+            step = t.progress.step
+            if step % cfg.train.log_every_steps == 0:
+                self._log_train()
+            if step % cfg.eval.every_steps == 0:
+                self._evaluate()
+                self.checkpoint("eval")
+        return None
+
     def run(self) -> dict:
         """Train to the end of the budget (or until stopped), evaluating and checkpointing on schedule.
 
         Returns:
-            the summary written to ``summary.json``; its ``status`` is "done", "stopped" or "interrupted".
+            the summary written to ``summary.json`` (``status`` and ``stop_reason`` say how the run ended).
 
         Raises:
-            NonFiniteLossError: when the loss stops being finite (the last good checkpoint is kept).
+            RunDirError: when the run directory cannot be written (disk full, permissions).
         """
         t = self.trainer
-        cfg = t.config
         wall_start = time.time()
-        self._event("start", device=str(t.device), version=__version__)
-        status = "done"
+        first = t.progress.step == 0 and not self.run_dir.read_records("events")
+        self._event("start" if first else "resume", device=str(t.device), version=code_version(),
+                    **({"notices": self.notices} if self.notices else {}))
+        error = None
         try:
-            while not t.budget_done():
-                self._scheduled_freezes()
-                self._take_commands(poll_files=t.progress.step % POLL_EVERY_STEPS == 0)
-                self._wait_while_paused()
-                if self.stop_requested or self.should_stop():
-                    status = "stopped"
-                    break
-                t.train_step()
-                step = t.progress.step
-                if step % cfg.train.log_every_steps == 0:
-                    self._log_train()
-                if step % cfg.eval.every_steps == 0:
+            reason = self._train()
+            if reason is None:
+                if self.last_eval is None or self.last_eval["step"] != t.progress.step:
                     self._evaluate()
-                    self.checkpoint("eval")
-            if status == "done" and (self.last_eval is None or self.last_eval["step"] != t.progress.step):
-                self._evaluate()
-                self.checkpoint("end")
-            elif status == "stopped":
-                self.checkpoint("stop")
-        except KeyboardInterrupt:
-            status = "interrupted"
-            self.checkpoint("interrupt")
+                if not self.saved_steps or self.saved_steps[-1] != t.progress.step:
+                    self.checkpoint("end")
+            else:
+                self.checkpoint(reason)
+            status = status_for(reason)
+        except NonFiniteLossError as exc:
+            status, reason, error = "failed", "non_finite", str(exc)
+            self._event("non_finite", detected_at_step=exc.step, terms={k: str(v) for k, v in exc.terms.items()},
+                        last_checkpoint_step=self.saved_steps[-1] if self.saved_steps else None)
         summary = self.summary(status, time.time() - wall_start)
+        summary["stop_reason"] = reason
+        if error is not None:
+            summary["error"] = error
         self.run_dir.write_summary(summary)
-        self._event("end", status=status)
+        self._event("end", status=status, reason=reason)
         for sink in self.sinks:
             sink.on_summary(summary)
         self.run_dir.close()
@@ -224,5 +315,5 @@ class RunLoop:
             "final_d_base": last.get("d_base"),
             "boundary_events": int(t.boundary_events),
             "device": str(t.device),
-            "version": __version__,
+            "version": code_version(),
         }

@@ -19,8 +19,53 @@ from jepa_tui.config import Config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.training.control import Command
 from jepa_tui.training.loop import RunLoop
-from jepa_tui.training.run_dir import RunDirectory
+from jepa_tui.training.resume import ResumePoint
+from jepa_tui.training.run_dir import CheckpointError, RunDirectory
+from jepa_tui.training.thermal import ThermalGuard, guard_for
 from jepa_tui.training.trainer import Trainer
+
+
+@dataclass
+class PreparedRun:
+    """A trainer and its run directory, ready for a :class:`~jepa_tui.training.loop.RunLoop`.
+
+    Attributes:
+        notices: what a resume repaired or was forced past (also recorded with the run's resume event).
+        thermal_note: whether the thermal guard is on, and why not.
+    """
+
+    trainer: Trainer
+    directory: RunDirectory
+    thermal: ThermalGuard | None
+    notices: list[str]
+    thermal_note: str
+
+
+def prepare_run(config: Config, device: torch.device, runs_dir: Path | None = None, run_id: str | None = None,
+                resume: ResumePoint | None = None, worlds: Worlds | None = None) -> PreparedRun:
+    """Build the trainer and create a run directory under ``runs_dir``, or continue ``resume``'s run.
+
+    Raises:
+        RunDirError: the new run directory exists or cannot be created.
+        CheckpointError: the checkpoint does not fit the configuration (a forced resume that changed the model).
+        DigitPoolError: the digit file is missing or malformed.
+    """
+    trainer = Trainer(config, device, worlds)
+    notices: list[str] = []
+    if resume is None:
+        directory = RunDirectory.create(runs_dir or Path("runs"), config, run_id)
+    else:
+        directory = resume.directory
+        notices += resume.notices
+        if resume.state is not None:
+            try:
+                notices += trainer.load_state_dict(resume.state["trainer"])
+            except (RuntimeError, KeyError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+                raise CheckpointError(f"the checkpoint at step {resume.step} of '{directory.path}' does not fit "
+                                      f"this configuration: {first}") from None
+    thermal, line = guard_for(config.thermal, device.type)
+    return PreparedRun(trainer, directory, thermal, notices, line)
 
 
 class RecordBuffer:
@@ -78,11 +123,13 @@ class ThreadedRun:
     runs_dir: Path
     device: torch.device
     worlds: Worlds | None = None
+    resume: ResumePoint | None = None
     commands: queue.Queue[Command] = field(default_factory=queue.Queue)
 
     def __post_init__(self) -> None:
-        self.trainer = Trainer(self.config, self.device, self.worlds)
-        self.directory = RunDirectory.create(self.runs_dir, self.config)
+        prepared = prepare_run(self.config, self.device, self.runs_dir, resume=self.resume, worlds=self.worlds)
+        self.trainer, self.directory = prepared.trainer, prepared.directory
+        self.thermal, self.notices = prepared.thermal, prepared.notices
         self.records = RecordBuffer()
         self.summary: dict | None = None
         self._stop = threading.Event()
@@ -108,7 +155,7 @@ class ThreadedRun:
 
     def run(self) -> dict:
         """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
-        loop = RunLoop(self.trainer, self.directory, [self.records], should_stop=self._stop.is_set,
-                       commands=self.commands)
+        loop = RunLoop(self.trainer, self.directory, [self.records], commands=self.commands, thermal=self.thermal,
+                       should_stop=lambda: "stop" if self._stop.is_set() else None, notices=self.notices)
         self.summary = loop.run()
         return self.summary

@@ -185,9 +185,14 @@ class Trainer:
         return result
 
     # -- state -----------------------------------------------------------------------------------------------
+    def non_finite_parameters(self) -> list[str]:
+        """Names of trainable or EMA parameters holding NaN or ±inf (one host read per tensor; checkpoints only)."""
+        return [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+
     def state_dict(self) -> dict:
-        """Everything needed to continue: model (with target encoder, buffer, detector), optimiser, counters,
-        freeze states and RNG states."""
+        """Everything needed to continue exactly: model (with target encoder, buffer contents and pointer, detector
+        statistics), optimiser (with the LR schedule's position through ``progress``), counters (step, seconds
+        trained, peak so far), freeze states, the statistics accumulated since the last log, and RNG states."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -196,18 +201,37 @@ class Trainer:
             "buffer_frozen": self.buffer_frozen,
             "ema_frozen": self.ema_frozen,
             "slots_bound": self._slots_bound,
+            "stats": self._stats.detach().cpu().clone(),
+            "stat_steps": self._stat_steps,
+            "sampler_device": self.device.type,
             "sampler_rng": self.sampler.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a :meth:`state_dict` (the configuration must match the one this trainer was built with)."""
+    def load_state_dict(self, state: dict) -> list[str]:
+        """Restore a :meth:`state_dict` (the configuration must match the one this trainer was built with).
+
+        Returns:
+            notices: what could not be restored exactly. A sampler state saved on another device type (a CPU
+            run resumed on CUDA, say) cannot be loaded; the sampler is then reseeded from (seed, step), so the
+            run goes on deterministically but not as the original device would have.
+        """
+        notices = []
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.progress = Progress(**state["progress"])
         self.boundary_events.fill_(state["boundary_events"])
         self.buffer_frozen = state["buffer_frozen"]
         self.ema_frozen = state["ema_frozen"]
-        self.sampler.set_state(state["sampler_rng"])
+        if state.get("sampler_device", self.device.type) == self.device.type:
+            self.sampler.set_state(state["sampler_rng"])
+        else:
+            self.sampler.manual_seed(self.config.train.seed * 1_000_003 + self.progress.step)
+            notices.append(f"the data sampler was saved on {state['sampler_device']} and is reseeded for "
+                           f"{self.device.type}: batches from step {self.progress.step} on differ from the original")
         self._slots_bound = state["slots_bound"]
+        if "stats" in state:
+            self._stats.copy_(state["stats"])
+            self._stat_steps = state["stat_steps"]
         torch.set_rng_state(state["torch_rng"])
+        return notices

@@ -22,15 +22,15 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from jepa_tui.cli.console import format_duration
+from jepa_tui.gpu import GpuSensor
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun
-from jepa_tui.ui.gpu import GpuSensor
 from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, ShiftPanel
 from jepa_tui.ui.state import RunState
 
 TRACKS = ("A", "B", "C")
 UI_BUDGET = 0.03  # fraction of one core that rendering curves may take
-EXIT_HANGUP = 129
+EXIT_TERMINATED = 143  # SIGTERM, and SIGHUP (an SSH drop), which behaves as SIGTERM
 
 HELP = """\
 [b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw and smoothed.
@@ -150,9 +150,11 @@ class Dashboard(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        # An SSH drop (SIGHUP) quits like `q`; not available off the main thread (tests) or on Windows.
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.hang_up)
+        # SIGTERM and an SSH drop (SIGHUP) checkpoint and end the process; not available off the main thread
+        # (tests) or on Windows.
+        for name in ("SIGTERM", "SIGHUP"):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+                asyncio.get_running_loop().add_signal_handler(getattr(signal, name), self.terminate)
         self.controller.start(self._start_thread)
         self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
         if self.sensor is not None and not self.sensor.unavailable and self.gpu_interval:
@@ -246,21 +248,21 @@ class Dashboard(App[None]):
         self.shutdown()
 
     def on_unmount(self) -> None:
-        """However the app ends (q, SIGHUP, an error), live runs are told to stop, so no thread outlives it."""
+        """However the app ends (q, SIGTERM, SIGHUP, an error), live runs are told to stop, so no thread outlives it."""
         self.controller.shutdown()
 
     @work(exclusive=True, group="quit")
-    async def hang_up(self) -> None:
-        """The terminal went away (SIGHUP): checkpoint and stop the runs, then end the process.
+    async def terminate(self) -> None:
+        """SIGTERM, or the terminal went away (SIGHUP): checkpoint and stop the runs, then end the process.
 
         Textual's own shutdown writes to the terminal to restore it and blocks forever once the terminal is gone,
-        so after the runs have saved their state the process exits directly (code 129 = 128 + SIGHUP).
+        so after the runs have saved their state the process exits directly (code 143 = 128 + SIGTERM).
         """
         self.controller.shutdown()
         training = [w for w in self.workers if w.group == "training"]
         if training:
             await self.workers.wait_for_complete(training)
-        os._exit(EXIT_HANGUP)
+        os._exit(EXIT_TERMINATED)
 
     @work(exclusive=True, group="quit")
     async def shutdown(self) -> None:

@@ -16,6 +16,7 @@ import torch
 from jepa_tui.config import Config, load_config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.training.control import Command, write_request
+from jepa_tui.training.resume import ResumePoint
 from jepa_tui.training.session import ThreadedRun
 from jepa_tui.ui.state import RunState
 
@@ -31,12 +32,13 @@ class LiveController:
         runs_dir: where run directories are created.
         device: training device.
         start_thread: called with a run to start training it on a worker thread (the app's thread worker).
+        resume: continue this run (``--resume``) as the first active one instead of starting a new run.
     """
 
     live = True
 
     def __init__(self, config: Config, runs_dir: Path, device: torch.device,
-                 start_thread: Callable[[ThreadedRun], None] | None = None) -> None:
+                 start_thread: Callable[[ThreadedRun], None] | None = None, resume: ResumePoint | None = None) -> None:
         self.config = config
         self.runs_dir = runs_dir
         self.device = device
@@ -45,13 +47,18 @@ class LiveController:
         self.runs: dict[str, ThreadedRun] = {}
         self.states: dict[str, RunState] = {}
         self.active = config.train.track
-        self._create(self.active)
+        self._create(self.active, resume)
 
-    def _create(self, track: str) -> ThreadedRun:
+    def _create(self, track: str, resume: ResumePoint | None = None) -> ThreadedRun:
         config = replace(self.config, train=replace(self.config.train, track=track))
-        run = ThreadedRun(config, self.runs_dir, self.device, self.worlds)
+        run = ThreadedRun(config, self.runs_dir, self.device, self.worlds, resume=resume)
+        state = RunState.from_config(config, run.directory.run_id)
+        if resume is not None:  # show the history up to the checkpoint the run continues from
+            for name in ("metrics", "events"):
+                for record in run.directory.read_records(name):
+                    state.ingest(record)
         self.runs[track] = run
-        self.states[track] = RunState.from_config(config, run.directory.run_id)
+        self.states[track] = state
         return run
 
     def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
@@ -143,16 +150,13 @@ class WatchController:
         """Nothing to start: another process trains."""
 
     def poll(self) -> bool:
+        """Take in the records appended since the last poll (the ``end`` event carries the final status)."""
         changed = False
         state = self.states[self.active]
         for tail in self.tails:
             for record in tail.read():
                 state.ingest(record)
                 changed = True
-        summary = self.run_dir / "summary.json"
-        if state.status in ("starting", "training", "paused") and summary.is_file():
-            state.ingest({"kind": "summary", **json.loads(summary.read_text())})
-            changed = True
         return changed
 
     def command(self, command: Command) -> None:

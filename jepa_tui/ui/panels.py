@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 from textual_plotext import PlotextPlot
 
-from jepa_tui.ui.gpu import GpuSample
+from jepa_tui.gpu import GpuSample
 from jepa_tui.ui.state import RunState, Series
 
 TRACK_COLORS = {"A": "blue", "B": "magenta", "C": "green"}

@@ -32,7 +32,8 @@ class RunState:
     """A run as the panels see it. Feed records with :meth:`ingest`.
 
     Attributes:
-        status: "starting", "training", "paused", "cooling", "done", "stopped", "interrupted" or "failed".
+        status: "starting", "training", "paused", "cooling", "done", "stopped", "interrupted", "suspended" or
+            "failed".
         budget_steps / budget_seconds: the run's budget (one of them is None).
     """
 
@@ -139,6 +140,20 @@ class RunState:
 
     def _ingest_start(self, r: dict) -> None:
         self.status = "training"
+
+    _ingest_resume = _ingest_start
+
+    def _ingest_thermal_pause(self, r: dict) -> None:
+        self.status = "cooling"
+        self.events.append(r)
+
+    def _ingest_thermal_resume(self, r: dict) -> None:
+        self.status = "training"
+        self.events.append(r)
+
+    def _ingest_non_finite(self, r: dict) -> None:
+        self.status = "failed"
+        self.events.append(r)
 
     def _ingest_command(self, r: dict) -> None:
         self.events.append(r)

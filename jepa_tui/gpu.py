@@ -1,4 +1,4 @@
-"""GPU readings through NVML (``nvidia-ml-py``, imported as ``pynvml``).
+"""GPU readings through NVML (``nvidia-ml-py``, imported as ``pynvml``), for the dashboard and the thermal guard.
 
 Every field is optional: consumer GPUs answer "not supported" for some, and a machine without an NVIDIA driver
 has none, in which case :attr:`NvmlSensor.unavailable` says why. Tests use a fake sensor with the same interface.
