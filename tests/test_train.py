@@ -75,26 +75,6 @@ def test_seed_changes_the_run(smoke_run, tmp_path):
     assert d != d7
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--profile", "nope"], "unknown profile 'nope'"),
-    (["--profile", "smoke", "--set", "train.lrr=1"], "unknown key 'train.lrr'"),
-    (["--profile", "smoke", "--set", "bogus"], "expected section.key=value"),
-    (["--profile", "smoke", "--steps", "5", "--seconds", "5"], "not both"),
-    (["--profile", "smoke", "--set", "data.digits=/no/such/file.npz"], "no such file"),
-])
-def test_bad_input_exits_2(args, message, tmp_path):
-    result = run_cli("train", *args, "--runs-dir", str(tmp_path))
-    assert result.exit_code == 2
-    assert message in result.output
-    assert "Traceback" not in result.output
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_without_cuda_exits_2(tmp_path):
-    result = run_cli("train", "--profile", "smoke", "--device", "cuda", "--runs-dir", str(tmp_path))
-    assert result.exit_code == 2 and "CUDA is not available" in result.output
-
-
 def test_profiles_lists_one_line_each():
     result = run_cli("profiles")
     assert result.exit_code == 0
