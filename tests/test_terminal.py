@@ -67,4 +67,5 @@ def test_terminal_going_away_checkpoints_and_exits(tmp_path):
     alive = lambda: subprocess.run(["pgrep", "-f", f"runs-dir {runs}"], capture_output=True).returncode == 0  # noqa: E731
     assert wait_for(lambda: not alive(), 60), "the process outlived its terminal"
     (run_dir,) = runs.iterdir()
-    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["stop_reason"] == "SIGHUP"  # SIGHUP behaves as SIGTERM

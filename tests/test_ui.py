@@ -157,6 +157,33 @@ def test_jsonl_tail_reads_only_new_complete_lines(tmp_path):
     assert tail.read() == []
 
 
+def test_jsonl_tail_starts_again_when_the_file_is_replaced(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n')
+    tail = JsonlTail(path)
+    assert len(tail.read()) == 2 and not tail.replaced
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"a": 1}\n')
+    new.replace(path)  # as a resume's roll-back does
+    assert tail.read() == [{"a": 1}] and tail.replaced
+
+
+def test_watch_redraws_a_resumed_run_from_its_rolled_back_history(tmp_path):
+    from jepa_tui.training.resume import prepare_resume
+
+    config = load_config("smoke", ["train.steps=30", "eval.every_steps=20"])
+    run_dir = RunDirectory.create(tmp_path, config, run_id="r")
+    RunLoop(Trainer(config, torch.device("cpu")), run_dir).run()
+    controller = WatchController(run_dir.path)
+    controller.poll()
+    assert controller.states["C"].d_shift.xs == [20, 30] and controller.states["C"].step == 30
+    (run_dir.path / "checkpoints" / "step_00000030.pt").unlink()
+    prepare_resume(run_dir.path)  # rolls metrics.jsonl back to the step-20 checkpoint
+    assert controller.poll()
+    state = controller.states["C"]
+    assert state.d_shift.xs == [20] and state.step == 20 and state.loss.xs == [10, 20]
+
+
 def test_watch_follows_a_headless_run_and_sends_requests(tmp_path):
     config = load_config("smoke", ["train.steps=100000", "eval.every_steps=30"])
     trainer = Trainer(config, torch.device("cpu"))

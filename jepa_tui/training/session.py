@@ -132,7 +132,7 @@ class ThreadedRun:
         self.thermal, self.notices = prepared.thermal, prepared.notices
         self.records = RecordBuffer()
         self.summary: dict | None = None
-        self._stop = threading.Event()
+        self._stop_reason: str | None = None  # set from the UI thread, read by the training thread
 
     @property
     def track(self) -> str:
@@ -149,13 +149,17 @@ class ThreadedRun:
     def drain(self) -> list[dict]:
         return self.records.drain()
 
-    def stop(self) -> None:
-        """Ask the run to checkpoint and return as soon as possible (also while paused)."""
-        self._stop.set()
+    def stop(self, reason: str = "stop") -> None:
+        """Ask the run to checkpoint and return as soon as possible (also while paused).
+
+        ``reason`` is "stop" (the user quit) or the name of the signal that ended the app ("SIGTERM", "SIGHUP").
+        """
+        if self._stop_reason is None:
+            self._stop_reason = reason
 
     def run(self) -> dict:
         """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
         loop = RunLoop(self.trainer, self.directory, [self.records], commands=self.commands, thermal=self.thermal,
-                       should_stop=lambda: "stop" if self._stop.is_set() else None, notices=self.notices)
+                       should_stop=lambda: self._stop_reason, notices=self.notices)
         self.summary = loop.run()
         return self.summary

@@ -60,7 +60,7 @@ class Controller(Protocol):
 
     def switch(self, track: str) -> None: ...
 
-    def shutdown(self) -> None: ...
+    def shutdown(self, reason: str = "stop") -> None: ...
 
     def farewell(self) -> str: ...
 
@@ -154,7 +154,7 @@ class Dashboard(App[None]):
         # (tests) or on Windows.
         for name in ("SIGTERM", "SIGHUP"):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
-                asyncio.get_running_loop().add_signal_handler(getattr(signal, name), self.terminate)
+                asyncio.get_running_loop().add_signal_handler(getattr(signal, name), self.terminate, name)
         self.controller.start(self._start_thread)
         self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
         if self.sensor is not None and not self.sensor.unavailable and self.gpu_interval:
@@ -252,13 +252,13 @@ class Dashboard(App[None]):
         self.controller.shutdown()
 
     @work(exclusive=True, group="quit")
-    async def terminate(self) -> None:
+    async def terminate(self, signal_name: str = "SIGTERM") -> None:
         """SIGTERM, or the terminal went away (SIGHUP): checkpoint and stop the runs, then end the process.
 
         Textual's own shutdown writes to the terminal to restore it and blocks forever once the terminal is gone,
         so after the runs have saved their state the process exits directly (code 143 = 128 + SIGTERM).
         """
-        self.controller.shutdown()
+        self.controller.shutdown(signal_name)
         training = [w for w in self.workers if w.group == "training"]
         if training:
             await self.workers.wait_for_complete(training)

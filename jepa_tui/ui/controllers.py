@@ -7,6 +7,7 @@ Both expose the same small interface to the app: the states to draw, ``poll()`` 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -91,10 +92,10 @@ class LiveController:
             if self.start_thread is not None:
                 self.start_thread(run)
 
-    def shutdown(self) -> None:
-        """Ask every run to checkpoint and stop."""
+    def shutdown(self, reason: str = "stop") -> None:
+        """Ask every run to checkpoint and stop ("stop": the user quit; or the signal's name)."""
         for run in self.runs.values():
-            run.stop()
+            run.stop(reason)
 
     def farewell(self) -> str:
         """What to print once the terminal is restored: each track's run directory and status."""
@@ -102,15 +103,25 @@ class LiveController:
 
 
 class JsonlTail:
-    """Reads complete new lines of a JSONL file that another process appends to, never re-reading old ones."""
+    """Reads complete new lines of a JSONL file that another process appends to, never re-reading old ones.
+
+    A file replaced or shortened under it (a resumed run rolls back ``metrics.jsonl``) sets :attr:`replaced`, and
+    reading starts again from the beginning of the new file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
+        self.replaced = False
+        self._inode: int | None = None
 
     def read(self) -> list[dict]:
         try:
             with self.path.open("rb") as fh:
+                stat = os.fstat(fh.fileno())
+                if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self.offset):
+                    self.offset, self.replaced = 0, True
+                self._inode = stat.st_ino
                 fh.seek(self.offset)
                 chunk = fh.read()
         except FileNotFoundError:
@@ -141,9 +152,13 @@ class WatchController:
         config_path = self.run_dir / "config.toml"
         if not config_path.is_file():
             raise FileNotFoundError(f"'{self.run_dir}' is not a run directory (no config.toml)")
-        state = RunState.from_config(load_config(str(config_path)), self.run_dir.name)
-        self.active = state.track
-        self.states = {state.track: state}
+        self.config = load_config(str(config_path))
+        self.active = self.config.train.track
+        self._restart()
+
+    def _restart(self) -> None:
+        """Forget what was read and read the run directory again from the start."""
+        self.states = {self.active: RunState.from_config(self.config, self.run_dir.name)}
         self.tails = [JsonlTail(self.run_dir / "metrics.jsonl"), JsonlTail(self.run_dir / "events.jsonl")]
 
     def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
@@ -157,6 +172,9 @@ class WatchController:
             for record in tail.read():
                 state.ingest(record)
                 changed = True
+            if tail.replaced:  # a resume rewrote the history: draw it again from the start
+                self._restart()
+                return self.poll() or True
         return changed
 
     def command(self, command: Command) -> None:
@@ -165,7 +183,7 @@ class WatchController:
     def switch(self, track: str) -> None:
         """Watching follows one run directory; there is nothing to switch to."""
 
-    def shutdown(self) -> None:
+    def shutdown(self, reason: str = "stop") -> None:
         """Detach: the training process goes on."""
 
     def farewell(self) -> str:
