@@ -130,6 +130,21 @@ class ThermalConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How ``jepa-tui report`` summarises runs (spec §5.3, §6): bootstrap CIs and the pre-registered outcome.
+
+    Outcome classes of δ = (D_B − D_C)/D_B in %: A (strong) δ ≥ ``strong_pct``; B (partial) ``null_band_pct`` ≤ δ <
+    ``strong_pct``; C (null) −``null_band_pct`` < δ < ``null_band_pct``; D (falsified) δ ≤ −``null_band_pct``.
+    """
+
+    strong_pct: float = 10.0  # ours: the paper's thresholds are lost
+    null_band_pct: float = 5.0  # the paper's summary: the null verdict holds within 5 %
+    bootstrap_resamples: int = 10000  # ours
+    confidence: float = 0.95
+    bootstrap_seed: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole run configuration."""
 
@@ -139,6 +154,7 @@ class Config:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     @property
     def kappa(self) -> float:
@@ -158,7 +174,7 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"train": TrainConfig, "data": DataConfig, "model": ModelConfig, "memory": MemoryConfig,
-            "eval": EvalConfig, "thermal": ThermalConfig}
+            "eval": EvalConfig, "thermal": ThermalConfig, "report": ReportConfig}
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -304,6 +320,12 @@ def _check(config: Config, source: str) -> None:
     need(0 < th.pause_at_c < 150, "thermal.pause_at_c", "0 < value < 150 (°C)", th.pause_at_c)
     need(0 < th.resume_at_c < th.pause_at_c, "thermal.resume_at_c",
          f"0 < value < thermal.pause_at_c ({th.pause_at_c:g} °C)", th.resume_at_c)
+    rep = config.report
+    need(rep.null_band_pct > 0, "report.null_band_pct", "a number > 0 (%)", rep.null_band_pct)
+    need(rep.strong_pct > rep.null_band_pct, "report.strong_pct", f"a number > report.null_band_pct "
+         f"({rep.null_band_pct:g} %)", rep.strong_pct)
+    need(rep.bootstrap_resamples >= 100, "report.bootstrap_resamples", "an integer >= 100", rep.bootstrap_resamples)
+    need(0 < rep.confidence < 1, "report.confidence", "0 < value < 1", rep.confidence)
     need(th.sample_every_seconds > 0, "thermal.sample_every_seconds", "a number > 0 (s)", th.sample_every_seconds)
 
 
@@ -387,7 +409,11 @@ def load_config(profile: str, overrides: list[str] | None = None, **train_overri
     ``train_overrides`` with a value of ``None`` are ignored (for CLI options left unset).
     """
     path = resolve_profile(profile)
-    layers: list[tuple[str, dict[str, Any]]] = [(str(path), read_toml(path))]
+    body = read_toml(path)
+    if "sweep" in body:
+        raise ConfigError(f"{path}: a sweep profile (it has a [sweep] table); run it with "
+                          f"`jepa-tui sweep --profile {profile}`.")
+    layers: list[tuple[str, dict[str, Any]]] = [(str(path), body)]
     for item in overrides or []:
         layers.append(("--set", parse_set(item)))
     explicit = {k: v for k, v in train_overrides.items() if v is not None}

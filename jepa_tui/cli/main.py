@@ -184,6 +184,130 @@ def watch(
 
 
 @app.command()
+def sweep(
+    profile: ProfileOption = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue this sweep directory (instead of --profile).")]
+    = None,
+    tracks: Annotated[list[str] | None, typer.Option(help="Tracks: --tracks a b c (replaces the profile's).")] = None,
+    seeds: Annotated[list[int] | None, typer.Option(help="Seeds: --seeds 42 43 44 (replaces the profile's).")]
+    = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Runs at once, each in its own process.")] = 1,
+    steps: StepsOption = None,
+    runs_dir: RunsDirOption = Path("runs"),
+    sweep_id: Annotated[str | None, typer.Option(help="Name of the sweep directory (default: time, profile).")]
+    = None,
+    set_: SetOption = None,
+) -> None:
+    """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/."""
+    from jepa_tui.training.sweep import load_sweep, make_sweep_id, read_manifest, run_sweep
+
+    try:
+        if (profile is None) == (resume is None):
+            raise ConfigError("pass exactly one of --profile NAME (a new sweep) or --resume SWEEP_DIR.")
+        if resume is not None:
+            spec, sweep_dir = read_manifest(resume), Path(resume)
+        else:
+            extra = [*(set_ or []), *([f"train.steps={steps}"] if steps is not None else [])]
+            spec = load_sweep(profile, [t.upper() for t in tracks or []] or None, seeds, extra)
+            sweep_dir = runs_dir / (sweep_id or make_sweep_id(spec))
+            if sweep_dir.exists() and sweep_id is None:
+                raise ConfigError(f"sweep directory '{sweep_dir}' exists already.")
+    except _bad_input_errors() as exc:
+        raise _fail(str(exc)) from None
+    runs = spec.runs()
+    print(f"sweep {sweep_dir}: {len(runs)} runs ({', '.join(r.name for r in runs)}), {jobs} at a time", flush=True)
+    try:
+        outcomes = run_sweep(spec, sweep_dir, jobs)
+    except KeyboardInterrupt:
+        print(f"sweep interrupted; continue with: jepa-tui sweep --resume {sweep_dir}", flush=True)
+        raise typer.Exit(130) from None
+    failed = [o for o in outcomes if o.status != "done"]
+    print(f"sweep finished: {len(outcomes) - len(failed)} of {len(outcomes)} runs done"
+          + (f"; not done: {', '.join(f'{o.run.name} ({o.status})' for o in failed)}" if failed else "")
+          + f"\nreport: jepa-tui report {sweep_dir}", flush=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or sweep directories.")],
+    out: Annotated[Path | None, typer.Option(help="Where report.md and the figures go (default: the first path, "
+                                                   "or its parent for a run directory).")] = None,
+    terminal: Annotated[bool, typer.Option(help="Also draw the figures in the terminal (plotext).")] = False,
+) -> None:
+    """Tables (Table 1 with bootstrap CIs, δ and the outcome; Tables 2, 3) and figures over runs and sweeps."""
+    from jepa_tui.evaluation.figures import terminal_figures, write_figures
+    from jepa_tui.evaluation.report import build_report, collect_runs
+
+    try:
+        runs = collect_runs(paths)
+    except (FileNotFoundError, ConfigError) as exc:
+        raise _fail(str(exc)) from None
+    built = build_report(runs)
+    folder = out or (paths[0].parent if (paths[0] / "config.toml").is_file() else paths[0])
+    figures = write_figures(runs, folder / "figures")
+    text = built.markdown() + "\n## Figures\n\n" + "\n".join(
+        f"![{p.stem}](figures/{p.name})" for p in figures) + "\n"
+    (folder / "report.md").write_text(text)
+    print(built.markdown())
+    if terminal:
+        print(terminal_figures(runs))
+    print(f"wrote {folder / 'report.md'} and {len(figures)} figures in {folder / 'figures'}")
+
+
+@app.command()
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with checkpoints.")],
+    step: Annotated[int | None, typer.Option(help="Analyse the checkpoint at this step (default: every kept one).")]
+    = None,
+    device: DeviceOption = None,
+) -> None:
+    """SVD / effective rank of predictor outputs, buffer attention by age and world, D_shift per horizon and the
+    surprisal trace at the base → shift switch, per checkpoint; JSON and figures in RUN_DIR/analysis/."""
+    import json as json_module
+
+    from jepa_tui.evaluation.analysis import age_correlation, analyse
+    from jepa_tui.evaluation.figures import analysis_figures
+    from jepa_tui.training.run_dir import RunDirectory, load_checkpoint
+    from jepa_tui.training.trainer import Trainer, pick_device
+
+    try:
+        directory = RunDirectory.open(run_dir)
+        config = load_config(str(directory.path / "config.toml"), device=device)
+        checkpoints = directory.checkpoint_paths()
+        if step is not None:
+            if step not in checkpoints:
+                raise ConfigError(f"--step {step}: no checkpoint at that step; kept: "
+                                  f"{', '.join(map(str, checkpoints)) or 'none'}.")
+            checkpoints = {step: checkpoints[step]}
+        if not checkpoints:
+            raise ConfigError(f"'{run_dir}' has no checkpoints to analyse.")
+        trainer = Trainer(config, pick_device(config.train.device))
+        states = {s: load_checkpoint(p) for s, p in checkpoints.items()}
+    except _bad_input_errors() as exc:
+        raise _fail(str(exc)) from None
+    out = directory.path / "analysis"
+    out.mkdir(exist_ok=True)
+    results = []
+    print("step   D_shift  sigma_z  eff.rank  top-3 singular values      attention base/shift  age corr  "
+          "D_shift per k")
+    for s, state in states.items():
+        trainer.load_state_dict(state["trainer"])
+        result = analyse(trainer.model, trainer.worlds, config, s)
+        results.append(result)
+        (out / f"step_{s:08d}.json").write_text(json_module.dumps(result.to_dict(), indent=1) + "\n")
+        top = ", ".join(f"{v:.3g}" for v in result.singular_values[:3])
+        mass = result.attention_mass
+        attention = f"{mass.get('base', 0):.2f}/{mass.get('shift', 0):.2f}" if mass else "-"
+        per_k = " ".join(f"k{k}:{v:.3f}" for k, v in result.d_shift_per_horizon.items())
+        print(f"{s:<6} {result.d_shift:.4f}   {result.sigma_z:.4f}   {result.effective_rank:6.2f}    {top:<26} "
+              f"{attention:<21} {age_correlation(result.attention):+.2f}     {per_k}", flush=True)
+    figures = analysis_figures(results, out)
+    print(f"wrote {len(results)} JSON files and {len(figures)} figures in {out}")
+
+
+@app.command()
 def profiles() -> None:
     """List the shipped profiles, one line each."""
     known = list_profiles()
@@ -192,9 +316,27 @@ def profiles() -> None:
         print(f"{name:<{width}}  {profile_description(path)}")
 
 
+MULTI_VALUE_OPTIONS = ("--tracks", "--seeds")
+
+
+def expand_multi_value_options(argv: list[str]) -> list[str]:
+    """``--seeds 42 43 44`` → ``--seeds 42 --seeds 43 --seeds 44`` (Click options take one value each)."""
+    out: list[str] = []
+    current = None
+    for arg in argv:
+        if arg.startswith("-"):
+            current = arg if arg in MULTI_VALUE_OPTIONS else None
+            out.append(arg)
+        elif current is not None and out[-1] != current:
+            out += [current, arg]
+        else:
+            out.append(arg)
+    return out
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    app(args=expand_multi_value_options(sys.argv[1:]))
 
 
 if __name__ == "__main__":

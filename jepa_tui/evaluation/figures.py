@@ -1,0 +1,271 @@
+"""The paper's figures from runs (spec §7), as PNG files (matplotlib, readable in black and white), and plotext
+versions for a terminal over SSH."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from jepa_tui.evaluation.report import RunRecord
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", "..")}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _by_track(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    out: dict[str, list[RunRecord]] = {}
+    for run in runs:
+        out.setdefault(run.track if not run.variant else f"{run.track} {run.variant}", []).append(run)
+    return out
+
+
+def _style(name: str) -> tuple:
+    return STYLES.get(name[0], ("-", "x", "0.3", None))
+
+
+def bar_chart(runs: list[RunRecord], path: Path) -> Path:
+    """Fig. 2: D_shift at the peak step per run, the persistence level 1.0 for reference."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.6))
+    for i, run in enumerate(runs):
+        _, _, grey, hatch = _style(run.track)
+        ax.bar(i, run.peak["d_shift"], color=grey if run.track != "C" else "white", edgecolor="black", hatch=hatch)
+        ax.text(i, run.peak["d_shift"], f"{run.peak['d_shift']:.3f}", ha="center", va="bottom", fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="persistence (1.0)")
+    ax.set_xticks(range(len(runs)), [r.label for r in runs], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("D_shift at peak (normalised, lower is better)")
+    ax.set_title("D_shift^{n=50} at the peak step per run")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    steps = sorted(set.intersection(*[{r["step"] for r in run.evals} for run in runs]))
+    values = np.array([[next(r[key] for r in run.evals if r["step"] == s) for s in steps] for run in runs])
+    std = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(steps))
+    return np.array(steps), values.mean(axis=0), std
+
+
+def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
+    """Fig. 3: D_shift against step per track, mean ± std over seeds; (b) zoomed on the lowest region."""
+    plt = _pyplot()
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(10, 3.8))
+    lows = []
+    for name, group in _by_track(runs).items():
+        line, marker, grey, _ = _style(name)
+        steps, mean, std = _mean_band(group, "d_shift")
+        for ax in (full, zoom):
+            ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3,
+                    label=f"{name} (n={len(group)})")
+            ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
+        lows.append(mean.min())
+    for ax in (full, zoom):
+        ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("D_shift (normalised)")
+    low = min(lows)
+    zoom.set_ylim(low - 0.05, low + 0.25)
+    full.set_title("(a) full range, mean ± std over seeds")
+    zoom.set_title("(b) convergence region")
+    full.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
+    """Fig. 4: each Track C seed's D_shift with its peak marked and the post-peak drift (final − peak) annotated."""
+    runs = [r for r in runs if r.track == "C"]
+    if not runs:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, run in enumerate(runs):
+        steps = [r["step"] for r in run.evals]
+        ax.plot(steps, [r["d_shift"] for r in run.evals], linestyle=["-", "--", ":", "-."][i % 4], color="black",
+                label=run.label)
+        peak, final = run.peak, run.final
+        ax.plot(peak["step"], peak["d_shift"], marker="v", color="black")
+        ax.annotate(f"drift {final['d_shift'] - peak['d_shift']:+.3f}", (final["step"], final["d_shift"]),
+                    fontsize=7, xytext=(-40, 8), textcoords="offset points")
+    ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("D_shift (normalised)")
+    ax.set_title("Track C per seed: peak (▼) and post-peak drift")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path:
+    """Fig. 5: σ_z against step per track with the 0.5 collapse line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, group in _by_track(runs).items():
+        line, marker, grey, _ = _style(name)
+        steps, mean, std = _mean_band(group, "sigma_z")
+        ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3, label=name)
+        ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
+    ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--", label="0.5 (collapse line)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("σ_z (std of predictions)")
+    ax.set_title("σ_z against step")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
+    """Buffer occupancy and boundary events per 100 steps against step, the buffer-full step marked (B and C)."""
+    runs = [r for r in runs if r.track != "A" and r.trains]
+    if not runs:
+        return None
+    plt = _pyplot()
+    fig, (occ, rate) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for i, run in enumerate(runs):
+        line = ["-", "--", ":", "-."][i % 4]
+        steps = np.array([r["step"] for r in run.trains])
+        size = np.array([r["buffer_size"] for r in run.trains])
+        events = np.array([r["boundary_events"] for r in run.trains])
+        occ.plot(steps, size, linestyle=line, color="black", label=run.label)
+        full = steps[size >= run.config.memory.capacity]
+        if len(full):
+            occ.axvline(full[0], color="0.5", linewidth=0.7)
+            occ.annotate(f"full at {full[0]}", (full[0], run.config.memory.capacity), fontsize=7,
+                         xytext=(4, -12), textcoords="offset points")
+        if len(steps) > 1:
+            rate.plot(steps[1:], 100 * np.diff(events) / np.diff(steps), linestyle=line, color="black",
+                      label=run.label)
+    occ.set_xlabel("training step")
+    occ.set_ylabel("buffer entries")
+    occ.set_title("experience buffer occupancy")
+    rate.set_xlabel("training step")
+    rate.set_ylabel("boundary events per 100 steps")
+    rate.set_title("boundary-event rate")
+    occ.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_figures(runs: list[RunRecord], folder: Path) -> list[Path]:
+    """Every figure the runs support, as PNG files in ``folder``; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = [bar_chart(runs, folder / "fig2_peak_bars.png"), d_shift_curves(runs, folder / "fig3_d_shift.png"),
+            track_c_trajectories(runs, folder / "fig4_track_c.png"), sigma_z_curves(runs, folder / "fig5_sigma_z.png"),
+            buffer_and_events(runs, folder / "buffer_and_events.png")]
+    return [p for p in made if p is not None]
+
+
+def terminal_figures(runs: list[RunRecord], width: int = 100, height: int = 20) -> str:
+    """plotext versions of Fig. 2, 3 and 5 as text (for ``report --terminal`` over SSH)."""
+    import plotext as plt
+
+    out = []
+    plt.clear_figure()
+    plt.theme("clear")
+    plt.plotsize(width, height)
+    plt.bar([r.label for r in runs], [r.peak["d_shift"] for r in runs])
+    plt.title("D_shift at the peak step per run (persistence = 1.0)")
+    out.append(plt.build())
+    for key, title in (("d_shift", "D_shift against step (mean over seeds)"),
+                       ("sigma_z", "sigma_z against step (0.5 = collapse line)")):
+        plt.clear_figure()
+        plt.theme("clear")
+        plt.plotsize(width, height)
+        for name, group in _by_track(runs).items():
+            steps, mean, _ = _mean_band(group, key)
+            plt.plot(steps.tolist(), mean.tolist(), label=name)
+        plt.title(title)
+        plt.xlabel("training step")
+        out.append(plt.build())
+    return ANSI.sub("", "\n".join(out))  # plain text: no colour codes in logs or over SSH
+
+
+def analysis_figures(analyses: list, folder: Path) -> list[Path]:
+    """Figures of :class:`~jepa_tui.evaluation.analysis.Analysis` results: the singular-value spectra with the
+    effective rank, attention against entry age by world, D_shift per horizon, and the surprisal trace."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, a in enumerate(analyses):
+        ax.semilogy(range(1, len(a.singular_values) + 1), a.singular_values, linestyle=["-", "--", ":", "-."][i % 4],
+                    color="black", label=f"step {a.step}: eff. rank {a.effective_rank:.1f}, σ_z {a.sigma_z:.3f}")
+    ax.set_xlabel("index of singular value")
+    ax.set_ylabel("singular value (log)")
+    ax.set_title("SVD of predictor outputs on the shift test split")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    made.append(folder / "svd_spectrum.png")
+    fig.savefig(made[-1], dpi=120)
+    plt.close(fig)
+
+    last = analyses[-1]
+    if last.attention:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        for world, marker, colour in (("base", "o", "0.55"), ("shift", "^", "black")):
+            rows = [r for r in last.attention if r["world"] == world]
+            if rows:
+                ax.scatter([r["age"] for r in rows], [r["weight"] for r in rows], marker=marker, s=12,
+                           color=colour, label=f"{world} entries (mass {last.attention_mass.get(world, 0):.2f})")
+        ax.set_xlabel("entry age (pushes ago; 0 = newest)")
+        ax.set_ylabel("mean attention weight")
+        ax.set_title(f"buffer attention during shift-world inference (step {last.step})")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        made.append(folder / "attention_by_age.png")
+        fig.savefig(made[-1], dpi=120)
+        plt.close(fig)
+
+    fig, (hor, trace) = plt.subplots(1, 2, figsize=(10, 3.6))
+    horizons = list(last.d_shift_per_horizon)
+    width = 0.8 / len(analyses)
+    for i, a in enumerate(analyses):
+        hor.bar([j + i * width for j in range(len(horizons))], list(a.d_shift_per_horizon.values()), width,
+                color="white", edgecolor="black", hatch=["", "//", "..", "xx"][i % 4], label=f"step {a.step}")
+    hor.set_xticks([j + 0.4 - width / 2 for j in range(len(horizons))], [f"k = {k}" for k in horizons])
+    hor.set_ylabel("D_shift (normalised)")
+    hor.set_title("D_shift per horizon")
+    hor.legend(fontsize=7)
+    rows = last.surprisal_trace
+    trace.plot([r["index"] for r in rows], [r["surprisal"] for r in rows], color="black", label="surprisal")
+    if rows and "threshold" in rows[0]:
+        trace.plot([r["index"] for r in rows], [r["threshold"] for r in rows], color="0.5", linestyle="--",
+                   label="μ + κσ")
+        fired = [r for r in rows if r["fired"]]
+        trace.scatter([r["index"] for r in fired], [r["surprisal"] for r in fired], marker="v", color="black",
+                      label="boundary event")
+    switch = next((r["index"] for r in rows if r["world"] == "shift"), None)
+    if switch is not None:
+        trace.axvline(switch - 0.5, color="black", linewidth=0.7)
+        trace.annotate("base → shift", (switch, max(r["surprisal"] for r in rows)), fontsize=7)
+    trace.set_xlabel("batch")
+    trace.set_ylabel("base-predictor surprisal (MSE)")
+    trace.set_title(f"surprisal at the base → shift switch (step {last.step})")
+    trace.legend(fontsize=7)
+    fig.tight_layout()
+    made.append(folder / "horizons_and_surprisal.png")
+    fig.savefig(made[-1], dpi=120)
+    plt.close(fig)
+    return made

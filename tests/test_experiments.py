@@ -1,0 +1,181 @@
+"""Sweeps, the paper's statistics, reports and the checkpoint analyses, on tiny runs."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from jepa_tui.cli.main import app, expand_multi_value_options
+from jepa_tui.config import ReportConfig, list_profiles
+from jepa_tui.evaluation.analysis import effective_rank
+from jepa_tui.evaluation.statistics import outcome, relative_delta_pct, summarise
+from jepa_tui.training.sweep import load_sweep
+
+runner = CliRunner()
+
+# The paper's seed-level values (spec §7, Table 1; Track B's derived from its CI and mean, spec §6).
+PAPER = {"A": [0.8000, 0.8159, 0.8108], "B": [0.8217, 0.8248, 0.8249], "C": [0.7776, 0.7838, 0.7931]}
+
+
+def test_statistics_reproduce_the_papers_table_1():
+    a, b, c = (summarise(PAPER[t]) for t in "ABC")
+    assert (round(a.mean, 4), round(a.ci_low, 4), round(a.ci_high, 4)) == (0.8089, 0.8000, 0.8159)
+    assert (round(b.mean, 4), round(b.ci_low, 4), round(b.ci_high, 4)) == (0.8238, 0.8217, 0.8249)
+    assert (round(c.mean, 4), round(c.ci_low, 4), round(c.ci_high, 4)) == (0.7848, 0.7776, 0.7931)
+    assert round(c.std, 4) == 0.0078  # "0.7848 ± 0.0078": sample std, ddof = 1
+    delta = relative_delta_pct(b.mean, c.mean)
+    assert 4.725 <= delta <= 4.745  # the paper's 4.73-4.74 %
+    assert round(relative_delta_pct(0.82384, 0.7848), 2) == 4.74  # with D_B unrounded
+    assert outcome(delta) == "C"
+    assert round(relative_delta_pct(min(PAPER["A"]), c.mean), 2) == 1.90  # against A's best seed
+    assert round(relative_delta_pct(a.mean, c.mean), 2) == 2.98  # against A's mean
+
+
+def test_bootstrap_is_seeded_and_narrower_than_the_range_with_more_seeds():
+    values = [0.80, 0.81, 0.79, 0.83, 0.78, 0.82, 0.80, 0.81]
+    first, second = summarise(values), summarise(values)
+    assert first == second
+    assert min(values) < first.ci_low < first.mean < first.ci_high < max(values)
+    assert summarise([0.8]).ci_low == summarise([0.8]).ci_high == 0.8
+
+
+@pytest.mark.parametrize(("delta", "expected"), [
+    (25.0, "A"), (10.0, "A"), (9.999, "B"), (5.0, "B"), (4.999, "C"), (0.0, "C"), (-4.999, "C"), (-5.0, "D"),
+    (-30.0, "D"),
+])
+def test_outcome_classes_at_their_boundaries(delta, expected):
+    assert outcome(delta) == expected
+
+
+def test_outcome_thresholds_come_from_the_configuration():
+    strict = ReportConfig(strong_pct=4.0, null_band_pct=2.0)
+    assert outcome(4.73, strict) == "A" and outcome(3.0, strict) == "B" and outcome(-2.0, strict) == "D"
+
+
+def test_effective_rank():
+    assert effective_rank(torch.ones(8)) == pytest.approx(8.0)
+    assert effective_rank(torch.tensor([3.0, 0.0, 0.0])) == pytest.approx(1.0)
+    assert 1.0 < effective_rank(torch.tensor([4.0, 2.0, 1.0])) < 3.0
+
+
+def test_every_sweep_profile_describes_the_papers_experiment():
+    profiles = list_profiles()
+    for name in ("table1", "dual_freeze_8000", "dual_freeze_10000", "lambda_sweep", "buffer_only_freeze",
+                 "ema_only_freeze", "kappa_sweep"):
+        assert name in profiles, name
+    table1 = load_sweep("table1")
+    assert [r.name for r in table1.runs()] == [f"{t}_s{s}" for t in "ABC" for s in (42, 43, 44)]
+    lam = load_sweep("lambda_sweep").runs()
+    assert [r.overrides for r in lam] == [("train.lambda_var=0.05",), ("train.lambda_var=0.1",),
+                                          ("train.lambda_var=0.15",)]
+    dual = {r.variant: r.overrides for r in load_sweep("dual_freeze_8000").runs()}
+    assert dual["dual_freeze_8000"] == ("train.freeze_buffer_at=8000", "train.freeze_ema_at=8000")
+    assert load_sweep("buffer_only_freeze").runs()[0].overrides == ("train.freeze_buffer_at=8000",)
+    assert load_sweep("ema_only_freeze").runs()[0].overrides == ("train.freeze_ema_at=8000",)
+    assert len(load_sweep("kappa_sweep").runs()) == 4
+
+
+def test_a_sweep_profile_is_not_a_training_profile(tmp_path):
+    result = runner.invoke(app, ["train", "--profile", "table1", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "jepa-tui sweep --profile table1" in result.output
+
+
+def test_multi_value_options_are_expanded():
+    assert expand_multi_value_options(["sweep", "--tracks", "a", "b", "--seeds", "1", "2", "--jobs", "2"]) == [
+        "sweep", "--tracks", "a", "--tracks", "b", "--seeds", "1", "--seeds", "2", "--jobs", "2"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """Tracks A, B, C x seeds 1, 2 of the smoke profile at 30 steps, two runs at a time."""
+    runs = tmp_path_factory.mktemp("sweeps")
+    args = expand_multi_value_options(["sweep", "--profile", "smoke", "--tracks", "a", "b", "c", "--seeds", "1",
+                                       "2", "--steps", "30", "--jobs", "2", "--runs-dir", str(runs), "--sweep-id",
+                                       "tiny"])
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return runs / "tiny"
+
+
+def test_a_sweep_runs_one_directory_per_track_and_seed(sweep_dir):
+    for track in "ABC":
+        for seed in (1, 2):
+            summary = json.loads((sweep_dir / f"{track}_s{seed}" / "summary.json").read_text())
+            assert summary["status"] == "done" and summary["steps"] == 30
+            assert summary["track"] == track and summary["seed"] == seed
+    assert len(json.loads((sweep_dir / "manifest.json").read_text())["runs"]) == 6
+    again = runner.invoke(app, ["sweep", "--resume", str(sweep_dir)])  # finished runs are skipped
+    assert again.exit_code == 0 and again.output.count("done already") == 6
+
+
+def test_a_failed_run_does_not_stop_the_others_and_is_reported(tmp_path):
+    profile = tmp_path / "two.toml"
+    profile.write_text('[sweep]\nbase = "smoke"\nseeds = [42]\n'
+                       '[[sweep.variant]]\nname = "diverging"\n'
+                       'set = { "train.lr" = 30.0, "train.warmup_frac" = 0.9, "eval.every_steps" = 5 }\n'
+                       '[[sweep.variant]]\nname = "fine"\nset = { "train.steps" = 20 }\n')
+    result = runner.invoke(app, ["sweep", "--profile", str(profile), "--runs-dir", str(tmp_path), "--sweep-id", "s"])
+    assert result.exit_code == 1, result.output
+    assert "sweep finished: 1 of 2 runs done; not done: diverging_C_s42 (failed (exit 3))" in result.output
+    assert json.loads((tmp_path / "s" / "fine_C_s42" / "summary.json").read_text())["status"] == "done"
+    assert "non-finite" in (tmp_path / "s" / "logs" / "diverging_C_s42.log").read_text()
+
+
+def test_report_over_a_sweep(sweep_dir, tmp_path):
+    base_runs = [sweep_dir / f"{t}_s{s}" for t in "ABC" for s in (1, 2)]
+    result = runner.invoke(app, ["report", str(sweep_dir), "--out", str(tmp_path), "--terminal"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "report.md").read_text()
+    assert "## Table 1" in text and "| - | C | 2 |" in text and "**Pre-registered**: δ" in text
+    peaks = {}
+    for run in base_runs:
+        evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                 if '"kind":"eval"' in line]
+        peaks.setdefault(run.name[0], []).append(min(e["d_shift"] for e in evals))
+    mean_b, mean_c = (sum(peaks[t]) / 2 for t in "BC")
+    delta = relative_delta_pct(mean_b, mean_c)
+    assert f"**{delta:.2f}%** → **Outcome {outcome(delta)}**" in text
+    for name in ("fig2_peak_bars", "fig3_d_shift", "fig4_track_c", "fig5_sigma_z", "buffer_and_events"):
+        png = tmp_path / "figures" / f"{name}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG", name
+    assert "D_shift at the peak step per run" in result.output and "\x1b[" not in result.output
+
+
+def test_freeze_and_lambda_tables(tmp_path):
+    common = ["--profile", "smoke", "--steps", "40", "--runs-dir", str(tmp_path)]
+    for run_id, sets in (("baseline", []), ("dual", ["train.freeze_buffer_at=20", "train.freeze_ema_at=20"]),
+                         ("lam", ["train.lambda_var=0.15"])):
+        args = [a for s in sets for a in ("--set", s)]
+        assert runner.invoke(app, ["train", *common, "--run-id", run_id, *args]).exit_code == 0
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    evals = [json.loads(line) for line in (tmp_path / "dual" / "metrics.jsonl").read_text().splitlines()
+             if '"kind":"eval"' in line]
+    at_freeze, final = evals[0]["d_shift"], evals[-1]["d_shift"]
+    assert f"| C s42 | dual at 20 | {at_freeze:.4f} (step 20) | {final:.4f} | {final - at_freeze:+.4f} |" in \
+        result.output
+    assert "## Table 3" in result.output and "| 0.15 |" in result.output and "| 0.05 |" in result.output
+
+
+def test_analyze_a_runs_checkpoints(tmp_path):
+    assert runner.invoke(app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id",
+                               "r"]).exit_code == 0
+    result = runner.invoke(app, ["analyze", str(tmp_path / "r"), "--step", "40"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r" / "analysis" / "step_00000040.json").read_text())
+    values = data["singular_values"]
+    assert len(values) == 16 and values == sorted(values, reverse=True)  # latent_dim 16 in the smoke profile
+    assert 1.0 <= data["effective_rank"] <= 16.0
+    assert set(data["d_shift_per_horizon"]) == {"1", "2", "4"}
+    metrics = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    evals = {r["step"]: r for r in metrics if r["kind"] == "eval"}
+    assert data["d_shift"] == pytest.approx(evals[40]["d_shift"], rel=1e-6)  # the same protocol as the run's
+    ages = [r["age"] for r in data["attention"]]
+    assert ages == list(range(len(ages))) and len(ages) == 5  # the 5 shift experiences of the smoke profile
+    assert sum(r["weight"] for r in data["attention"]) == pytest.approx(1.0, abs=1e-5)
+    assert [r["world"] for r in data["surprisal_trace"]] == ["base"] * 30 + ["shift"] * 30
+    for name in ("svd_spectrum", "attention_by_age", "horizons_and_surprisal"):
+        assert (tmp_path / "r" / "analysis" / f"{name}.png").stat().st_size > 1000
+    bad = runner.invoke(app, ["analyze", str(tmp_path / "r"), "--step", "7"])
+    assert bad.exit_code == 2 and "no checkpoint at that step; kept: 20, 40" in bad.output
