@@ -225,3 +225,51 @@ def test_signals_checkpoint_and_exit_with_their_code(tmp_path, sig, code):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["stop_reason"] == signal.Signals(sig).name
     assert (run_dir / "checkpoints" / f"step_{summary['steps']:08d}.pt").exists()
+
+
+def test_a_freeze_applied_after_the_checkpoint_is_replayed_on_resume(tmp_path):
+    """An interactive EMA freeze at step 20 (after the step-20 checkpoint), then the run dies before step 40:
+    the resumed run applies the freeze again at step 20 and ends exactly where the run left alone ends."""
+    import queue
+
+    from jepa_tui.config import load_config
+    from jepa_tui.training.control import Command
+    from jepa_tui.training.loop import RunLoop
+    from jepa_tui.training.run_dir import RunDirectory
+    from jepa_tui.training.session import prepare_run
+
+    config = load_config("smoke")
+
+    class FreezeAt20:
+        def __init__(self, commands):
+            self.commands = commands
+
+        def on_train(self, record):
+            if record["step"] == 20:
+                self.commands.put(Command.FREEZE_EMA)  # as the dashboard's `e` key would
+
+        def on_eval(self, record): ...
+
+        def on_event(self, record): ...
+
+        def on_summary(self, summary): ...
+
+    def run(name, freeze):
+        prepared = prepare_run(config, torch.device("cpu"), tmp_path, name)
+        commands = queue.Queue()
+        RunLoop(prepared.trainer, prepared.directory, [FreezeAt20(commands)] if freeze else [],
+                commands=commands).run()
+        return tmp_path / name
+
+    alone, unfrozen, killed = run("alone", True), run("unfrozen", False), run("killed", True)
+    (killed / "checkpoints" / "step_00000040.pt").unlink()  # as if it died before its last checkpoint
+    point = prepare_resume(killed)
+    assert point.step == 20 and point.replay == [(20, Command.FREEZE_EMA)]
+    assert any("replaying freeze_ema at step 20" in n for n in point.notices)
+    prepared = prepare_run(point.config, torch.device("cpu"), resume=point)
+    RunLoop(prepared.trainer, RunDirectory.open(killed), replay=prepared.replay).run()
+    assert prepared.trainer.ema_frozen
+    params, reference, other = (final_parameters(p)[0] for p in (killed, alone, unfrozen))
+    assert all(torch.equal(params[k], reference[k]) for k in reference)
+    assert not all(torch.equal(other[k], reference[k]) for k in reference)  # the freeze does change the run
+    assert records(killed, "eval") == records(alone, "eval")

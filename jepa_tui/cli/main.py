@@ -116,7 +116,7 @@ def train(
         print(f"  {notice}", flush=True)
     with SignalStop() as signals:
         loop = RunLoop(trainer, run_dir, [ConsolePrinter(config)], should_stop=signals,
-                       thermal=prepared.thermal, notices=prepared.notices)
+                       thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay)
         try:
             summary = loop.run()
         except RunDirError as exc:
@@ -210,8 +210,9 @@ def sweep(
             extra = [*(set_ or []), *([f"train.steps={steps}"] if steps is not None else [])]
             spec = load_sweep(profile, [t.upper() for t in tracks or []] or None, seeds, extra)
             sweep_dir = runs_dir / (sweep_id or make_sweep_id(spec))
-            if sweep_dir.exists() and sweep_id is None:
-                raise ConfigError(f"sweep directory '{sweep_dir}' exists already.")
+            if (sweep_dir / "manifest.json").is_file() and read_manifest(sweep_dir) != spec:
+                raise ConfigError(f"sweep directory '{sweep_dir}' holds a different sweep; continue it with "
+                                  f"`jepa-tui sweep --resume {sweep_dir}` or choose another --sweep-id.")
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     runs = spec.runs()

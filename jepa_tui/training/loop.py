@@ -83,6 +83,8 @@ class RunLoop:
         commands: a queue of :class:`~jepa_tui.training.control.Command` (thread-safe; may be shared with a UI).
         thermal: the thermal guard, when training on a GPU that NVML can read.
         notices: what preparing the run (a resume) had to say; written with the start event.
+        replay: (step, command) pairs to apply again at their steps: the freezes a killed run had applied after
+            the checkpoint it resumes from, so an interactive ablation survives the kill.
 
     A trainer restored from a checkpoint of ``run_dir`` continues that run: the checkpoints already there count
     towards the last two kept, and the last evaluation is read back from ``metrics.jsonl``.
@@ -91,7 +93,7 @@ class RunLoop:
     def __init__(self, trainer: Trainer, run_dir: RunDirectory, sinks: Sequence[Sink] = (),
                  should_stop: Callable[[], str | None] | None = None,
                  commands: queue.Queue[Command] | None = None, thermal: ThermalGuard | None = None,
-                 notices: Sequence[str] = ()) -> None:
+                 notices: Sequence[str] = (), replay: Sequence[tuple[int, Command]] = ()) -> None:
         self.trainer = trainer
         self.run_dir = run_dir
         self.sinks = list(sinks)
@@ -99,6 +101,7 @@ class RunLoop:
         self.commands: queue.Queue[Command] = commands if commands is not None else queue.Queue()
         self.thermal = thermal
         self.notices = list(notices)
+        self.replay = sorted(replay, key=lambda item: item[0])
         self.paused = False
         self.stop_reason: str | None = None  # from a command or the pause_request flag
         self.saved_steps: list[int] = list(run_dir.checkpoint_paths())
@@ -197,6 +200,9 @@ class RunLoop:
 
     def _scheduled_freezes(self) -> None:
         t = self.trainer
+        while self.replay and self.replay[0][0] <= t.progress.step:
+            _, command = self.replay.pop(0)
+            self.apply(command, "replay")
         cfg = t.config.train
         if cfg.freeze_buffer_at == t.progress.step and not t.buffer_frozen:
             self.apply(Command.FREEZE_BUFFER, "profile")

@@ -14,10 +14,13 @@ from typing import Any
 
 from jepa_tui.config import Config, ConfigError, load_config, read_toml
 from jepa_tui.provenance import code_version
+from jepa_tui.training.control import Command
 from jepa_tui.training.run_dir import RunDirectory, load_checkpoint
 
 # Keys that change how a run is shown or where it runs, not what it computes.
 PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds"})
+# Commands that change what is computed; pause, save and stop do not, and are not replayed.
+REPLAYED = frozenset({Command.FREEZE_BUFFER, Command.UNFREEZE_BUFFER, Command.FREEZE_EMA, Command.UNFREEZE_EMA})
 
 
 class ResumeRefused(ConfigError):
@@ -34,6 +37,7 @@ class ResumePoint:
         state: the checkpoint's contents, or None when the run has none yet (it restarts from step 0).
         step: the checkpoint's step (0 without one).
         notices: one line for each thing worth telling the user (repairs, forced differences).
+        replay: freezes applied after the checkpoint (from ``events.jsonl``), to apply again at their steps.
     """
 
     config: Config
@@ -41,6 +45,7 @@ class ResumePoint:
     state: dict | None
     step: int
     notices: list[str] = field(default_factory=list)
+    replay: list[tuple[int, Command]] = field(default_factory=list)
 
 
 def _flatten(tables: dict[str, Any]) -> dict[str, Any]:
@@ -116,4 +121,10 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
         notices.append(f"moved {moved} records after step {step} to metrics.rolled_back.jsonl; they are recomputed")
     if state is None:
         notices.append("no checkpoint yet: the run restarts from step 0")
-    return ResumePoint(config, directory, state, step, notices)
+    replay = [(int(e["step"]), Command(e["command"])) for e in directory.read_records("events")
+              if e.get("kind") == "command" and e.get("step", -1) >= step and e.get("command") in REPLAYED
+              and e.get("source") != "profile"]  # the profile's scheduled freezes recur by themselves
+    if replay:
+        notices.append("replaying " + ", ".join(f"{c.value} at step {s}" for s, c in replay)
+                       + ", applied after the checkpoint before the run stopped")
+    return ResumePoint(config, directory, state, step, notices, replay)

@@ -39,6 +39,7 @@ class PreparedRun:
     thermal: ThermalGuard | None
     notices: list[str]
     thermal_note: str
+    replay: list[tuple[int, Command]]
 
 
 def prepare_run(config: Config, device: torch.device, runs_dir: Path | None = None, run_id: str | None = None,
@@ -65,7 +66,7 @@ def prepare_run(config: Config, device: torch.device, runs_dir: Path | None = No
                 raise CheckpointError(f"the checkpoint at step {resume.step} of '{directory.path}' does not fit "
                                       f"this configuration: {first}") from None
     thermal, line = guard_for(config.thermal, device.type)
-    return PreparedRun(trainer, directory, thermal, notices, line)
+    return PreparedRun(trainer, directory, thermal, notices, line, resume.replay if resume is not None else [])
 
 
 class RecordBuffer:
@@ -129,7 +130,7 @@ class ThreadedRun:
     def __post_init__(self) -> None:
         prepared = prepare_run(self.config, self.device, self.runs_dir, resume=self.resume, worlds=self.worlds)
         self.trainer, self.directory = prepared.trainer, prepared.directory
-        self.thermal, self.notices = prepared.thermal, prepared.notices
+        self.thermal, self.notices, self.replay = prepared.thermal, prepared.notices, prepared.replay
         self.records = RecordBuffer()
         self.summary: dict | None = None
         self._stop_reason: str | None = None  # set from the UI thread, read by the training thread
@@ -160,6 +161,6 @@ class ThreadedRun:
     def run(self) -> dict:
         """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
         loop = RunLoop(self.trainer, self.directory, [self.records], commands=self.commands, thermal=self.thermal,
-                       should_stop=lambda: self._stop_reason, notices=self.notices)
+                       should_stop=lambda: self._stop_reason, notices=self.notices, replay=self.replay)
         self.summary = loop.run()
         return self.summary
