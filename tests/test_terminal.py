@@ -61,7 +61,8 @@ def test_terminal_going_away_checkpoints_and_exits(tmp_path):
     tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
     try:
         status = lambda: (tmux("capture-pane", "-p", "-t", session).splitlines() or [""])[0]  # noqa: E731
-        assert wait_for(lambda: status().strip().startswith("training") and "step 0/" not in status(), 90)
+        started = wait_for(lambda: status().strip().startswith("training") and "step 0/" not in status(), 180)
+        assert started, tmux("capture-pane", "-p", "-t", session)  # show the screen when it did not start
     finally:
         tmux("kill-session", "-t", session)
     alive = lambda: subprocess.run(["pgrep", "-f", f"runs-dir {runs}"], capture_output=True).returncode == 0  # noqa: E731

@@ -302,8 +302,9 @@ def analyze(
         mass = result.attention_mass
         attention = f"{mass.get('base', 0):.2f}/{mass.get('shift', 0):.2f}" if mass else "-"
         per_k = " ".join(f"k{k}:{v:.3f}" for k, v in result.d_shift_per_horizon.items())
+        corr = f"{age_correlation(result.attention):+.2f}" if len(result.attention) >= 3 else "-"
         print(f"{s:<6} {result.d_shift:.4f}   {result.sigma_z:.4f}   {result.effective_rank:6.2f}    {top:<26} "
-              f"{attention:<21} {age_correlation(result.attention):+.2f}     {per_k}", flush=True)
+              f"{attention:<21} {corr:<9} {per_k}", flush=True)
     figures = analysis_figures(results, out)
     print(f"wrote {len(results)} JSON files and {len(figures)} figures in {out}")
 

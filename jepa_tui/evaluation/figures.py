@@ -10,6 +10,7 @@ import numpy as np
 
 from jepa_tui.evaluation.report import RunRecord
 
+EVENT_WINDOW = 200  # steps
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", "..")}
 
@@ -150,17 +151,20 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
         full = steps[size >= run.config.memory.capacity]
         if len(full):
             occ.axvline(full[0], color="0.5", linewidth=0.7)
-            occ.annotate(f"full at {full[0]}", (full[0], run.config.memory.capacity), fontsize=7,
-                         xytext=(4, -12), textcoords="offset points")
-        if len(steps) > 1:
-            rate.plot(steps[1:], 100 * np.diff(events) / np.diff(steps), linestyle=line, color="black",
-                      label=run.label)
+            occ.annotate(f"{run.label} full at {full[0]}", (full[0], run.config.memory.capacity), fontsize=7,
+                         xytext=(4, -12 - 10 * i), textcoords="offset points")
+        # events per 100 steps over a trailing window of EVENT_WINDOW steps (a 10-step record is too noisy)
+        start = np.searchsorted(steps, steps - EVENT_WINDOW, side="left")
+        span = steps - steps[start]
+        ok = span > 0
+        rate.plot(steps[ok], 100 * (events[ok] - events[start][ok]) / span[ok], linestyle=line, color="black",
+                  label=run.label)
     occ.set_xlabel("training step")
     occ.set_ylabel("buffer entries")
     occ.set_title("experience buffer occupancy")
     rate.set_xlabel("training step")
     rate.set_ylabel("boundary events per 100 steps")
-    rate.set_title("boundary-event rate")
+    rate.set_title(f"boundary-event rate (trailing {EVENT_WINDOW}-step window)")
     occ.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
