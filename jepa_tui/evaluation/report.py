@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jepa_tui.config import Config, load_config
 from jepa_tui.evaluation.statistics import OUTCOMES, outcome, relative_delta_pct, summarise
+from jepa_tui.training.run_dir import RunDirectory
 
 
 @dataclass
@@ -44,19 +45,6 @@ class RunRecord:
         return self.evals[-1]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    data = path.read_bytes()
-    out = []
-    for line in data[:data.rfind(b"\n") + 1].splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
 def _variant(run_dir: Path) -> str:
     manifest = run_dir.parent / "manifest.json"
     if manifest.is_file():
@@ -78,7 +66,7 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
             raise FileNotFoundError(f"'{root}' does not exist")
         candidates = [root] if (root / "config.toml").is_file() else sorted(p.parent for p in root.rglob("config.toml"))
         for run_dir in candidates:
-            metrics = _read_jsonl(run_dir / "metrics.jsonl")
+            metrics = RunDirectory(run_dir).read_records("metrics")
             evals = [r for r in metrics if r.get("kind") == "eval"]
             if not evals:
                 continue
