@@ -59,6 +59,16 @@ def test_effective_rank():
     assert 1.0 < effective_rank(torch.tensor([4.0, 2.0, 1.0])) < 3.0
 
 
+def test_attention_table_bins_by_age_and_world():
+    from jepa_tui.evaluation.analysis import attention_table
+
+    rows = [{"age": a, "world": "shift" if a < 2 else "base", "weight": w}
+            for a, w in enumerate([0.1, 0.3, 0.2, 0.4])]
+    assert attention_table(rows, bin_size=2) == [
+        {"ages": "0-1", "world": "shift", "entries": 2, "mean_weight": pytest.approx(0.2), "mass": pytest.approx(0.4)},
+        {"ages": "2-3", "world": "base", "entries": 2, "mean_weight": pytest.approx(0.3), "mass": pytest.approx(0.6)}]
+
+
 def test_every_sweep_profile_describes_the_papers_experiment():
     profiles = list_profiles()
     for name in ("table1", "dual_freeze_8000", "dual_freeze_10000", "lambda_sweep", "buffer_only_freeze",
@@ -128,6 +138,7 @@ def test_report_over_a_sweep(sweep_dir, tmp_path):
     assert result.exit_code == 0, result.output
     text = (tmp_path / "report.md").read_text()
     assert "## Table 1" in text and "| - | C | 2 |" in text and "**Pre-registered**: δ" in text
+    assert "| - | B | 2 | B_s2 |" in text  # the per-seed rows
     peaks = {}
     for run in base_runs:
         evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
@@ -175,6 +186,8 @@ def test_analyze_a_runs_checkpoints(tmp_path):
     assert ages == list(range(len(ages))) and len(ages) == 5  # the 5 shift experiences of the smoke profile
     assert sum(r["weight"] for r in data["attention"]) == pytest.approx(1.0, abs=1e-5)
     assert [r["world"] for r in data["surprisal_trace"]] == ["base"] * 30 + ["shift"] * 30
+    assert "attention during shift-world inference at step 40" in result.output
+    assert "0-49                     shift        5" in result.output
     for name in ("svd_spectrum", "attention_by_age", "horizons_and_surprisal"):
         assert (tmp_path / "r" / "analysis" / f"{name}.png").stat().st_size > 1000
     bad = runner.invoke(app, ["analyze", str(tmp_path / "r"), "--step", "7"])

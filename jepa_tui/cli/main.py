@@ -268,7 +268,7 @@ def analyze(
     surprisal trace at the base → shift switch, per checkpoint; JSON and figures in RUN_DIR/analysis/."""
     import json as json_module
 
-    from jepa_tui.evaluation.analysis import age_correlation, analyse
+    from jepa_tui.evaluation.analysis import age_correlation, analyse, attention_table
     from jepa_tui.evaluation.figures import analysis_figures
     from jepa_tui.training.run_dir import RunDirectory, load_checkpoint
     from jepa_tui.training.trainer import Trainer, pick_device
@@ -305,6 +305,13 @@ def analyze(
         corr = f"{age_correlation(result.attention):+.2f}" if len(result.attention) >= 3 else "-"
         print(f"{s:<6} {result.d_shift:.4f}   {result.sigma_z:.4f}   {result.effective_rank:6.2f}    {top:<26} "
               f"{attention:<21} {corr:<9} {per_k}", flush=True)
+    last = results[-1]
+    if last.attention:
+        print(f"\nattention during shift-world inference at step {last.step} (uniform = "
+              f"{1 / len(last.attention):.5f} per entry):\nentry ages (pushes ago)  world  entries  mean weight  mass")
+        for row in attention_table(last.attention):
+            print(f"{row['ages']:<24} {row['world']:<6} {row['entries']:>7}  {row['mean_weight']:.5f}      "
+                  f"{row['mass']:.3f}")
     figures = analysis_figures(results, out)
     print(f"wrote {len(results)} JSON files and {len(figures)} figures in {out}")
 

@@ -138,3 +138,14 @@ def age_correlation(rows: list[dict]) -> float:
     ages = torch.tensor([r["age"] for r in rows], dtype=torch.float64)
     weights = torch.tensor([r["weight"] for r in rows], dtype=torch.float64)
     return float(torch.corrcoef(torch.stack([ages, weights]))[0, 1])
+
+
+def attention_table(rows: list[dict], bin_size: int = 50) -> list[dict]:
+    """Mean attention weight per (age bin, world): ``[{"ages": "0-49", "world": "shift", "entries": n,
+    "mean_weight": w, "mass": m}, ...]``, youngest bin first. A uniform attention gives 1 / entries everywhere."""
+    table: dict[tuple[int, str], list[float]] = {}
+    for r in rows:
+        table.setdefault((r["age"] // bin_size, r["world"]), []).append(r["weight"])
+    return [{"ages": f"{b * bin_size}-{(b + 1) * bin_size - 1}", "world": world, "entries": len(weights),
+             "mean_weight": sum(weights) / len(weights), "mass": sum(weights)}
+            for (b, world), weights in sorted(table.items())]

@@ -118,6 +118,15 @@ def table1(report: Report) -> None:
                              for r in runs)
         lines.append(f"| {variant or '-'} | {track} | {len(runs)} | {summary.mean:.4f} | [{summary.ci_low:.4f}, "
                      f"{summary.ci_high:.4f}] | {summary.std:.4f} | {sigma:.4f} | {per_seed} |")
+    lines += ["", "Per seed:", "",
+              "| variant | track | seed | run | peak step | D_shift at peak | σ_z at peak | final step | final D_shift "
+              "| final σ_z | status |",
+              "| --- " * 11 + "|"]
+    for (variant, track), runs in sorted(report.groups.items()):
+        for r in runs:
+            lines.append(f"| {variant or '-'} | {track} | {r.seed} | {r.path.name} | {r.peak['step']} | "
+                         f"{r.peak['d_shift']:.4f} | {r.peak['sigma_z']:.4f} | {r.final['step']} | "
+                         f"{r.final['d_shift']:.4f} | {r.final['sigma_z']:.4f} | {r.status} |")
     for variant in sorted({v for v, _ in report.groups}):
         b, c, a = means.get((variant, "B")), means.get((variant, "C")), means.get((variant, "A"))
         name = f" ({variant})" if variant else ""
