@@ -116,3 +116,17 @@ def test_the_dashboard_and_watch_reject_bad_input_too(tmp_path):
     assert invoke(["run", "--profile", "smoke", "--set", "train.lr=0", "--runs-dir", str(tmp_path)]).exit_code == 2
     result = invoke(["watch", str(tmp_path / "missing")])
     assert result.exit_code == 2 and "no config.toml" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["report", "{tmp}/nowhere"], "does not exist"),
+    (["report", "{tmp}"], "no evaluated runs under"),
+    (["analyze", "{tmp}"], "is not a run directory: it has no config.toml"),
+    (["sweep", "--profile", "smoke", "--tracks", "x"], "track 'X' is not one of A, B, C"),
+    (["sweep", "--profile", "smoke", "--set", "train.lr=0"], "'train.lr' = 0.0 is out of range"),
+    (["sweep"], "pass exactly one of --profile NAME (a new sweep) or --resume SWEEP_DIR"),
+    (["sweep", "--resume", "{tmp}"], "is not a sweep directory"),
+])
+def test_bad_input_to_the_experiment_commands(args, message, tmp_path):
+    result = invoke([a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code == 2 and message in result.output, result.output
