@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from jepa_tui.training.sweep import last_step
+
 TIMING = {"seconds", "elapsed", "steps_per_s"}
 
 
@@ -32,13 +34,6 @@ def command(*args: str) -> list[str]:
 def records(run_dir: Path, kind: str) -> list[dict]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return [{k: v for k, v in r.items() if k not in TIMING} for r in map(json.loads, lines) if r["kind"] == kind]
-
-
-def last_step(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    return max((json.loads(line)["step"] for line in path.read_text().splitlines() if line.endswith("}")), default=0)
 
 
 def final_state(run_dir: Path) -> dict:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
 from jepa_tui.training.resume import prepare_resume
+from jepa_tui.training.sweep import last_step
 
 runner = CliRunner()
 # 120 steps evaluated every 20: long enough to kill mid-run, short enough for CI.
@@ -47,14 +48,6 @@ def reference(tmp_path_factory):
 def spawn(*args):
     return subprocess.Popen([sys.executable, "-m", "jepa_tui.cli.main", "train", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def last_step(run_dir):
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return 0
-    steps = [json.loads(line)["step"] for line in path.read_text().splitlines() if line.endswith("}")]
-    return max(steps, default=0)
 
 
 def kill_when(proc, run_dir, step, timeout=120.0):

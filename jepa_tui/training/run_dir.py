@@ -38,6 +38,19 @@ class CheckpointError(ValueError):
     """A checkpoint file cannot be read (truncated, corrupt, or not a jepa-tui checkpoint)."""
 
 
+def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
+    """The records of the complete lines of ``data`` and how many bytes they take; a last line without its
+    newline (still being written, or torn by a kill) is left out, and lines that are not JSON are skipped."""
+    end = data.rfind(b"\n") + 1
+    records = []
+    for line in data[:end].splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records, end
+
+
 def _os_message(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "no space left on the device"
@@ -184,14 +197,7 @@ class RunDirectory:
         path = self.path / f"{name}.jsonl"
         if not path.is_file():
             return []
-        data = path.read_bytes()
-        records = []
-        for line in data[:data.rfind(b"\n") + 1].splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return records
+        return parse_jsonl(path.read_bytes())[0]
 
     def drop_torn_line(self, name: str) -> bytes:
         """Cut a last line without its newline (left by a kill mid-write) from ``<name>.jsonl``; returns it."""

@@ -27,6 +27,9 @@ import tomli_w
 from jepa_tui.config import TRACKS, ConfigError, load_config, read_toml, resolve_profile
 
 MANIFEST = "manifest.json"
+# Exit codes of `jepa-tui train` after which summary.json is this session's (done, non-finite, suspended, signals);
+# after any other (bad input, I/O error, a crash) it may be a stale one from an earlier session.
+EXITS_WITH_SUMMARY = frozenset({0, 3, 75, 130, 143})
 
 
 @dataclass(frozen=True)
@@ -63,11 +66,6 @@ class SweepSpec:
 
 def _toml_value(value: Any) -> str:
     return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
-
-
-def is_sweep_profile(path: Path) -> bool:
-    """True when the TOML file has a ``[sweep]`` table."""
-    return "sweep" in read_toml(path)
 
 
 def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] | None = None,
@@ -221,7 +219,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[st
                 log.close()
                 del running[name]
                 summary = _summary(sweep_dir / name) or {}
-                status = summary.get("status", "failed") if code in (0, 3, 75, 130, 143) else "failed"
+                status = summary.get("status", "failed") if code in EXITS_WITH_SUMMARY else "failed"
                 outcomes[name] = RunOutcome(run, status if code == 0 else f"{status} (exit {code})", code,
                                             summary.get("peak_d_shift"))
                 say(f"{name}: {outcomes[name].status}, peak D_shift {summary.get('peak_d_shift')}")

@@ -6,7 +6,6 @@ Both expose the same small interface to the app: the states to draw, ``poll()`` 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,6 +17,7 @@ from jepa_tui.config import Config, load_config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.resume import ResumePoint
+from jepa_tui.training.run_dir import parse_jsonl
 from jepa_tui.training.session import ThreadedRun
 from jepa_tui.ui.state import RunState
 
@@ -126,14 +126,8 @@ class JsonlTail:
                 chunk = fh.read()
         except FileNotFoundError:
             return []
-        end = chunk.rfind(b"\n") + 1  # a torn last line waits for its newline
+        records, end = parse_jsonl(chunk)  # a torn last line waits for its newline
         self.offset += end
-        records = []
-        for line in chunk[:end].splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
         return records
 
 
