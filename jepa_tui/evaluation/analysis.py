@@ -21,7 +21,7 @@ import torch
 
 from jepa_tui.config import Config
 from jepa_tui.data.worlds import Worlds
-from jepa_tui.evaluation.evaluate import accumulate_shift_experience, evaluate, split_latents
+from jepa_tui.evaluation.evaluate import buffer_restored, evaluate, prepare_shift_buffer, split_latents, start_latents
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.model.memory import WORLD_SHIFT
 
@@ -58,15 +58,11 @@ def _shift_outputs(model: JEPAWorldModel, worlds: Worlds, config: Config, step: 
                    ) -> tuple[torch.Tensor, list[dict], dict[str, float]]:
     """Predictor outputs (N, d) at the smallest horizon on the shift test split, and the attention rows."""
     memory = model.memory
-    snapshot = {k: v.clone() for k, v in memory.buffer.state_dict().items()} if memory is not None else None
-    try:
-        if memory is not None:
-            generator = torch.Generator(device=worlds.device)
-            generator.manual_seed(config.train.seed * 1_000_003 + step)  # the same experiences as the evaluation
-            accumulate_shift_experience(model, worlds, config, step, generator)
+    with buffer_restored(model):
+        prepare_shift_buffer(model, worlds, config, step)
         test = worlds.shift["test"]
         online, _ = split_latents(model, worlds, test, len(test))
-        z = online[:, :online.shape[1] - max(model.horizons)].flatten(0, 1)
+        z = start_latents(model, online)
         rows: list[dict] = []
         mass: dict[str, float] = {}
         if memory is None:
@@ -83,9 +79,6 @@ def _shift_outputs(model: JEPAWorldModel, worlds: Worlds, config: Config, step: 
             for world in ("base", "shift"):
                 mass[world] = sum(r["weight"] for r in rows if r["world"] == world)
         outputs = model.predict(z, experience).latents[:, 0]
-    finally:
-        if memory is not None and snapshot is not None:
-            memory.buffer.load_state_dict(snapshot)
     return outputs, rows, mass
 
 

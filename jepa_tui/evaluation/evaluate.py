@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -53,6 +55,11 @@ def split_latents(model: JEPAWorldModel, worlds: Worlds, split: Trajectories, co
     return torch.cat(online), torch.cat(target)
 
 
+def start_latents(model: JEPAWorldModel, online: torch.Tensor) -> torch.Tensor:
+    """The (N, d) latents of every start t with t + max k inside its sequence, from (S, T, d) online latents."""
+    return online[:, :online.shape[1] - max(model.horizons)].flatten(0, 1)
+
+
 def predict_split(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Predictions over every (sequence, start t) with t + max k inside the sequence.
@@ -65,7 +72,7 @@ def predict_split(model: JEPAWorldModel, online: torch.Tensor, target: torch.Ten
     """
     horizons = torch.tensor(model.horizons, device=online.device)
     starts = online.shape[1] - int(horizons.max())
-    z = online[:, :starts].flatten(0, 1)  # (N, d)
+    z = start_latents(model, online)
     current = target[:, :starts].flatten(0, 1)
     t = torch.arange(starts, device=online.device)
     future = target[:, t[:, None] + horizons]  # (S, starts, K, d)
@@ -98,30 +105,46 @@ def _error(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor, co
     return per_horizon, predicted[:, 0]
 
 
+@contextmanager
+def buffer_restored(model: JEPAWorldModel) -> Iterator[None]:
+    """Whatever is pushed into the experience buffer inside the block, it is put back as it was on leaving."""
+    memory = model.memory
+    snapshot = {k: v.clone() for k, v in memory.buffer.state_dict().items()} if memory is not None else None
+    try:
+        yield
+    finally:
+        if memory is not None and snapshot is not None:
+            memory.buffer.load_state_dict(snapshot)
+
+
+def prepare_shift_buffer(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -> None:
+    """Step 3 of the protocol: start from the training buffer (or empty) and push the n shift-world experiences,
+    sampled from a generator seeded by (seed, step). Use inside :func:`buffer_restored`."""
+    memory = model.memory
+    if memory is None:
+        return
+    if config.eval.buffer_start == "empty":
+        memory.buffer.load_state_dict({k: torch.zeros_like(v) if k in ("size", "ptr") else v
+                                       for k, v in memory.buffer.state_dict().items()})
+    generator = torch.Generator(device=worlds.device)
+    generator.manual_seed(config.train.seed * 1_000_003 + step)
+    accumulate_shift_experience(model, worlds, config, step, generator)
+
+
 @torch.no_grad()
 def evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -> EvalResult:
     """Run the protocol of the module docstring and return the metrics; the model's state is left unchanged."""
     was_training = model.training
     model.eval()
-    memory = model.memory
-    snapshot = {k: v.clone() for k, v in memory.buffer.state_dict().items()} if memory is not None else None
     try:
-        base = worlds.base["val"]
-        count = config.eval.base_sequences or len(base)
-        d_base = _error(model, *split_latents(model, worlds, base, min(count, len(base))), config)[0].mean()
-
-        if memory is not None:
-            if config.eval.buffer_start == "empty":
-                memory.buffer.load_state_dict({k: torch.zeros_like(v) if k in ("size", "ptr") else v
-                                               for k, v in memory.buffer.state_dict().items()})
-            generator = torch.Generator(device=worlds.device)
-            generator.manual_seed(config.train.seed * 1_000_003 + step)
-            accumulate_shift_experience(model, worlds, config, step, generator)
-        test = worlds.shift["test"]
-        per_horizon, first = _error(model, *split_latents(model, worlds, test, len(test)), config)
+        with buffer_restored(model):
+            base = worlds.base["val"]
+            count = config.eval.base_sequences or len(base)
+            d_base = _error(model, *split_latents(model, worlds, base, min(count, len(base))), config)[0].mean()
+            prepare_shift_buffer(model, worlds, config, step)
+            test = worlds.shift["test"]
+            per_horizon, first = _error(model, *split_latents(model, worlds, test, len(test)), config)
     finally:
-        if memory is not None and snapshot is not None:
-            memory.buffer.load_state_dict(snapshot)
         model.train(was_training)
     return EvalResult(
         step=step,
