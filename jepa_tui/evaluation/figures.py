@@ -48,10 +48,25 @@ def bar_chart(runs: list[RunRecord], path: Path) -> Path:
     ax.set_ylabel("D_shift at peak (normalised, lower is better)")
     ax.set_title("D_shift^{n=50} at the peak step per run")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    """Lay out, write as a 120 dpi PNG and close ``fig``; returns ``path``."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
+
+
+def _plot_band(ax, group: list[RunRecord], key: str, name: str, label: str) -> np.ndarray:
+    """Plot the mean of eval field ``key`` over ``group``'s seeds with a ± std band in track ``name``'s style;
+    returns the mean."""
+    line, marker, grey, _ = _style(name)
+    steps, mean, std = _mean_band(group, key)
+    ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3, label=label)
+    ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
+    return mean
 
 
 def _mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,12 +82,8 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
     fig, (full, zoom) = plt.subplots(1, 2, figsize=(10, 3.8))
     lows = []
     for name, group in _by_track(runs).items():
-        line, marker, grey, _ = _style(name)
-        steps, mean, std = _mean_band(group, "d_shift")
         for ax in (full, zoom):
-            ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3,
-                    label=f"{name} (n={len(group)})")
-            ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
+            mean = _plot_band(ax, group, "d_shift", name, f"{name} (n={len(group)})")
         lows.append(mean.min())
     for ax in (full, zoom):
         ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
@@ -83,10 +94,7 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
     full.set_title("(a) full range, mean ± std over seeds")
     zoom.set_title("(b) convergence region")
     full.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
@@ -109,10 +117,7 @@ def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
     ax.set_ylabel("D_shift (normalised)")
     ax.set_title("Track C per seed: peak (▼) and post-peak drift")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path:
@@ -120,19 +125,13 @@ def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, group in _by_track(runs).items():
-        line, marker, grey, _ = _style(name)
-        steps, mean, std = _mean_band(group, "sigma_z")
-        ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3, label=name)
-        ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
+        _plot_band(ax, group, "sigma_z", name, name)
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--", label="0.5 (collapse line)")
     ax.set_xlabel("training step")
     ax.set_ylabel("σ_z (std of predictions)")
     ax.set_title("σ_z against step")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
@@ -166,10 +165,7 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
     rate.set_ylabel("boundary events per 100 steps")
     rate.set_title(f"boundary-event rate (trailing {EVENT_WINDOW}-step window)")
     occ.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def write_figures(runs: list[RunRecord], folder: Path) -> list[Path]:
@@ -220,10 +216,7 @@ def analysis_figures(analyses: list, folder: Path) -> list[Path]:
     ax.set_ylabel("singular value (log)")
     ax.set_title("SVD of predictor outputs on the shift test split")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    made.append(folder / "svd_spectrum.png")
-    fig.savefig(made[-1], dpi=120)
-    plt.close(fig)
+    made.append(_save(fig, folder / "svd_spectrum.png"))
 
     last = analyses[-1]
     if last.attention:
@@ -237,10 +230,7 @@ def analysis_figures(analyses: list, folder: Path) -> list[Path]:
         ax.set_ylabel("mean attention weight")
         ax.set_title(f"buffer attention during shift-world inference (step {last.step})")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        made.append(folder / "attention_by_age.png")
-        fig.savefig(made[-1], dpi=120)
-        plt.close(fig)
+        made.append(_save(fig, folder / "attention_by_age.png"))
 
     fig, (hor, trace) = plt.subplots(1, 2, figsize=(10, 3.6))
     horizons = list(last.d_shift_per_horizon)
@@ -268,8 +258,5 @@ def analysis_figures(analyses: list, folder: Path) -> list[Path]:
     trace.set_ylabel("base-predictor surprisal (MSE)")
     trace.set_title(f"surprisal at the base → shift switch (step {last.step})")
     trace.legend(fontsize=7)
-    fig.tight_layout()
-    made.append(folder / "horizons_and_surprisal.png")
-    fig.savefig(made[-1], dpi=120)
-    plt.close(fig)
+    made.append(_save(fig, folder / "horizons_and_surprisal.png"))
     return made
