@@ -21,3 +21,32 @@ def fill_buffer(trainer: Trainer) -> None:
     latent_dim = memory.buffer.entries.shape[-1]
     for _ in range(memory.buffer.capacity):
         memory.buffer.push(torch.randn(2, latent_dim, device=trainer.device, generator=generator))
+
+
+class StealMeter:
+    """Share of the machine's CPU time stolen by the hypervisor since construction (Linux ``/proc/stat``).
+
+    On a shared virtual machine other guests can take most of the CPU for minutes; timings taken then are not
+    comparable with timings taken when they do not, so benchmarks print this beside their figures.
+    """
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> list[int] | None:
+        try:
+            with open("/proc/stat") as fh:
+                fields = fh.readline().split()
+        except OSError:
+            return None
+        return [int(v) for v in fields[1:9]] if fields and fields[0] == "cpu" and len(fields) > 8 else None
+
+    def share(self) -> float | None:
+        """Stolen fraction of all CPU time (0 to 1) since construction; None off Linux."""
+        end = self._read()
+        if self._start is None or end is None:
+            return None
+        deltas = [b - a for a, b in zip(self._start, end, strict=True)]
+        total = sum(deltas)
+        return deltas[7] / total if total > 0 else 0.0

@@ -4,7 +4,9 @@
 
 Prints per-phase figures and, as its last line, ``steps_per_s <value>``. Warm-up steps are excluded; on CUDA the
 timed region is bracketed by synchronisations.
-Tracks B and C are timed with a full experience buffer, their steady state.
+Tracks B and C are timed with a full experience buffer, their steady state. On Linux the share of CPU time stolen
+by the hypervisor during the timed steps is printed too: on a shared machine separate runs are only comparable when
+it is low (``benchmarks/track_ratio.py`` interleaves the tracks instead).
 """
 
 from __future__ import annotations
@@ -13,10 +15,15 @@ import argparse
 import time
 
 import torch
-from common import fill_buffer
+from common import StealMeter, fill_buffer
 
 from jepa_tui.config import load_config
 from jepa_tui.training.trainer import Trainer, pick_device
+
+
+def steal_note(share: float | None) -> str:
+    """``  steal N%`` (the hypervisor's share of the CPU while timing; high values make the figure unreliable)."""
+    return "" if share is None else f"  steal {100 * share:.0f}%"
 
 
 def main() -> None:
@@ -36,13 +43,14 @@ def main() -> None:
     for _ in range(args.warmup):
         trainer.train_step()
     sync()
+    steal = StealMeter()
     started = time.perf_counter()
     for _ in range(args.steps):
         trainer.train_step()
     sync()
     elapsed = time.perf_counter() - started
     print(f"track {track}  device {device}  threads {torch.get_num_threads()}  batch {config.train.batch_size}  "
-          f"steps {args.steps}  seconds {elapsed:.2f}")
+          f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}")
     print(f"steps_per_s {args.steps / elapsed:.3f}")
 
 

@@ -15,7 +15,7 @@ import statistics
 import time
 
 import torch
-from common import fill_buffer
+from common import StealMeter, fill_buffer
 
 from jepa_tui.config import load_config
 from jepa_tui.data.worlds import Worlds
@@ -38,6 +38,7 @@ def main() -> None:
             trainer.train_step()
     times: dict[str, list[float]] = {t: [] for t in trainers}
     order = list(trainers)
+    steal = StealMeter()
     for round_index in range(args.rounds):
         for offset in range(len(order)):  # rotate which track goes first, step by step
             track = order[(round_index + offset) % len(order)]
@@ -46,6 +47,9 @@ def main() -> None:
             trainers[track].train_step()
             sync()
             times[track].append(time.perf_counter() - started)
+    share = steal.share()
+    if share is not None:
+        print(f"steal {100 * share:.0f}% of the machine's CPU time while timing")
     base = statistics.median(times["A"])
     for track in trainers:
         step = statistics.median(times[track])
