@@ -2,22 +2,26 @@
 
     python benchmarks/throughput.py --track C --steps 200 --device cpu
 
-Prints per-phase figures and, as its last line, ``steps_per_s <value>``. Warm-up steps are excluded; on CUDA the
-timed region is bracketed by synchronisations.
-Tracks B and C are timed with a full experience buffer, their steady state. On Linux the share of CPU time stolen
-by the hypervisor during the timed steps is printed too: on a shared machine separate runs are only comparable when
-it is low (``benchmarks/track_ratio.py`` interleaves the tracks instead).
+Prints the figures and, as its last line, ``steps_per_s <value>``. Warm-up steps are excluded. Tracks B and C are
+timed with a full experience buffer, their steady state.
+
+``steps_per_s`` is steps over the wall-clock seconds of the loop (bracketed by synchronisations on CUDA). On CPU
+every step is also timed and the median step printed above it. On a shared virtual machine whose other guests take
+CPU time in bursts (the hypervisor's *steal*, printed on Linux) the wall-clock figure drops with the bursts and is
+not comparable between runs; compare figures taken at low steal, or use ``benchmarks/track_ratio.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
 from common import StealMeter, fill_buffer
 
 from jepa_tui.config import load_config
+from jepa_tui.training.allocator import keep_freed_memory
 from jepa_tui.training.trainer import Trainer, pick_device
 
 
@@ -34,6 +38,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--profile", default=None, help="profile to take the model from (default track_<t>)")
     args = parser.parse_args()
+    keep_freed_memory()  # as jepa-tui train and run do
     track = args.track.upper()
     config = load_config(args.profile or f"track_{track.lower()}", [f'train.track="{track}"'])
     device = pick_device(args.device)
@@ -44,13 +49,19 @@ def main() -> None:
         trainer.train_step()
     sync()
     steal = StealMeter()
+    step_seconds = []
     started = time.perf_counter()
     for _ in range(args.steps):
+        step_started = time.perf_counter()
         trainer.train_step()
+        step_seconds.append(time.perf_counter() - step_started)
     sync()
     elapsed = time.perf_counter() - started
+    median = statistics.median(step_seconds)
     print(f"track {track}  device {device}  threads {torch.get_num_threads()}  batch {config.train.batch_size}  "
           f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}")
+    if device.type == "cpu":  # CUDA steps are queued, not finished, when train_step returns
+        print(f"median step {1000 * median:.1f} ms")
     print(f"steps_per_s {args.steps / elapsed:.3f}")
 
 

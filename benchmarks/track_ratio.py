@@ -19,6 +19,7 @@ from common import StealMeter, fill_buffer
 
 from jepa_tui.config import load_config
 from jepa_tui.data.worlds import Worlds
+from jepa_tui.training.allocator import keep_freed_memory
 from jepa_tui.training.trainer import Trainer, pick_device
 
 
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     args = parser.parse_args()
+    keep_freed_memory()  # as jepa-tui train and run do
     device = pick_device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     worlds = Worlds(load_config("track_a").data, device)

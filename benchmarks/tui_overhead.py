@@ -29,6 +29,7 @@ from common import StealMeter
 
 from jepa_tui.config import load_config
 from jepa_tui.gpu import NvmlSensor
+from jepa_tui.training.allocator import keep_freed_memory
 from jepa_tui.training.trainer import pick_device
 from jepa_tui.ui.app import Dashboard
 from jepa_tui.ui.controllers import LiveController
@@ -85,6 +86,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of training before the first segment")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     args = parser.parse_args()
+    keep_freed_memory()  # as jepa-tui train and run do
     config = load_config(args.profile, ["train.steps=10000000", "eval.every_steps=100000000"])
     device = pick_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:

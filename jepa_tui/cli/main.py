@@ -94,11 +94,13 @@ def train(
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
+    from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.loop import RunLoop
     from jepa_tui.training.run_dir import RunDirError
     from jepa_tui.training.session import prepare_run
     from jepa_tui.training.trainer import pick_device
 
+    keep_freed_memory()
     try:
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
                                  device=device)
@@ -148,14 +150,16 @@ def run(
     device: DeviceOption = None,
     runs_dir: RunsDirOption = Path("runs"),
     set_: SetOption = None,
-    redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
+    redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?); or --resume a run in it."""
     from jepa_tui.gpu import NvmlSensor
+    from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.trainer import pick_device
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import LiveController
 
+    keep_freed_memory()
     try:
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
                                  device=device)
@@ -169,7 +173,7 @@ def run(
 @app.command()
 def watch(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `jepa-tui train`.")],
-    redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 2.0,
+    redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Attach the dashboard to a headless run; p b e f s send requests to it, q detaches."""
     from jepa_tui.gpu import NvmlSensor

@@ -138,8 +138,12 @@ class Trainer:
             fired = memory.detector.observe(self.model.base_surprisal(z_now, targets[:, 0]))
             self.boundary_events += fired.long()
             if not self.buffer_frozen:
-                entry = torch.stack([z_now.mean(0), targets[:, 0].mean(0)])
-                memory.buffer.push(entry, fired, step=self.progress.step)
+                # Reading the flag costs a GPU a sync but a CPU nothing, and most steps fire no boundary event:
+                # on CPU those skip the push's tensor writes (a no-op for them anyway).
+                when = bool(fired) if self.device.type == "cpu" else fired
+                if when is not False:
+                    entry = torch.stack([z_now.mean(0), targets[:, 0].mean(0)])
+                    memory.buffer.push(entry, when, step=self.progress.step)
                 self._slots_bound = min(memory.buffer.capacity, self._slots_bound + 1)
 
         with torch.no_grad():

@@ -29,7 +29,9 @@ from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, Lo
 from jepa_tui.ui.state import RunState
 
 TRACKS = ("A", "B", "C")
-UI_BUDGET = 0.03  # fraction of one core that rendering curves may take
+# Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
+# 3-4 % of a core and training kept 0.98 of its headless speed (2/s and 3 %: 5-8 % and 0.92; tui_overhead.py).
+UI_BUDGET = 0.015
 EXIT_TERMINATED = 143  # SIGTERM, and SIGHUP (an SSH drop), which behaves as SIGTERM
 
 HELP = """\
@@ -104,7 +106,7 @@ class Dashboard(App[None]):
     Args:
         controller: where runs come from (live or watched).
         sensor: GPU sensor sampled once a second; None shows why there is no GPU panel data.
-        redraw_hz: how often changed panels are redrawn (2 by default).
+        redraw_hz: how often changed panels are redrawn (1 by default: train records come every 10 steps).
         gpu_interval: seconds between GPU samples (1 by default); None samples only when asked (tests).
     """
 
@@ -127,7 +129,7 @@ class Dashboard(App[None]):
         Binding("question_mark", "help", "help"),
     ]
 
-    def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 2.0,
+    def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 1.0,
                  gpu_interval: float | None = 1.0) -> None:
         super().__init__()
         self.controller = controller
