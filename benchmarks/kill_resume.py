@@ -10,7 +10,6 @@ records, train records (timing fields aside), final parameters and optimiser mom
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from jepa_tui.training.run_dir import RunDirectory
 from jepa_tui.training.sweep import last_step
 
 TIMING = {"seconds", "elapsed", "steps_per_s"}
@@ -32,8 +32,8 @@ def command(*args: str) -> list[str]:
 
 
 def records(run_dir: Path, kind: str) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in map(json.loads, lines) if r["kind"] == kind]
+    return [{k: v for k, v in r.items() if k not in TIMING}
+            for r in RunDirectory(run_dir).read_records("metrics") if r["kind"] == kind]
 
 
 def final_state(run_dir: Path) -> dict:

@@ -57,11 +57,10 @@ def main() -> None:
         step_seconds.append(time.perf_counter() - step_started)
     sync()
     elapsed = time.perf_counter() - started
-    median = statistics.median(step_seconds)
     print(f"track {track}  device {device}  threads {torch.get_num_threads()}  batch {config.train.batch_size}  "
           f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}")
     if device.type == "cpu":  # CUDA steps are queued, not finished, when train_step returns
-        print(f"median step {1000 * median:.1f} ms")
+        print(f"median step {1000 * statistics.median(step_seconds):.1f} ms")
     print(f"steps_per_s {args.steps / elapsed:.3f}")
 
 
