@@ -6,7 +6,7 @@ import torch
 from jepa_tui.config import build_config
 from jepa_tui.model.encoder import ema_update, make_target
 from jepa_tui.model.jepa import JEPAWorldModel
-from jepa_tui.model.memory import BoundaryDetector, ExperienceBuffer
+from jepa_tui.model.memory import AttentionAggregator, BoundaryDetector, ExperienceBuffer, ExperienceEncoder
 from jepa_tui.model.predictor import LoRAFactors
 from jepa_tui.training.losses import jepa_loss, variance_hinge
 from jepa_tui.training.schedules import ema_tau, learning_rate
@@ -69,6 +69,52 @@ def test_track_c_lora_path_matches_per_sample_predictor():
     h = p.act(torch.einsum("noi,ni->no", w1, z) + p.w1.bias)
     expected = torch.einsum("noi,ni->no", w2, h) + p.w2.bias
     assert torch.allclose(p.step(z, e, p.modulation((s1, s2))), expected, atol=1e-5)
+
+
+def perturbed_experience_encoder(seed: int) -> ExperienceEncoder:
+    """A float64 experience encoder with every parameter moved off its initial value (LayerNorm gains too)."""
+    torch.manual_seed(seed)
+    encoder = ExperienceEncoder(build_config([("t", SMALL)]).memory, latent_dim=16).double()
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return encoder
+
+
+def test_experience_encoder_matches_transformer_encoder_layers():
+    """The 2-token shortcut (sigmoid of the score difference) gives the layers' own outputs and gradients."""
+    encoder = perturbed_experience_encoder(seed=3)
+    entries = torch.randn(7, 2, 16, dtype=torch.float64)
+    out_grad = torch.randn(7, 16, dtype=torch.float64)
+    params = list(encoder.parameters())
+
+    def reference() -> torch.Tensor:  # the layers' own forward, one token pair per sequence
+        x = encoder.tokens(entries)
+        for layer in encoder.layers:
+            x = layer(x)
+        return x.mean(dim=1)
+
+    expected, actual = reference(), encoder(entries)
+    assert torch.allclose(actual, expected, rtol=0, atol=1e-12)
+    for want, got in zip(torch.autograd.grad(expected, params, out_grad),
+                         torch.autograd.grad(actual, params, out_grad), strict=True):
+        assert torch.allclose(got, want, rtol=0, atol=1e-10)
+
+
+def test_attention_aggregator_is_softmax_attention_over_valid_entries():
+    torch.manual_seed(5)
+    aggregator = AttentionAggregator(latent_dim=16, exp_dim=8).double()
+    z, encoded = torch.randn(4, 16, dtype=torch.float64), torch.randn(6, 8, dtype=torch.float64)
+    valid = torch.tensor([True, True, False, True, False, True])
+    e, weights = aggregator(z, encoded, valid)
+    keys, values = aggregator.key(encoded[valid]), aggregator.value(encoded[valid])
+    expected_weights = torch.softmax(aggregator.query(z) @ keys.T / math.sqrt(8), dim=-1)
+    assert torch.allclose(weights[:, valid], expected_weights, atol=1e-12)
+    assert torch.equal(weights[:, ~valid], torch.zeros(4, 2, dtype=torch.float64))
+    assert torch.allclose(e, expected_weights @ values, atol=1e-12)
+    empty_e, empty_weights = aggregator(z, encoded, torch.zeros(6, dtype=torch.bool))
+    assert torch.equal(empty_e, torch.zeros_like(empty_e))
+    assert torch.equal(empty_weights, torch.zeros_like(empty_weights))
 
 
 def test_detector_silent_in_warmup_fires_on_spike():

@@ -100,11 +100,13 @@ class ExperienceBuffer(nn.Module):
 
 
 def pair_encoder_layer(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)`` for 2-token sequences x (M, 2, E), with the same parameters and maths, ~30 % faster on CPU.
+    """``layer(x)`` for 2-token sequences x (M, 2, E), with the same parameters and maths.
+
+    Forward and backward of the 2-layer encoder over 256 entries take about a quarter less time on CPU this way.
 
     Post-norm, ReLU, no dropout, as ``nn.TransformerEncoderLayer(batch_first=True, dropout=0)``. With two keys the
     softmax is a sigmoid of the score difference, so attention needs no (M, H, 2, 2) score tensor; the test suite
-    checks this against ``layer.forward``.
+    checks outputs and gradients against ``layer.forward``.
     """
     attn = layer.self_attn
     batch, _, width = x.shape
@@ -164,10 +166,11 @@ class AttentionAggregator(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, d) latents, (M, d_e) encoded entries, (M,) valid mask -> e (N, d_e), weights α (N, M)."""
         scores = (self.query(z) @ self.key(encoded).T) * self.scale
-        # A finite fill keeps an all-empty row (and its gradient) finite; the `any` factor then zeroes e.
+        # A finite fill keeps an all-empty row (and its gradient) finite; multiplying by the mask then gives it
+        # zero weights, so e = 0 exactly for an empty buffer.
         scores = scores.masked_fill(~valid, torch.finfo(scores.dtype).min)
         weights = F.softmax(scores, dim=-1) * valid
-        e = (weights @ self.value(encoded)) * valid.any().to(z.dtype)
+        e = weights @ self.value(encoded)
         return e, weights
 
 
