@@ -70,6 +70,7 @@ class MemoryConfig:
     exp_heads: int = 2
     exp_ff_dim: int = 128
     token_type_embedding: bool = True  # ours
+    aggregator_bias: bool = False  # the spec's guess: q = W_q z, k = W_k m, v = W_v m, no biases
     lora_rank: int = 4
 
 
@@ -403,16 +404,48 @@ def build_config(layers: list[tuple[str, dict[str, Any]]]) -> Config:
     return config
 
 
+# Keys added after runs were first written, with the value that runs written before them used. A run's resolved
+# config.toml that lacks one of these keys was written by an earlier version and is read with this value.
+LEGACY_VALUES: dict[str, dict[str, Any]] = {"memory": {"aggregator_bias": True}}
+
+
+def with_legacy_values(tables: dict[str, Any]) -> dict[str, Any]:
+    """A resolved configuration's tables with :data:`LEGACY_VALUES` filled in where a key is missing."""
+    filled = {k: dict(v) if isinstance(v, dict) else v for k, v in tables.items()}
+    for section, values in LEGACY_VALUES.items():
+        if isinstance(filled.get(section), dict):
+            for key, value in values.items():
+                filled[section].setdefault(key, value)
+    return filled
+
+
 def load_config(profile: str, overrides: list[str] | None = None, **train_overrides: Any) -> Config:
     """Load a profile by name or path, then ``--set`` overrides, then explicit train overrides.
 
     ``train_overrides`` with a value of ``None`` are ignored (for CLI options left unset).
     """
     path = resolve_profile(profile)
-    body = read_toml(path)
+    return _load(path, read_toml(path), profile, overrides, train_overrides)
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | None = None, **train_overrides: Any) -> Config:
+    """Load a run directory's resolved ``config.toml`` as :func:`load_config` loads a profile.
+
+    A key the run's version did not write yet takes the value that version used (:data:`LEGACY_VALUES`), so
+    older runs rebuild the model their checkpoints hold.
+
+    Raises:
+        ConfigError: when the file is missing, unreadable or not a valid configuration.
+    """
+    path = Path(run_dir) / "config.toml"
+    return _load(path, with_legacy_values(read_toml(path)), str(path), overrides, train_overrides)
+
+
+def _load(path: Path, body: dict[str, Any], name: str, overrides: list[str] | None,
+          train_overrides: dict[str, Any]) -> Config:
     if "sweep" in body:
         raise ConfigError(f"{path}: a sweep profile (it has a [sweep] table); run it with "
-                          f"`jepa-tui sweep --profile {profile}`.")
+                          f"`jepa-tui sweep --profile {name}`.")
     layers: list[tuple[str, dict[str, Any]]] = [(str(path), body)]
     for item in overrides or []:
         layers.append(("--set", parse_set(item)))

@@ -101,9 +101,15 @@ def test_experience_encoder_matches_transformer_encoder_layers():
         assert torch.allclose(got, want, rtol=0, atol=1e-10)
 
 
-def test_attention_aggregator_is_softmax_attention_over_valid_entries():
+def test_aggregator_is_bias_free_by_default():
+    aggregator = small_model("C").memory.aggregator
+    assert all(layer.bias is None for layer in (aggregator.query, aggregator.key, aggregator.value))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_attention_aggregator_is_softmax_attention_over_valid_entries(bias):
     torch.manual_seed(5)
-    aggregator = AttentionAggregator(latent_dim=16, exp_dim=8).double()
+    aggregator = AttentionAggregator(latent_dim=16, exp_dim=8, bias=bias).double()
     z, encoded = torch.randn(4, 16, dtype=torch.float64), torch.randn(6, 8, dtype=torch.float64)
     valid = torch.tensor([True, True, False, True, False, True])
     e, weights = aggregator(z, encoded, valid)

@@ -146,6 +146,29 @@ def test_a_different_code_version_is_refused_unless_forced(tmp_path):
     assert train("--resume", str(run_dir), "--force").exit_code == 0
 
 
+def test_a_run_from_before_the_aggregator_bias_setting_resumes_with_its_biases(tmp_path):
+    """Runs written before ``memory.aggregator_bias`` existed had aggregator biases and no such key."""
+    result = train("--profile", "smoke", "--steps", "30", "--set", "eval.every_steps=20", "--set",
+                   "memory.aggregator_bias=true", "--runs-dir", str(tmp_path), "--run-id", "old")
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "old"
+    config_text = (run_dir / "config.toml").read_text()
+    assert "aggregator_bias = true" in config_text
+    (run_dir / "config.toml").write_text(config_text.replace("aggregator_bias = true\n", ""))
+    (run_dir / "checkpoints" / "step_00000030.pt").unlink()
+    path = run_dir / "checkpoints" / "step_00000020.pt"
+    state = torch.load(path, weights_only=True)
+    del state["config"]["memory"]["aggregator_bias"]
+    torch.save(state, path)
+    point = prepare_resume(run_dir)
+    assert point.config.memory.aggregator_bias is True and point.step == 20
+    result = train("--resume", str(run_dir))
+    assert result.exit_code == 0, result.output
+    model, _ = final_parameters(run_dir)
+    assert "memory.aggregator.query.bias" in model
+    assert [r["step"] for r in records(run_dir, "eval")] == [20, 30]
+
+
 def test_a_corrupt_checkpoint_is_named_with_the_way_back(tmp_path):
     run_dir = stopped_run(tmp_path)
     path = run_dir / "checkpoints" / "step_00000030.pt"

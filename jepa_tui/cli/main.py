@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from jepa_tui.config import ConfigError, list_profiles, load_config, profile_description
+from jepa_tui.config import ConfigError, list_profiles, load_config, load_run_config, profile_description
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train and study EPM-JEPA world models under distribution shift.")
@@ -279,7 +279,7 @@ def analyze(
 
     try:
         directory = RunDirectory.open(run_dir)
-        config = load_config(str(directory.path / "config.toml"), device=device)
+        config = load_run_config(directory.path, device=device)
         checkpoints = directory.checkpoint_paths()
         if step is not None:
             if step not in checkpoints:

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jepa_tui.config import Config, load_config
+from jepa_tui.config import Config, load_run_config
 from jepa_tui.evaluation.statistics import OUTCOMES, outcome, relative_delta_pct, summarise
 from jepa_tui.training.run_dir import RunDirectory
 
@@ -73,7 +73,7 @@ def collect_runs(paths: list[Path]) -> list[RunRecord]:
             summary = {}
             if (run_dir / "summary.json").is_file():
                 summary = json.loads((run_dir / "summary.json").read_text())
-            found[run_dir.resolve()] = RunRecord(run_dir, load_config(str(run_dir / "config.toml")),
+            found[run_dir.resolve()] = RunRecord(run_dir, load_run_config(run_dir),
                                                  _variant(run_dir), evals,
                                                  [r for r in metrics if r.get("kind") == "train"],
                                                  summary.get("status", "running"))

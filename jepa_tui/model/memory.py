@@ -152,14 +152,16 @@ class ExperienceEncoder(nn.Module):
 class AttentionAggregator(nn.Module):
     """Single-head soft attention over buffer entries with the query from z_t (spec §3.5d).
 
-    α_i = softmax_i(q·k_i / √d_e) over valid entries, e = Σ_i α_i v_i; e = 0 exactly when the buffer is empty.
+    q = W_q z_t, k_i = W_k m_i, v_i = W_v m_i (the spec's guess; ``bias=True`` adds a bias to each, as runs written
+    before ``memory.aggregator_bias`` existed had), α_i = softmax_i(q·k_i / √d_e) over valid entries and
+    e = Σ_i α_i v_i; e = 0 exactly when the buffer is empty.
     """
 
-    def __init__(self, latent_dim: int, exp_dim: int) -> None:
+    def __init__(self, latent_dim: int, exp_dim: int, bias: bool = False) -> None:
         super().__init__()
-        self.query = nn.Linear(latent_dim, exp_dim)
-        self.key = nn.Linear(exp_dim, exp_dim)
-        self.value = nn.Linear(exp_dim, exp_dim)
+        self.query = nn.Linear(latent_dim, exp_dim, bias=bias)
+        self.key = nn.Linear(exp_dim, exp_dim, bias=bias)
+        self.value = nn.Linear(exp_dim, exp_dim, bias=bias)
         self.scale = 1.0 / math.sqrt(exp_dim)
 
     def forward(self, z: torch.Tensor, encoded: torch.Tensor, valid: torch.Tensor
@@ -182,7 +184,7 @@ class ExperienceMemory(nn.Module):
         self.detector = BoundaryDetector(kappa, cfg.stats_momentum, cfg.warmup_steps)
         self.buffer = ExperienceBuffer(cfg.capacity, latent_dim)
         self.encoder = ExperienceEncoder(cfg, latent_dim)
-        self.aggregator = AttentionAggregator(latent_dim, cfg.exp_dim)
+        self.aggregator = AttentionAggregator(latent_dim, cfg.exp_dim, cfg.aggregator_bias)
 
     def encode_entries(self, slots: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the first ``slots`` slots (all when None): (S, d_e) encodings and the (S,) valid mask.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jepa_tui.config import Config, ConfigError, load_config, read_toml
+from jepa_tui.config import Config, ConfigError, load_run_config, read_toml, with_legacy_values
 from jepa_tui.provenance import code_version
 from jepa_tui.training.control import Command
 from jepa_tui.training.run_dir import RunDirectory, load_checkpoint
@@ -83,7 +83,7 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
     """
     directory = RunDirectory.open(run_dir)
     config_path = directory.path / "config.toml"
-    config = load_config(str(config_path), overrides, **train_overrides)
+    config = load_run_config(directory.path, overrides, **train_overrides)
     checkpoints = directory.checkpoint_paths()
     state, step = None, 0
     if checkpoints:
@@ -99,7 +99,7 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
     else:
         saved_config = {k: v for k, v in read_toml(config_path).items() if k != "description"}
         saved_version = None
-    differences = config_differences(saved_config, config.to_dict())
+    differences = config_differences(with_legacy_values(saved_config), config.to_dict())
     if saved_version is not None and saved_version != code_version():
         differences.insert(0, f"code: the checkpoint was written by jepa-tui {saved_version}, this is "
                               f"{code_version()}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from jepa_tui.config import Config, load_config
+from jepa_tui.config import Config, load_run_config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.resume import ResumePoint
@@ -146,7 +146,7 @@ class WatchController:
         config_path = self.run_dir / "config.toml"
         if not config_path.is_file():
             raise FileNotFoundError(f"'{self.run_dir}' is not a run directory (no config.toml)")
-        self.config = load_config(str(config_path))
+        self.config = load_run_config(self.run_dir)
         self.active = self.config.train.track
         self._restart()
 
