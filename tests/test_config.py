@@ -1,6 +1,6 @@
 import pytest
 
-from jepa_tui.config import ConfigError, build_config, list_profiles, load_config, parse_set
+from jepa_tui.config import ConfigError, build_config, list_profiles, load_config, load_run_config, parse_set
 
 
 def test_shipped_profiles_load_with_paper_values():
@@ -89,3 +89,19 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text(tomli_w.dumps(cfg.to_dict()))
     assert load_config(str(path)) == cfg
+
+
+def test_a_run_written_before_aggregator_bias_existed_is_read_with_biases(tmp_path):
+    import tomli_w
+
+    tables = load_config("quick").to_dict()
+    del tables["memory"]["aggregator_bias"]  # as an earlier version wrote config.toml
+    run_dir = tmp_path / "old_run"
+    run_dir.mkdir()
+    (run_dir / "config.toml").write_text(tomli_w.dumps(tables))
+    assert load_config("quick").memory.aggregator_bias is False  # a profile gets the spec's default
+    assert load_config(str(run_dir / "config.toml")).memory.aggregator_bias is False  # not a run yet
+    (run_dir / "metrics.jsonl").write_text("")
+    assert load_run_config(run_dir).memory.aggregator_bias is True
+    assert load_config(str(run_dir / "config.toml")).memory.aggregator_bias is True  # rerunning it
+    assert load_run_config(run_dir, ["memory.aggregator_bias=false"]).memory.aggregator_bias is False
