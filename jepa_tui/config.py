@@ -423,14 +423,13 @@ def load_config(profile: str, overrides: list[str] | None = None, **train_overri
     """Load a profile by name or path, then ``--set`` overrides, then explicit train overrides.
 
     ``train_overrides`` with a value of ``None`` are ignored (for CLI options left unset). A run directory's
-    ``config.toml`` given as the profile is read as :func:`load_run_config` reads it, so rerunning an older run
-    rebuilds the model it trained.
+    ``config.toml`` given as the profile is read by :func:`load_run_config`, so rerunning an older run rebuilds
+    the model it trained.
     """
     path = resolve_profile(profile)
-    body = read_toml(path)
     if path.name == "config.toml" and (path.parent / "metrics.jsonl").is_file():
-        body = with_legacy_values(body)
-    return _load(path, body, profile, overrides, train_overrides)
+        return load_run_config(path.parent, overrides, **train_overrides)
+    return _load(path, read_toml(path), profile, overrides, train_overrides)
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None, **train_overrides: Any) -> Config:
