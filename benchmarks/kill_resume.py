@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-from jepa_tui.training.run_dir import RunDirectory
-from jepa_tui.training.sweep import last_step
+from jepa_tui.runs import RunDirectory, last_step
 
 TIMING = {"seconds", "elapsed", "steps_per_s"}
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
 from jepa_tui.cli.signals import SignalStop
-from jepa_tui.training import run_dir as run_dir_module
-from jepa_tui.training.run_dir import load_checkpoint
+from jepa_tui.runs import checkpoint as checkpoint_module
+from jepa_tui.runs import load_checkpoint
 
 runner = CliRunner()
 
@@ -51,7 +51,7 @@ def test_a_full_disk_stops_cleanly_and_damages_nothing(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         real_save(obj, fh)
 
-    monkeypatch.setattr(run_dir_module.torch, "save", save)
+    monkeypatch.setattr(checkpoint_module.torch, "save", save)
     result = runner.invoke(app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id", "full"])
     assert result.exit_code == 74, result.output
     assert "no space left on the device" in result.output and "Traceback" not in result.output

@@ -12,8 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
+from jepa_tui.runs import last_step
 from jepa_tui.training.resume import prepare_resume
-from jepa_tui.training.sweep import last_step
 
 runner = CliRunner()
 # 120 steps evaluated every 20: long enough to kill mid-run, short enough for CI.
@@ -249,9 +249,9 @@ def test_a_freeze_applied_after_the_checkpoint_is_replayed_on_resume(tmp_path):
     import queue
 
     from jepa_tui.config import load_config
+    from jepa_tui.runs import RunDirectory
     from jepa_tui.training.control import Command
     from jepa_tui.training.loop import RunLoop
-    from jepa_tui.training.run_dir import RunDirectory
     from jepa_tui.training.session import prepare_run
 
     config = load_config("smoke")

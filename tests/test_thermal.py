@@ -9,8 +9,8 @@ import torch
 from jepa_tui.cli.console import ConsolePrinter
 from jepa_tui.config import ThermalConfig
 from jepa_tui.gpu import GpuSample
+from jepa_tui.runs import RunDirectory
 from jepa_tui.training.loop import RunLoop
-from jepa_tui.training.run_dir import RunDirectory
 from jepa_tui.training.thermal import ThermalGuard, guard_for
 from jepa_tui.ui.state import RunState
 

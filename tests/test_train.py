@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
 from jepa_tui.evaluation.evaluate import evaluate
+from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.training.loop import RunLoop
-from jepa_tui.training.run_dir import RunDirectory, RunDirError
 
 from .conftest import smoke_config
 

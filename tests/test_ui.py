@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from jepa_tui.config import load_config
+from jepa_tui.runs import JsonlTail, RunDirectory
 from jepa_tui.training.control import Command, take_requests, write_request
 from jepa_tui.training.loop import RunLoop
-from jepa_tui.training.run_dir import RunDirectory
 from jepa_tui.training.trainer import Trainer
 from jepa_tui.ui.app import Dashboard, HelpScreen
-from jepa_tui.ui.controllers import JsonlTail, LiveController, WatchController
+from jepa_tui.ui.controllers import LiveController, WatchController
 
 LONG = ["train.steps=100000", "eval.every_steps=1000"]
 

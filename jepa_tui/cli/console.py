@@ -9,22 +9,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from jepa_tui.config import Config
-
-
-def format_duration(seconds: float) -> str:
-    """3725 -> '1h02m05s', 65 -> '1m05s', 7 -> '7s'."""
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+from jepa_tui.formatting import format_duration, format_value
 
 
 class ConsolePrinter:
@@ -100,6 +85,6 @@ class ConsolePrinter:
             f"{summary['status']}: track {summary['track']} seed {summary['seed']}, {summary['steps']} steps in "
             f"{format_duration(summary['train_seconds'])} ({summary['steps_per_s']:.1f} steps/s on "
             f"{summary['device']})\n"
-            f"peak D_shift {_fmt(summary['peak_d_shift'])} at step {summary['peak_step']} (sigma_z "
-            f"{_fmt(summary['sigma_z_at_peak'])}); final D_shift {_fmt(summary['final_d_shift'])} (sigma_z "
-            f"{_fmt(summary['final_sigma_z'])})")
+            f"peak D_shift {format_value(summary['peak_d_shift'])} at step {summary['peak_step']} (sigma_z "
+            f"{format_value(summary['sigma_z_at_peak'])}); final D_shift {format_value(summary['final_d_shift'])} "
+            f"(sigma_z {format_value(summary['final_sigma_z'])})")

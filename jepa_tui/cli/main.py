@@ -45,7 +45,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
 
 def _bad_input_errors() -> tuple[type[Exception], ...]:
     from jepa_tui.data.digits import DigitPoolError
-    from jepa_tui.training.run_dir import CheckpointError, RunDirError
+    from jepa_tui.runs import CheckpointError, RunDirError
 
     return ConfigError, DigitPoolError, RunDirError, CheckpointError, ValueError
 
@@ -94,9 +94,9 @@ def train(
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
+    from jepa_tui.runs import RunDirError
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.loop import RunLoop
-    from jepa_tui.training.run_dir import RunDirError
     from jepa_tui.training.session import prepare_run
     from jepa_tui.training.trainer import pick_device
 
@@ -203,7 +203,8 @@ def sweep(
     set_: SetOption = None,
 ) -> None:
     """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/."""
-    from jepa_tui.training.sweep import load_sweep, make_sweep_id, read_manifest, run_sweep
+    from jepa_tui.experiments.spec import load_sweep, make_sweep_id, read_manifest
+    from jepa_tui.experiments.sweep import run_sweep
 
     try:
         if (profile is None) == (resume is None):
@@ -242,8 +243,10 @@ def report(
     terminal: Annotated[bool, typer.Option(help="Also draw the figures in the terminal (plotext).")] = False,
 ) -> None:
     """Tables (Table 1 with bootstrap CIs, δ and the outcome; Tables 2, 3) and figures over runs and sweeps."""
-    from jepa_tui.evaluation.figures import terminal_figures, write_figures
-    from jepa_tui.evaluation.report import build_report, collect_runs
+    from jepa_tui.reporting.collect import collect_runs
+    from jepa_tui.reporting.figures import write_figures
+    from jepa_tui.reporting.report import build_report
+    from jepa_tui.reporting.terminal import terminal_figures
 
     try:
         runs = collect_runs(paths)
@@ -273,8 +276,8 @@ def analyze(
     import json as json_module
 
     from jepa_tui.evaluation.analysis import age_correlation, analyse, attention_table
-    from jepa_tui.evaluation.figures import analysis_figures
-    from jepa_tui.training.run_dir import RunDirectory, load_checkpoint
+    from jepa_tui.reporting.analysis_figures import analysis_figures
+    from jepa_tui.runs import RunDirectory, load_checkpoint
     from jepa_tui.training.trainer import Trainer, pick_device
 
     try:

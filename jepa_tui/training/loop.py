@@ -2,7 +2,7 @@
 
 It drives a :class:`~jepa_tui.training.trainer.Trainer` and reports through :class:`Sink` objects (the headless
 console printer, the dashboard's record buffer), writing everything to the
-:class:`~jepa_tui.training.run_dir.RunDirectory`. A run ends with a status:
+:class:`~jepa_tui.runs.RunDirectory`. A run ends with a status:
 
 - ``done``: the budget is used up (a final evaluation and checkpoint);
 - ``stopped``: a ``stop`` command (the dashboard quitting); ``interrupted``: a signal (SIGINT, SIGTERM, SIGHUP);
@@ -22,8 +22,8 @@ from dataclasses import asdict
 from typing import Protocol
 
 from jepa_tui.provenance import code_version
+from jepa_tui.runs import RunDirectory
 from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_requests
-from jepa_tui.training.run_dir import RunDirectory
 from jepa_tui.training.thermal import ThermalGuard
 from jepa_tui.training.trainer import Trainer
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from jepa_tui.config import Config, ConfigError, load_run_config, read_toml, with_legacy_values
 from jepa_tui.provenance import code_version
+from jepa_tui.runs import RunDirectory, load_checkpoint
 from jepa_tui.training.control import Command
-from jepa_tui.training.run_dir import RunDirectory, load_checkpoint
 
 # Keys that change how a run is shown or where it runs, not what it computes.
 PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds"})

@@ -17,10 +17,10 @@ import torch
 
 from jepa_tui.config import Config
 from jepa_tui.data.worlds import Worlds
+from jepa_tui.runs import CheckpointError, RunDirectory
 from jepa_tui.training.control import Command
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.resume import ResumePoint
-from jepa_tui.training.run_dir import CheckpointError, RunDirectory
 from jepa_tui.training.thermal import ThermalGuard, guard_for
 from jepa_tui.training.trainer import Trainer
 

@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from jepa_tui.cli.console import format_duration
+from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun

@@ -6,7 +6,6 @@ Both expose the same small interface to the app: the states to draw, ``poll()`` 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +13,9 @@ from pathlib import Path
 import torch
 
 from jepa_tui.config import Config, load_run_config
-from jepa_tui.data.worlds import Worlds
+from jepa_tui.runs import JsonlTail
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.resume import ResumePoint
-from jepa_tui.training.run_dir import parse_jsonl
 from jepa_tui.training.session import ThreadedRun
 from jepa_tui.ui.state import RunState
 
@@ -44,7 +42,6 @@ class LiveController:
         self.runs_dir = runs_dir
         self.device = device
         self.start_thread = start_thread
-        self.worlds = Worlds(config.data, device)
         self.runs: dict[str, ThreadedRun] = {}
         self.states: dict[str, RunState] = {}
         self.active = config.train.track
@@ -52,7 +49,9 @@ class LiveController:
 
     def _create(self, track: str, resume: ResumePoint | None = None) -> ThreadedRun:
         config = replace(self.config, train=replace(self.config.train, track=track))
-        run = ThreadedRun(config, self.runs_dir, self.device, self.worlds, resume=resume)
+        # The worlds depend on the data configuration only, which every track shares: build them once.
+        worlds = next(iter(self.runs.values())).trainer.worlds if self.runs else None
+        run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume)
         state = RunState.from_config(config, run.directory.run_id)
         if resume is not None:  # show the history up to the checkpoint the run continues from
             for name in ("metrics", "events"):
@@ -100,35 +99,6 @@ class LiveController:
     def farewell(self) -> str:
         """What to print once the terminal is restored: each track's run directory and status."""
         return "\n".join(f"track {t}: {self.states[t].status}, run directory {r.run_dir}" for t, r in self.runs.items())
-
-
-class JsonlTail:
-    """Reads complete new lines of a JSONL file that another process appends to, never re-reading old ones.
-
-    A file replaced or shortened under it (a resumed run rolls back ``metrics.jsonl``) sets :attr:`replaced`, and
-    reading starts again from the beginning of the new file.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.replaced = False
-        self._inode: int | None = None
-
-    def read(self) -> list[dict]:
-        try:
-            with self.path.open("rb") as fh:
-                stat = os.fstat(fh.fileno())
-                if self._inode is not None and (stat.st_ino != self._inode or stat.st_size < self.offset):
-                    self.offset, self.replaced = 0, True
-                self._inode = stat.st_ino
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return []
-        records, end = parse_jsonl(chunk)  # a torn last line waits for its newline
-        self.offset += end
-        return records
 
 
 class WatchController:

@@ -1,85 +1,12 @@
 """Tables over runs and sweeps (spec §6–§7): Table 1 with bootstrap CIs, δ and the outcome; Table 2 for freeze
-runs; Table 3 for a λ sweep. Runs are read from their run directories (``config.toml``, ``metrics.jsonl``)."""
+runs; Table 3 for a λ sweep, over runs read by :mod:`jepa_tui.reporting.collect`."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from jepa_tui.config import Config, load_run_config
-from jepa_tui.evaluation.statistics import OUTCOMES, outcome, relative_delta_pct, summarise
-from jepa_tui.training.run_dir import RunDirectory
-
-
-@dataclass
-class RunRecord:
-    """One run as the report sees it. ``variant`` is its sweep variant ("" outside sweeps or for none)."""
-
-    path: Path
-    config: Config
-    variant: str
-    evals: list[dict]
-    trains: list[dict]
-    status: str
-
-    @property
-    def track(self) -> str:
-        return self.config.train.track
-
-    @property
-    def seed(self) -> int:
-        return self.config.train.seed
-
-    @property
-    def label(self) -> str:
-        return f"{self.variant + ' ' if self.variant else ''}{self.track} s{self.seed}"
-
-    @property
-    def peak(self) -> dict:
-        """The evaluation with the lowest D_shift (the paper reports its metric at the peak)."""
-        return min(self.evals, key=lambda r: r["d_shift"])
-
-    @property
-    def final(self) -> dict:
-        return self.evals[-1]
-
-
-def _variant(run_dir: Path) -> str:
-    manifest = run_dir.parent / "manifest.json"
-    if manifest.is_file():
-        for run in json.loads(manifest.read_text()).get("runs", []):
-            if run["name"] == run_dir.name:
-                return run["variant"]
-    return ""
-
-
-def collect_runs(paths: list[Path]) -> list[RunRecord]:
-    """Every run directory at or below ``paths`` with at least one evaluation, sorted by variant, track, seed.
-
-    Raises:
-        FileNotFoundError: when a path does not exist or holds no evaluated run.
-    """
-    found: dict[Path, RunRecord] = {}
-    for root in map(Path, paths):
-        if not root.exists():
-            raise FileNotFoundError(f"'{root}' does not exist")
-        candidates = [root] if (root / "config.toml").is_file() else sorted(p.parent for p in root.rglob("config.toml"))
-        for run_dir in candidates:
-            metrics = RunDirectory(run_dir).read_records("metrics")
-            evals = [r for r in metrics if r.get("kind") == "eval"]
-            if not evals:
-                continue
-            summary = {}
-            if (run_dir / "summary.json").is_file():
-                summary = json.loads((run_dir / "summary.json").read_text())
-            found[run_dir.resolve()] = RunRecord(run_dir, load_run_config(run_dir),
-                                                 _variant(run_dir), evals,
-                                                 [r for r in metrics if r.get("kind") == "train"],
-                                                 summary.get("status", "running"))
-    if not found:
-        raise FileNotFoundError(f"no evaluated runs under {', '.join(map(str, paths))}")
-    return sorted(found.values(), key=lambda r: (r.variant, r.track, r.seed))
+from jepa_tui.reporting.collect import RunRecord
+from jepa_tui.reporting.statistics import OUTCOMES, outcome, relative_delta_pct, summarise
 
 
 @dataclass
@@ -94,10 +21,6 @@ class Report:
 
     def markdown(self) -> str:
         return "\n\n".join(self.sections) + "\n"
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}f}"
 
 
 def table1(report: Report) -> None:

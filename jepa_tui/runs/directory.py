@@ -14,73 +14,23 @@ and every JSONL record is one ``write`` of a whole line; a line torn by a kill i
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import tomli_w
-import torch
 
 from jepa_tui import __version__
 from jepa_tui.config import Config
-
-CHECKPOINT_GLOB = "step_*.pt"
-
-
-class RunDirError(OSError):
-    """The run directory cannot be created, opened or written; the message names the path and the cause."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be read (truncated, corrupt, or not a jepa-tui checkpoint)."""
-
-
-def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
-    """The records of the complete lines of ``data`` and how many bytes they take; a last line without its
-    newline (still being written, or torn by a kill) is left out, and lines that are not JSON are skipped."""
-    end = data.rfind(b"\n") + 1
-    records = []
-    for line in data[:end].splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records, end
-
-
-def _os_message(exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        return "no space left on the device"
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"not writable ({exc.strerror})"
-    return exc.strerror or str(exc)
+from jepa_tui.runs.checkpoint import CHECKPOINT_GLOB, checkpoint_name, write_checkpoint
+from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
+from jepa_tui.runs.jsonl import parse_jsonl
 
 
 def make_run_id(track: str, seed: int, now: datetime | None = None) -> str:
     """``YYYYMMDD_HHMMSS_<track>_s<seed>`` from the local start time, as in the paper plus the seed."""
     return f"{(now or datetime.now()):%Y%m%d_%H%M%S}_{track}_s{seed}"
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    """Write through a temporary file, then rename: ``path`` is either the old file or the whole new one.
-
-    Raises:
-        RunDirError: when writing fails (disk full, permissions); the temporary file is removed.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RunDirError(f"cannot write '{path}': {_os_message(exc)}; the files already there are intact.") \
-            from None
 
 
 class RunDirectory:
@@ -112,14 +62,14 @@ class RunDirectory:
         try:
             run.checkpoints.mkdir()
         except OSError as exc:
-            raise RunDirError(f"cannot create '{run.checkpoints}': {_os_message(exc)}") from None
+            raise RunDirError(f"cannot create '{run.checkpoints}': {os_message(exc)}") from None
         run.write_config(config, f"resolved configuration of run {run_id} (jepa-tui {__version__})")
         return run
 
     def write_config(self, config: Config, description: str) -> None:
         """Write ``config.toml`` atomically: the fully resolved configuration, enough to rerun the run."""
         body = {"description": description, **config.to_dict()}
-        _atomic_write_bytes(self.path / "config.toml", lambda fh: fh.write(tomli_w.dumps(body).encode()))
+        atomic_write_bytes(self.path / "config.toml", lambda fh: fh.write(tomli_w.dumps(body).encode()))
 
     @classmethod
     def open(cls, path: Path) -> RunDirectory:
@@ -151,7 +101,7 @@ class RunDirectory:
                 setattr(self, attr, fd)
             written = os.write(fd, line)  # one write of the whole line: a kill leaves it whole or torn, never mixed
         except OSError as exc:
-            raise RunDirError(f"cannot append to '{self.path / name}.jsonl': {_os_message(exc)}.") from None
+            raise RunDirError(f"cannot append to '{self.path / name}.jsonl': {os_message(exc)}.") from None
         if written != len(line):
             raise RunDirError(f"cannot append to '{self.path / name}.jsonl': wrote {written} of {len(line)} bytes "
                               "(disk full?); the torn line is dropped when the run is resumed.")
@@ -165,8 +115,16 @@ class RunDirectory:
         self._append("events", record)
 
     def write_summary(self, summary: dict) -> None:
-        _atomic_write_bytes(self.path / "summary.json",
-                            lambda fh: fh.write((json.dumps(summary, indent=2) + "\n").encode()))
+        """Write ``summary.json`` atomically."""
+        atomic_write_bytes(self.path / "summary.json",
+                           lambda fh: fh.write((json.dumps(summary, indent=2) + "\n").encode()))
+
+    def read_summary(self) -> dict | None:
+        """The run's ``summary.json``, or None when there is none (yet) or it does not parse."""
+        try:
+            return json.loads((self.path / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
 
     def save_checkpoint(self, state: dict, step: int, keep: set[int]) -> Path:
         """Write ``checkpoints/step_<step>.pt`` atomically, then delete the others not in ``keep`` ∪ {step}.
@@ -174,8 +132,8 @@ class RunDirectory:
         Raises:
             RunDirError: when the checkpoint cannot be written (the older checkpoints are then all kept).
         """
-        path = self.checkpoints / f"step_{step:08d}.pt"
-        _atomic_write_bytes(path, lambda fh: torch.save(state, fh))
+        path = self.checkpoints / checkpoint_name(step)
+        write_checkpoint(path, state)
         for old_step, old in self.checkpoint_paths().items():
             if old_step not in keep | {step}:
                 old.unlink()
@@ -234,7 +192,7 @@ class RunDirectory:
         with (self.path / "metrics.rolled_back.jsonl").open("a", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in later)
         body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept).encode()
-        _atomic_write_bytes(self.path / "metrics.jsonl", lambda fh: fh.write(body))
+        atomic_write_bytes(self.path / "metrics.jsonl", lambda fh: fh.write(body))
         return len(later)
 
     def close(self) -> None:
@@ -244,19 +202,3 @@ class RunDirectory:
                 os.close(fd)
                 setattr(self, attr, None)
 
-
-def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by :meth:`RunDirectory.save_checkpoint`.
-
-    Raises:
-        CheckpointError: when the file is truncated, corrupt or not a jepa-tui checkpoint.
-    """
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises RuntimeError, pickle.UnpicklingError, EOFError, ... for damaged files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"checkpoint '{path}' is corrupt or not a jepa-tui checkpoint ({reason[:160]}).") \
-            from None
-    if not isinstance(state, dict) or not {"version", "config", "trainer"} <= state.keys():
-        raise CheckpointError(f"checkpoint '{path}' is not a jepa-tui checkpoint (missing version/config/trainer).")
-    return state

@@ -1,21 +1,18 @@
-"""The paper's figures from runs (spec §7), as PNG files (matplotlib, readable in black and white), and plotext
-versions for a terminal over SSH."""
+"""The paper's figures from runs (spec §7), as PNG files (matplotlib, readable in black and white)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 
-from jepa_tui.evaluation.report import RunRecord
+from jepa_tui.reporting.collect import RunRecord
 
 EVENT_WINDOW = 200  # steps
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", "..")}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,7 +21,7 @@ def _pyplot():
     return plt
 
 
-def _by_track(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
+def by_track(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
     out: dict[str, list[RunRecord]] = {}
     for run in runs:
         out.setdefault(run.track if not run.variant else f"{run.track} {run.variant}", []).append(run)
@@ -37,7 +34,7 @@ def _style(name: str) -> tuple:
 
 def bar_chart(runs: list[RunRecord], path: Path) -> Path:
     """Fig. 2: D_shift at the peak step per run, the persistence level 1.0 for reference."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.6))
     for i, run in enumerate(runs):
         _, _, grey, hatch = _style(run.track)
@@ -48,14 +45,14 @@ def bar_chart(runs: list[RunRecord], path: Path) -> Path:
     ax.set_ylabel("D_shift at peak (normalised, lower is better)")
     ax.set_title("D_shift^{n=50} at the peak step per run")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     """Lay out, write as a 120 dpi PNG and close ``fig``; returns ``path``."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -63,13 +60,13 @@ def _plot_band(ax, group: list[RunRecord], key: str, name: str, label: str) -> n
     """Plot the mean of eval field ``key`` over ``group``'s seeds with a ± std band in track ``name``'s style;
     returns the mean."""
     line, marker, grey, _ = _style(name)
-    steps, mean, std = _mean_band(group, key)
+    steps, mean, std = mean_band(group, key)
     ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3, label=label)
     ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
     return mean
 
 
-def _mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     steps = sorted(set.intersection(*[{r["step"] for r in run.evals} for run in runs]))
     values = np.array([[next(r[key] for r in run.evals if r["step"] == s) for s in steps] for run in runs])
     std = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(steps))
@@ -78,10 +75,10 @@ def _mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray,
 
 def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
     """Fig. 3: D_shift against step per track, mean ± std over seeds; (b) zoomed on the lowest region."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (full, zoom) = plt.subplots(1, 2, figsize=(10, 3.8))
     lows = []
-    for name, group in _by_track(runs).items():
+    for name, group in by_track(runs).items():
         for ax in (full, zoom):
             mean = _plot_band(ax, group, "d_shift", name, f"{name} (n={len(group)})")
         lows.append(mean.min())
@@ -94,7 +91,7 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
     full.set_title("(a) full range, mean ± std over seeds")
     zoom.set_title("(b) convergence region")
     full.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
@@ -102,7 +99,7 @@ def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
     runs = [r for r in runs if r.track == "C"]
     if not runs:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, run in enumerate(runs):
         steps = [r["step"] for r in run.evals]
@@ -117,21 +114,21 @@ def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
     ax.set_ylabel("D_shift (normalised)")
     ax.set_title("Track C per seed: peak (▼) and post-peak drift")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path:
     """Fig. 5: σ_z against step per track with the 0.5 collapse line."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for name, group in _by_track(runs).items():
+    for name, group in by_track(runs).items():
         _plot_band(ax, group, "sigma_z", name, name)
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--", label="0.5 (collapse line)")
     ax.set_xlabel("training step")
     ax.set_ylabel("σ_z (std of predictions)")
     ax.set_title("σ_z against step")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
@@ -139,7 +136,7 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
     runs = [r for r in runs if r.track != "A" and r.trains]
     if not runs:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (occ, rate) = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, run in enumerate(runs):
         line = ["-", "--", ":", "-."][i % 4]
@@ -165,7 +162,7 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
     rate.set_ylabel("boundary events per 100 steps")
     rate.set_title(f"boundary-event rate (trailing {EVENT_WINDOW}-step window)")
     occ.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_figures(runs: list[RunRecord], folder: Path) -> list[Path]:
@@ -175,88 +172,3 @@ def write_figures(runs: list[RunRecord], folder: Path) -> list[Path]:
             track_c_trajectories(runs, folder / "fig4_track_c.png"), sigma_z_curves(runs, folder / "fig5_sigma_z.png"),
             buffer_and_events(runs, folder / "buffer_and_events.png")]
     return [p for p in made if p is not None]
-
-
-def terminal_figures(runs: list[RunRecord], width: int = 100, height: int = 20) -> str:
-    """plotext versions of Fig. 2, 3 and 5 as text (for ``report --terminal`` over SSH)."""
-    import plotext as plt
-
-    out = []
-    plt.clear_figure()
-    plt.theme("clear")
-    plt.plotsize(width, height)
-    plt.bar([r.label for r in runs], [r.peak["d_shift"] for r in runs])
-    plt.title("D_shift at the peak step per run (persistence = 1.0)")
-    out.append(plt.build())
-    for key, title in (("d_shift", "D_shift against step (mean over seeds)"),
-                       ("sigma_z", "sigma_z against step (0.5 = collapse line)")):
-        plt.clear_figure()
-        plt.theme("clear")
-        plt.plotsize(width, height)
-        for name, group in _by_track(runs).items():
-            steps, mean, _ = _mean_band(group, key)
-            plt.plot(steps.tolist(), mean.tolist(), label=name)
-        plt.title(title)
-        plt.xlabel("training step")
-        out.append(plt.build())
-    return ANSI.sub("", "\n".join(out))  # plain text: no colour codes in logs or over SSH
-
-
-def analysis_figures(analyses: list, folder: Path) -> list[Path]:
-    """Figures of :class:`~jepa_tui.evaluation.analysis.Analysis` results: the singular-value spectra with the
-    effective rank, attention against entry age by world, D_shift per horizon, and the surprisal trace."""
-    plt = _pyplot()
-    folder.mkdir(parents=True, exist_ok=True)
-    made = []
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for i, a in enumerate(analyses):
-        ax.semilogy(range(1, len(a.singular_values) + 1), a.singular_values, linestyle=["-", "--", ":", "-."][i % 4],
-                    color="black", label=f"step {a.step}: eff. rank {a.effective_rank:.1f}, σ_z {a.sigma_z:.3f}")
-    ax.set_xlabel("index of singular value")
-    ax.set_ylabel("singular value (log)")
-    ax.set_title("SVD of predictor outputs on the shift test split")
-    ax.legend(fontsize=7)
-    made.append(_save(fig, folder / "svd_spectrum.png"))
-
-    last = analyses[-1]
-    if last.attention:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
-        for world, marker, colour in (("base", "o", "0.55"), ("shift", "^", "black")):
-            rows = [r for r in last.attention if r["world"] == world]
-            if rows:
-                ax.scatter([r["age"] for r in rows], [r["weight"] for r in rows], marker=marker, s=12,
-                           color=colour, label=f"{world} entries (mass {last.attention_mass.get(world, 0):.2f})")
-        ax.set_xlabel("entry age (pushes ago; 0 = newest)")
-        ax.set_ylabel("mean attention weight")
-        ax.set_title(f"buffer attention during shift-world inference (step {last.step})")
-        ax.legend(fontsize=7)
-        made.append(_save(fig, folder / "attention_by_age.png"))
-
-    fig, (hor, trace) = plt.subplots(1, 2, figsize=(10, 3.6))
-    horizons = list(last.d_shift_per_horizon)
-    width = 0.8 / len(analyses)
-    for i, a in enumerate(analyses):
-        hor.bar([j + i * width for j in range(len(horizons))], list(a.d_shift_per_horizon.values()), width,
-                color="white", edgecolor="black", hatch=["", "//", "..", "xx"][i % 4], label=f"step {a.step}")
-    hor.set_xticks([j + 0.4 - width / 2 for j in range(len(horizons))], [f"k = {k}" for k in horizons])
-    hor.set_ylabel("D_shift (normalised)")
-    hor.set_title("D_shift per horizon")
-    hor.legend(fontsize=7)
-    rows = last.surprisal_trace
-    trace.plot([r["index"] for r in rows], [r["surprisal"] for r in rows], color="black", label="surprisal")
-    if rows and "threshold" in rows[0]:
-        trace.plot([r["index"] for r in rows], [r["threshold"] for r in rows], color="0.5", linestyle="--",
-                   label="μ + κσ")
-        fired = [r for r in rows if r["fired"]]
-        trace.scatter([r["index"] for r in fired], [r["surprisal"] for r in fired], marker="v", color="black",
-                      label="boundary event")
-    switch = next((r["index"] for r in rows if r["world"] == "shift"), None)
-    if switch is not None:
-        trace.axvline(switch - 0.5, color="black", linewidth=0.7)
-        trace.annotate("base → shift", (switch, max(r["surprisal"] for r in rows)), fontsize=7)
-    trace.set_xlabel("batch")
-    trace.set_ylabel("base-predictor surprisal (MSE)")
-    trace.set_title(f"surprisal at the base → shift switch (step {last.step})")
-    trace.legend(fontsize=7)
-    made.append(_save(fig, folder / "horizons_and_surprisal.png"))
-    return made

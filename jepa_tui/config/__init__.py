@@ -1,0 +1,38 @@
+"""Typed run configuration loaded from TOML profiles (spec §1–§5, §11).
+
+- :mod:`~jepa_tui.config.schema`: the dataclasses, with the paper's values and our guesses (``# ours``);
+- :mod:`~jepa_tui.config.loading`: profiles, ``--set`` overrides and run directories' ``config.toml``;
+- :mod:`~jepa_tui.config.validation`: types and ranges, with messages naming the file, key and allowed values.
+"""
+
+from jepa_tui.config.loading import (
+    LEGACY_VALUES,
+    build_config,
+    list_profiles,
+    load_config,
+    load_run_config,
+    parse_set,
+    profile_description,
+    profile_dir,
+    read_toml,
+    resolve_profile,
+    with_legacy_values,
+)
+from jepa_tui.config.schema import (
+    SECTIONS,
+    TRACKS,
+    Config,
+    DataConfig,
+    EvalConfig,
+    MemoryConfig,
+    ModelConfig,
+    ReportConfig,
+    ThermalConfig,
+    TrainConfig,
+)
+from jepa_tui.config.validation import ConfigError
+
+__all__ = ["LEGACY_VALUES", "SECTIONS", "TRACKS", "Config", "ConfigError", "DataConfig", "EvalConfig", "MemoryConfig",
+           "ModelConfig", "ReportConfig", "ThermalConfig", "TrainConfig", "build_config", "list_profiles",
+           "load_config", "load_run_config", "parse_set", "profile_description", "profile_dir", "read_toml",
+           "resolve_profile", "with_legacy_values"]

@@ -1,0 +1,126 @@
+"""What a sweep runs: a base profile, tracks, seeds and variants (named sets of ``--set`` overrides).
+
+Sweep profiles (``table1``, ``lambda_sweep``, ...) hold it in a ``[sweep]`` table; ``jepa-tui sweep --profile
+track_c --seeds 42 43`` builds one from a plain profile. Each (variant, track, seed) is one :class:`SweepRun`, whose
+name is its run directory's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from jepa_tui.config import TRACKS, ConfigError, load_config, read_toml, resolve_profile
+from jepa_tui.runs import manifest
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: ``name`` is its run directory's name (``<variant>_<track>_s<seed>``)."""
+
+    name: str
+    variant: str
+    track: str
+    seed: int
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to run. ``variants`` maps a variant name ("" for none) to its ``section.key=value`` overrides."""
+
+    base: str
+    tracks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"": ()})
+    extra: tuple[str, ...] = ()  # overrides for every run (``--set``, ``--steps``)
+    description: str = ""
+
+    def runs(self) -> list[SweepRun]:
+        """Every (variant, track, seed), variants outermost."""
+        out = []
+        for variant, overrides in self.variants.items():
+            for track in self.tracks:
+                for seed in self.seeds:
+                    prefix = f"{variant}_" if variant else ""
+                    out.append(SweepRun(f"{prefix}{track}_s{seed}", variant, track, seed, (*overrides, *self.extra)))
+        return out
+
+
+def _toml_value(value: Any) -> str:
+    return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
+
+
+def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] | None = None,
+               extra: list[str] | None = None) -> SweepSpec:
+    """A sweep from a sweep profile, or from a plain profile with ``tracks`` / ``seeds``.
+
+    Command-line ``tracks`` and ``seeds`` replace the profile's. Every run's configuration is checked here, so a
+    mistake stops the sweep before anything runs.
+
+    Raises:
+        ConfigError: naming the file and the key, for a bad ``[sweep]`` table or a bad run configuration.
+    """
+    path = resolve_profile(profile)
+    body = read_toml(path)
+    sweep = body.get("sweep")
+    where = f"{path}: [sweep]"
+    if sweep is None:
+        base_track = load_config(str(path)).train.track
+        spec = SweepSpec(str(path), tuple(tracks or [base_track]), tuple(seeds or [42]),
+                         extra=tuple(extra or ()), description=str(body.get("description", "")))
+    else:
+        known = {"base", "tracks", "seeds", "variant"}
+        for key in sweep:
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key '{key}'; known keys: {', '.join(sorted(known))}.")
+        base = sweep.get("base")
+        if not isinstance(base, str):
+            raise ConfigError(f"{where}: 'base' must name a profile, e.g. base = \"track_c\".")
+        variants: dict[str, tuple[str, ...]] = {}
+        for i, variant in enumerate(sweep.get("variant", [])):
+            name, sets = variant.get("name"), variant.get("set", {})
+            if not isinstance(name, str) or not name or not isinstance(sets, dict):
+                raise ConfigError(f"{where}: variant {i + 1} needs a non-empty 'name' and a 'set' table of "
+                                  "section.key = value overrides.")
+            variants[name] = tuple(f"{k}={_toml_value(v)}" for k, v in sets.items())
+        spec = SweepSpec(str(resolve_profile(base)), tuple(tracks or sweep.get("tracks", ["C"])),
+                         tuple(seeds or sweep.get("seeds", [42])), variants or {"": ()}, tuple(extra or ()),
+                         str(body.get("description", "")))
+    for track in spec.tracks:
+        if track not in TRACKS:
+            raise ConfigError(f"{where if sweep else 'tracks'}: track {track!r} is not one of {', '.join(TRACKS)}.")
+    for run in spec.runs():
+        load_config(spec.base, [*run.overrides, f'train.track="{run.track}"', f"train.seed={run.seed}"])
+    return spec
+
+
+def make_sweep_id(spec: SweepSpec, now: datetime | None = None) -> str:
+    """``YYYYMMDD_HHMMSS_sweep_<profile>``."""
+    return f"{(now or datetime.now()):%Y%m%d_%H%M%S}_sweep_{Path(spec.base).stem}"
+
+
+def write_manifest(sweep_dir: Path, spec: SweepSpec) -> None:
+    """Record ``spec`` and its runs in the sweep directory's ``manifest.json``."""
+    body = {"spec": {**asdict(spec), "variants": {k: list(v) for k, v in spec.variants.items()}},
+            "runs": [asdict(r) for r in spec.runs()]}
+    manifest.write_manifest(sweep_dir, body)
+
+
+def read_manifest(sweep_dir: Path) -> SweepSpec:
+    """The spec a sweep directory was started with (for ``sweep --resume``).
+
+    Raises:
+        ConfigError: when ``sweep_dir`` has no readable ``manifest.json``.
+    """
+    try:
+        spec = manifest.read_manifest(sweep_dir)["spec"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"'{sweep_dir}' is not a sweep directory (no readable {manifest.MANIFEST}: {exc}).") \
+            from None
+    spec["variants"] = {k: tuple(v) for k, v in spec["variants"].items()}
+    return SweepSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})

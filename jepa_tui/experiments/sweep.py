@@ -1,0 +1,99 @@
+"""Running a sweep: one run directory per (variant, track, seed) under ``runs/<sweep_id>/``, each run one
+``jepa-tui train`` process started by a :class:`~jepa_tui.experiments.backends.Backend`.
+
+A run that already finished is skipped and one that stopped is resumed with ``--resume``, so running a sweep again
+continues it. A failed run does not stop the others; :func:`run_sweep` reports every outcome at the end.
+``manifest.json`` lists the runs; ``logs/<name>.log`` holds each run's output.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jepa_tui.experiments.backends import Backend, Job, LocalBackend
+from jepa_tui.experiments.spec import SweepRun, SweepSpec, write_manifest
+from jepa_tui.runs import RunDirectory, last_step
+
+# Exit codes of `jepa-tui train` after which summary.json is this session's (done, non-finite, suspended, signals);
+# after any other (bad input, I/O error, a crash) it may be a stale one from an earlier session.
+EXITS_WITH_SUMMARY = frozenset({0, 3, 75, 130, 143})
+
+
+@dataclass
+class RunOutcome:
+    """How one run of a sweep ended: ``status`` from its summary, or "failed" with the exit code."""
+
+    run: SweepRun
+    status: str
+    exit_code: int | None
+    peak_d_shift: float | None = None
+
+
+def train_command(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> list[str]:
+    """The ``jepa-tui train`` command line of ``run``: a new run, or ``--resume`` once its directory exists."""
+    base = [sys.executable, "-m", "jepa_tui.cli.main", "train"]
+    if (sweep_dir / run.name / "config.toml").is_file():
+        return [*base, "--resume", str(sweep_dir / run.name)]
+    sets = [a for item in run.overrides for a in ("--set", item)]
+    return [*base, "--profile", spec.base, "--seed", str(run.seed), "--set", f'train.track="{run.track}"', *sets,
+            "--runs-dir", str(sweep_dir), "--run-id", run.name]
+
+
+def _summary(run_dir: Path) -> dict | None:
+    return RunDirectory(run_dir).read_summary()
+
+
+def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[str], None] = print,
+              progress_every: float = 30.0, backend: Backend | None = None) -> list[RunOutcome]:
+    """Run every run of ``spec`` not yet done, ``backend.slots`` at a time; returns one outcome per run, in order.
+
+    ``backend`` defaults to :class:`~jepa_tui.experiments.backends.LocalBackend` with ``jobs`` runs at once.
+    """
+    backend = backend or LocalBackend(jobs)
+    write_manifest(sweep_dir, spec)
+    (sweep_dir / "logs").mkdir(exist_ok=True)
+    runs = spec.runs()
+    pending = []
+    outcomes: dict[str, RunOutcome] = {}
+    for run in runs:
+        summary = _summary(sweep_dir / run.name)
+        if summary is not None and summary.get("status") == "done":
+            outcomes[run.name] = RunOutcome(run, "done", 0, summary.get("peak_d_shift"))
+            say(f"{run.name}: done already (peak D_shift {summary.get('peak_d_shift')})")
+        else:
+            pending.append(run)
+    running: dict[str, tuple[SweepRun, Job]] = {}
+    last_progress = time.monotonic()
+    try:
+        while pending or running:
+            while pending and len(running) < backend.slots:
+                run = pending.pop(0)
+                command = train_command(spec, run, sweep_dir)
+                verb = "resuming" if "--resume" in command else "starting"
+                say(f"{run.name}: {verb} ({len(outcomes) + len(running) + 1}/{len(runs)}), log "
+                    f"{sweep_dir.name}/logs/{run.name}.log")
+                running[run.name] = (run, backend.start(command, sweep_dir / "logs" / f"{run.name}.log"))
+            time.sleep(0.2)
+            for name, (run, job) in list(running.items()):
+                code = job.poll()
+                if code is None:
+                    continue
+                del running[name]
+                summary = _summary(sweep_dir / name) or {}
+                status = summary.get("status", "failed") if code in EXITS_WITH_SUMMARY else "failed"
+                outcomes[name] = RunOutcome(run, status if code == 0 else f"{status} (exit {code})", code,
+                                            summary.get("peak_d_shift"))
+                say(f"{name}: {outcomes[name].status}, peak D_shift {summary.get('peak_d_shift')}")
+            if running and time.monotonic() - last_progress >= progress_every:
+                last_progress = time.monotonic()
+                say("sweep: " + ", ".join(f"{n} at step {last_step(sweep_dir / n)}" for n in running)
+                    + f"; {len(outcomes)}/{len(runs)} finished")
+    except KeyboardInterrupt:
+        for name, (run, job) in running.items():  # the children got the SIGINT too and checkpoint
+            outcomes[name] = RunOutcome(run, "interrupted", job.wait())
+        raise
+    return [outcomes[r.name] for r in runs if r.name in outcomes]
