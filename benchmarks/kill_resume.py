@@ -23,7 +23,7 @@ import torch
 
 from jepa_tui.runs import RunDirectory, last_step
 
-TIMING = {"seconds", "elapsed", "steps_per_s"}
+TIMING = {"seconds", "val_seconds", "elapsed", "steps_per_s"}
 
 
 def command(*args: str) -> list[str]:

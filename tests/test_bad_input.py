@@ -120,7 +120,7 @@ def test_the_dashboard_and_watch_reject_bad_input_too(tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["report", "{tmp}/nowhere"], "does not exist"),
-    (["report", "{tmp}"], "no evaluated runs under"),
+    (["report", "{tmp}"], "no run directories under"),
     (["analyze", "{tmp}"], "is not a run directory: it has no config.toml"),
     (["sweep", "--profile", "smoke", "--tracks", "x"], "track 'X' is not one of A, B, C"),
     (["sweep", "--profile", "smoke", "--set", "train.lr=0"], "'train.lr' = 0.0 is out of range"),

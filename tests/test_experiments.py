@@ -18,7 +18,10 @@ runner = CliRunner()
 PAPER = {"A": [0.8000, 0.8159, 0.8108], "B": [0.8217, 0.8248, 0.8249], "C": [0.7776, 0.7838, 0.7931]}
 
 
-def test_statistics_reproduce_the_papers_table_1():
+def test_statistics_arithmetic_on_the_papers_seed_values():
+    """Arithmetic only: fed the paper's per-seed values, the statistics give its Table 1 numbers. Track B's values
+    are derived from the paper's own mean and CI (spec §6), so for B this is circular, and with 3 seeds a
+    percentile bootstrap CI is [min, max] by construction; what is checked is the mean, std, δ and outcome class."""
     a, b, c = (summarise(PAPER[t]) for t in "ABC")
     assert (round(a.mean, 4), round(a.ci_low, 4), round(a.ci_high, 4)) == (0.8089, 0.8000, 0.8159)
     assert (round(b.mean, 4), round(b.ci_low, 4), round(b.ci_high, 4)) == (0.8238, 0.8217, 0.8249)
@@ -37,7 +40,7 @@ def test_bootstrap_is_seeded_and_narrower_than_the_range_with_more_seeds():
     first, second = summarise(values), summarise(values)
     assert first == second
     assert min(values) < first.ci_low < first.mean < first.ci_high < max(values)
-    assert summarise([0.8]).ci_low == summarise([0.8]).ci_high == 0.8
+    assert summarise([0.8]).ci_low is None and summarise([0.8]).std is None  # one seed: undefined, not [x, x]
 
 
 @pytest.mark.parametrize(("delta", "expected"), [
@@ -137,16 +140,25 @@ def test_report_over_a_sweep(sweep_dir, tmp_path):
     result = runner.invoke(app, ["report", str(sweep_dir), "--out", str(tmp_path), "--terminal"])
     assert result.exit_code == 0, result.output
     text = (tmp_path / "report.md").read_text()
-    assert "## Table 1" in text and "| - | C | 2 |" in text and "**Pre-registered**: δ" in text
-    assert "| - | B | 2 | B_s2 |" in text  # the per-seed rows
+    assert "## Table 1" in text and "| - | C | 2 |" in text
+    assert "| - | B | 2 | B_s2 | done |" in text  # the per-seed rows
+    # Two seeds of a collapsed smoke model whose memory never acted: no verdict, every reason named at the top.
+    top = text.split("| run |")[0]
+    assert "**No outcome**" in top and "δ =" not in text and "Outcome" not in text.replace("No outcome", "")
+    for reason in ("Track B has 2 seed(s) with an evaluation; the comparison needs ≥ 3",
+                   "Track C has 2 seed(s) with an evaluation; the comparison needs ≥ 3"):
+        assert reason in top
+    flags = text.split("## Flags")[1].split("## Table 1")[0]
+    assert "σ_z" in flags and "< 0.5 at the peak (collapse line)" in flags and "no better than persistence" in flags
     peaks = {}
     for run in base_runs:
         evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
                  if '"kind":"eval"' in line]
         peaks.setdefault(run.name[0], []).append(min(e["d_shift"] for e in evals))
-    mean_b, mean_c = (sum(peaks[t]) / 2 for t in "BC")
-    delta = relative_delta_pct(mean_b, mean_c)
-    assert f"**{delta:.2f}%** → **Outcome {outcome(delta)}**" in text
+    b = summarise(peaks["B"])
+    assert f"Track B: mean {b.mean:.4f} over 2 seed(s); CI (paper) [{b.ci_low:.4f}, {b.ci_high:.4f}]; CI t (ours) " \
+           f"[{b.t_low:.4f}, {b.t_high:.4f}]" in text
+    assert "Welch's t-test (ours), C against B: t = " in text
     for name in ("fig2_peak_bars", "fig3_d_shift", "fig4_track_c", "fig5_sigma_z", "buffer_and_events"):
         png = tmp_path / "figures" / f"{name}.png"
         assert png.read_bytes()[:4] == b"\x89PNG", name
@@ -164,8 +176,8 @@ def test_freeze_and_lambda_tables(tmp_path):
     evals = [json.loads(line) for line in (tmp_path / "dual" / "metrics.jsonl").read_text().splitlines()
              if '"kind":"eval"' in line]
     at_freeze, final = evals[0]["d_shift"], evals[-1]["d_shift"]
-    assert f"| C s42 | dual at 20 | {at_freeze:.4f} (step 20) | {final:.4f} | {final - at_freeze:+.4f} |" in \
-        result.output
+    assert f"| C s42 | dual at 20, profile | {at_freeze:.4f} (step 20) | {final:.4f} (step 40) | " \
+           f"{final - at_freeze:+.4f} |" in result.output
     assert "## Table 3" in result.output and "| 0.15 |" in result.output and "| 0.05 |" in result.output
 
 

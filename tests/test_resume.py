@@ -18,7 +18,7 @@ from jepa_tui.training.resume import prepare_resume
 runner = CliRunner()
 # 120 steps evaluated every 20: long enough to kill mid-run, short enough for CI.
 ARGS = ["--profile", "smoke", "--steps", "120", "--set", "eval.every_steps=20"]
-TIMING = {"seconds", "elapsed", "steps_per_s"}
+TIMING = {"seconds", "val_seconds", "elapsed", "steps_per_s"}
 
 
 def records(run_dir, kind):

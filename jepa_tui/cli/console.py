@@ -8,8 +8,14 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from jepa_tui.config import Config
+from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config
 from jepa_tui.formatting import format_duration, format_value
+
+
+def _collapse_mark(sigma: float | None) -> str:
+    """A warning after a σ_z value below the collapse line (spec §5.2), else nothing."""
+    return f" (below {SIGMA_Z_COLLAPSE_LINE}: collapse?)" if sigma is not None and sigma < SIGMA_Z_COLLAPSE_LINE \
+        else ""
 
 
 class ConsolePrinter:
@@ -63,8 +69,10 @@ class ConsolePrinter:
 
     def on_eval(self, record: dict) -> None:
         self._last_eval = record
-        self._print(f"eval  step {record['step']}  D_shift {record['d_shift']:.4f}  sigma_z "
-                    f"{record['sigma_z']:.4f}  d_base {record['d_base']:.4f}  ({record['seconds']:.1f} s)")
+        val = record.get("d_shift_val")
+        self._print(f"eval  step {record['step']}  D_shift {record['d_shift']:.4f}  sigma_z {record['sigma_z']:.4f}"
+                    f"{_collapse_mark(record['sigma_z'])}  d_base {record['d_base']:.4f}"
+                    + (f"  D_shift(val) {val:.4f}" if val is not None else "") + f"  ({record['seconds']:.1f} s)")
 
     def on_event(self, record: dict) -> None:
         kind = record["kind"]
@@ -86,5 +94,6 @@ class ConsolePrinter:
             f"{format_duration(summary['train_seconds'])} ({summary['steps_per_s']:.1f} steps/s on "
             f"{summary['device']})\n"
             f"peak D_shift {format_value(summary['peak_d_shift'])} at step {summary['peak_step']} (sigma_z "
-            f"{format_value(summary['sigma_z_at_peak'])}); final D_shift {format_value(summary['final_d_shift'])} "
-            f"(sigma_z {format_value(summary['final_sigma_z'])})")
+            f"{format_value(summary['sigma_z_at_peak'])}{_collapse_mark(summary['sigma_z_at_peak'])}); final "
+            f"D_shift {format_value(summary['final_d_shift'])} (sigma_z {format_value(summary['final_sigma_z'])}"
+            f"{_collapse_mark(summary['final_sigma_z'])})")

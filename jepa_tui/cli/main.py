@@ -241,18 +241,25 @@ def report(
     out: Annotated[Path | None, typer.Option(help="Where report.md and the figures go (default: the first path, "
                                                    "or its parent for a run directory).")] = None,
     terminal: Annotated[bool, typer.Option(help="Also draw the figures in the terminal (plotext).")] = False,
+    formula: Annotated[str | None, typer.Option(help="D_shift formula for the tables and figures: per_sample, "
+                                                     "ratio_of_sums, median or r2 (default: each run's "
+                                                     "eval.formula).")] = None,
 ) -> None:
-    """Tables (Table 1 with bootstrap CIs, δ and the outcome; Tables 2, 3) and figures over runs and sweeps."""
+    """Tables (Table 1 with bootstrap and t CIs; the pre-registered outcome when its preconditions hold; Welch's
+    t-tests; Tables 2, 3), every run's interventions, and figures over runs and sweeps."""
+    from jepa_tui.evaluation.metrics import FORMULAS
     from jepa_tui.reporting.collect import collect_runs
     from jepa_tui.reporting.figures import write_figures
     from jepa_tui.reporting.report import build_report
     from jepa_tui.reporting.terminal import terminal_figures
 
     try:
-        runs = collect_runs(paths)
+        if formula is not None and formula not in FORMULAS:
+            raise ConfigError(f"--formula {formula!r}: allowed: {', '.join(FORMULAS)}.")
+        runs, skipped = collect_runs(paths, formula)
     except (FileNotFoundError, ConfigError) as exc:
         raise _fail(str(exc)) from None
-    built = build_report(runs)
+    built = build_report(runs, skipped, formula)
     folder = out or (paths[0].parent if (paths[0] / "config.toml").is_file() else paths[0])
     figures = write_figures(runs, folder / "figures")
     text = built.markdown() + "\n## Figures\n\n" + "\n".join(

@@ -20,6 +20,7 @@ from jepa_tui.config.loading import (
 )
 from jepa_tui.config.schema import (
     SECTIONS,
+    SIGMA_Z_COLLAPSE_LINE,
     TRACKS,
     Config,
     DataConfig,
@@ -32,7 +33,7 @@ from jepa_tui.config.schema import (
 )
 from jepa_tui.config.validation import ConfigError
 
-__all__ = ["LEGACY_VALUES", "SECTIONS", "TRACKS", "Config", "ConfigError", "DataConfig", "EvalConfig", "MemoryConfig",
-           "ModelConfig", "ReportConfig", "ThermalConfig", "TrainConfig", "build_config", "list_profiles",
-           "load_config", "load_run_config", "parse_set", "profile_description", "profile_dir", "read_toml",
-           "resolve_profile", "with_legacy_values"]
+__all__ = ["LEGACY_VALUES", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS", "Config", "ConfigError", "DataConfig",
+           "EvalConfig", "MemoryConfig", "ModelConfig", "ReportConfig", "ThermalConfig", "TrainConfig", "build_config",
+           "list_profiles", "load_config", "load_run_config", "parse_set", "profile_description", "profile_dir",
+           "read_toml", "resolve_profile", "with_legacy_values"]

@@ -7,11 +7,17 @@
    mini-batch of shift-world *train* sequences (never the test split).
 4. ``D_shift``: the normalised error over every (sequence, start t) of the shift test split and every horizon,
    with that buffer frozen; ``sigma_z`` from the horizon-1 (smallest horizon) predictions of the same samples.
+   With ``eval.val_selection`` (ours) the same is computed on the shift *validation* split (``d_shift_val``), so
+   a report can pick each run's step on validation data instead of on the test split, as the paper did.
 5. Restore the buffer. Sampling uses its own generator seeded from (seed, step), not the training RNG.
+
+Every error is computed under each formula of :data:`~jepa_tui.evaluation.metrics.FORMULAS` from the same
+predictions (``formulas`` in the result); ``d_shift``, ``d_base`` and ``d_shift_val`` use ``eval.formula``.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +26,7 @@ import torch
 
 from jepa_tui.config import Config
 from jepa_tui.data.worlds import Trajectories, Worlds
-from jepa_tui.evaluation.metrics import normalised_error, sigma_z
+from jepa_tui.evaluation.metrics import all_normalised_errors, sigma_z
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.model.memory import WORLD_SHIFT
 
@@ -29,14 +35,24 @@ ENCODE_CHUNK = 1024  # frames per encoder call during evaluation
 
 @dataclass
 class EvalResult:
-    """One evaluation. ``d_shift_per_horizon`` is keyed by horizon k (as a string, for JSON)."""
+    """One evaluation, under ``eval.formula``; per-horizon values are keyed by horizon k (a string, for JSON).
+
+    Attributes:
+        d_shift_val: D_shift on the shift validation split (None when ``eval.val_selection`` is off).
+        formulas: formula -> {"d_shift", "d_shift_per_horizon", "d_base", "d_base_per_horizon"[, "d_shift_val",
+            "d_shift_val_per_horizon"]}, for every formula, from the same predictions.
+        seconds: the whole evaluation; val_seconds: the part spent on the validation split (wall seconds).
+    """
 
     step: int
     d_shift: float
     sigma_z: float
     d_base: float
     d_shift_per_horizon: dict[str, float] = field(default_factory=dict)
+    d_shift_val: float | None = None
+    formulas: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
+    val_seconds: float = 0.0
 
 
 def _encode(encoder: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
@@ -98,11 +114,27 @@ def accumulate_shift_experience(model: JEPAWorldModel, worlds: Worlds, config: C
         model.memory.buffer.push(torch.stack([z_t, z_next]), True, step=step, world=WORLD_SHIFT)
 
 
-def _error(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor, config: Config
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def _errors(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor, config: Config
+            ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-horizon errors (K,) under every formula, and the smallest horizon's predictions (N, d)."""
     predicted, future, current = predict_split(model, online, target)
-    per_horizon = normalised_error(predicted, future, current, config.eval.denominator_eps, config.eval.formula)
-    return per_horizon, predicted[:, 0]
+    return all_normalised_errors(predicted, future, current, config.eval.denominator_eps), predicted[:, 0]
+
+
+def _split_errors(model: JEPAWorldModel, worlds: Worlds, split: Trajectories, count: int, config: Config
+                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    return _errors(model, *split_latents(model, worlds, split, min(count, len(split))), config)
+
+
+def _by_horizon(model: JEPAWorldModel, values: torch.Tensor) -> dict[str, float]:
+    return {str(k): float(v) for k, v in zip(model.horizons, values, strict=True)}
+
+
+def _finished(device: torch.device) -> float:
+    """perf_counter once the device has finished its queued work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 @contextmanager
@@ -136,20 +168,37 @@ def evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -
     """Run the protocol of the module docstring and return the metrics; the model's state is left unchanged."""
     was_training = model.training
     model.eval()
+    val: dict[str, torch.Tensor] | None = None
+    val_seconds = 0.0
     try:
         with buffer_restored(model):
             base = worlds.base["val"]
-            count = config.eval.base_sequences or len(base)
-            d_base = _error(model, *split_latents(model, worlds, base, min(count, len(base))), config)[0].mean()
+            base_errors, _ = _split_errors(model, worlds, base, config.eval.base_sequences or len(base), config)
             prepare_shift_buffer(model, worlds, config, step)
             test = worlds.shift["test"]
-            per_horizon, first = _error(model, *split_latents(model, worlds, test, len(test)), config)
+            shift_errors, first = _split_errors(model, worlds, test, len(test), config)
+            if config.eval.val_selection:
+                started = _finished(worlds.device)
+                val = _split_errors(model, worlds, worlds.shift["val"], len(worlds.shift["val"]), config)[0]
+                val_seconds = _finished(worlds.device) - started
     finally:
         model.train(was_training)
+    formulas = {}
+    for name, per_horizon in shift_errors.items():
+        entry = {"d_shift": float(per_horizon.mean()), "d_shift_per_horizon": _by_horizon(model, per_horizon),
+                 "d_base": float(base_errors[name].mean()), "d_base_per_horizon": _by_horizon(model, base_errors[name])}
+        if val is not None:
+            entry["d_shift_val"] = float(val[name].mean())
+            entry["d_shift_val_per_horizon"] = _by_horizon(model, val[name])
+        formulas[name] = entry
+    chosen = formulas[config.eval.formula]
     return EvalResult(
         step=step,
-        d_shift=float(per_horizon.mean()),
+        d_shift=chosen["d_shift"],
         sigma_z=sigma_z(first),
-        d_base=float(d_base),
-        d_shift_per_horizon={str(k): float(v) for k, v in zip(model.horizons, per_horizon, strict=True)},
+        d_base=chosen["d_base"],
+        d_shift_per_horizon=chosen["d_shift_per_horizon"],
+        d_shift_val=chosen.get("d_shift_val"),
+        formulas=formulas,
+        val_seconds=round(val_seconds, 3),
     )

@@ -1,26 +1,108 @@
-"""Finished (or stopped) runs read back from their run directories for the report: configuration, evaluation
-and train records, status and sweep variant."""
+"""Runs read back from their run directories for the report: configuration, evaluation and train records, the
+interventions in ``events.jsonl``, status and sweep variant. Any run directory is accepted: finished, stopped,
+interrupted, failed, still running or never evaluated; what a run cannot contribute is said, not guessed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from jepa_tui.config import Config, load_run_config
+from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config, ConfigError, load_run_config
 from jepa_tui.runs import RunDirectory
 from jepa_tui.runs.manifest import sweep_variant
+
+COLLAPSE_LINE = SIGMA_Z_COLLAPSE_LINE
+# Commands that change what a run computes when applied by hand (ui, request, replayed after a kill).
+RESULT_CHANGING = frozenset({"freeze_buffer", "unfreeze_buffer", "freeze_ema", "unfreeze_ema"})
+LABELS = {"freeze_buffer": "buffer frozen", "unfreeze_buffer": "buffer unfrozen", "freeze_ema": "EMA frozen",
+          "unfreeze_ema": "EMA unfrozen", "pause": "paused", "resume": "resumed", "switch_away": "track switched away",
+          "switch_back": "track switched back", "thermal_pause": "thermal pause", "thermal_resume": "thermal resume",
+          "forced_resume": "forced resume", "suspended": "suspended (pause_request.flag)"}
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Something that happened to a run besides training: a freeze, pause, track switch, thermal pause, forced
+    resume. ``source`` is who did it: "ui", "request" (from ``watch``), "profile" (scheduled), "replay" (re-applied
+    after a kill), "switch" (the dashboard changed track), "thermal", "resume --force", "flag"."""
+
+    step: int
+    kind: str
+    source: str
+    detail: str = ""
+
+    @property
+    def changes_results(self) -> bool:
+        """A freeze or unfreeze not scheduled by the profile, or a resume forced past a difference."""
+        return (self.kind in RESULT_CHANGING and self.source != "profile") or self.kind == "forced_resume"
+
+    @property
+    def label(self) -> str:
+        return f"{LABELS.get(self.kind, self.kind)} ({self.source})"
+
+
+def interventions(events: list[dict]) -> list[Intervention]:
+    """The interventions recorded in a run's ``events.jsonl`` records, in order."""
+    out = []
+    for e in events:
+        kind, step = e.get("kind"), e.get("step")
+        if not isinstance(step, int):
+            continue
+        if kind == "command":
+            command, source = str(e.get("command")), str(e.get("source", "?"))
+            if source == "switch" and command in ("pause", "resume"):
+                command = "switch_away" if command == "pause" else "switch_back"
+            if command in LABELS:
+                out.append(Intervention(step, command, source))
+        elif kind in ("thermal_pause", "thermal_resume"):
+            out.append(Intervention(step, kind, "thermal", f"{e.get('temperature_c', '?')} °C"))
+        elif kind == "pause_request":
+            out.append(Intervention(step, "suspended", "flag"))
+        elif kind == "resume":
+            forced = [n.removeprefix("forced: ") for n in e.get("notices", []) if str(n).startswith("forced: ")]
+            if forced:
+                out.append(Intervention(step, "forced_resume", "resume --force", "; ".join(forced)))
+    return out
+
+
+def eval_field(record: dict, key: str, formula: str | None, own_formula: str) -> object:
+    """``key`` ("d_shift", "d_base_per_horizon", "d_shift_val", ...) of an eval record under ``formula``; None when
+    the record does not carry it. ``own_formula`` is the run's ``eval.formula``, whose values are also the record's
+    top-level ones (records written before every formula was recorded carry only those)."""
+    if formula is not None and formula != own_formula:
+        return record.get("formulas", {}).get(formula, {}).get(key)
+    own = record.get("formulas", {}).get(own_formula, {})
+    return record.get(key, own.get(key))
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass
 class RunRecord:
-    """One run as the report sees it. ``variant`` is its sweep variant ("" outside sweeps or for none)."""
+    """One run as the report sees it. ``variant`` is its sweep variant ("" outside sweeps or for none).
+
+    Attributes:
+        status: how the run last ended ("done", "stopped", "interrupted", "suspended", "failed"), from its last
+            ``end`` event, or "running or killed" when it started again (or first) and has not ended since.
+        formula: the D_shift formula the report reads (None: each run's ``eval.formula``).
+    """
 
     path: Path
     config: Config
     variant: str
     evals: list[dict]
     trains: list[dict]
+    events: list[dict]
     status: str
+    formula: str | None = None
+    _peak: dict | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        scored = [e for e in self.evals if self.d_shift(e) is not None]
+        self._peak = min(scored, key=self.d_shift) if scored else None
 
     @property
     def track(self) -> str:
@@ -34,38 +116,140 @@ class RunRecord:
     def label(self) -> str:
         return f"{self.variant + ' ' if self.variant else ''}{self.track} s{self.seed}"
 
-    @property
-    def peak(self) -> dict:
-        """The evaluation with the lowest D_shift (the paper reports its metric at the peak)."""
-        return min(self.evals, key=lambda r: r["d_shift"])
+    def value(self, record: dict, key: str) -> float | None:
+        """A number of an eval record under the report's formula (None when not recorded)."""
+        return _number(eval_field(record, key, self.formula, self.config.eval.formula))
+
+    def per_horizon(self, record: dict, key: str) -> dict[str, float]:
+        """A per-horizon table of an eval record ("d_shift_per_horizon", "d_base_per_horizon") under the report's
+        formula; empty when not recorded."""
+        table = eval_field(record, key, self.formula, self.config.eval.formula)
+        return {k: v for k, v in table.items() if _number(v) is not None} if isinstance(table, dict) else {}
+
+    def d_shift(self, record: dict) -> float | None:
+        return self.value(record, "d_shift")
 
     @property
-    def final(self) -> dict:
-        return self.evals[-1]
+    def scored_evals(self) -> list[dict]:
+        """The evaluations that carry D_shift under the report's formula, in step order."""
+        return [e for e in self.evals if self.d_shift(e) is not None]
+
+    @property
+    def peak(self) -> dict | None:
+        """The evaluation with the lowest D_shift (the paper reports its metric at the peak); None without one."""
+        return self._peak
+
+    @property
+    def final(self) -> dict | None:
+        scored = self.scored_evals
+        return scored[-1] if scored else None
+
+    @property
+    def val_pick(self) -> dict | None:
+        """The evaluation with the lowest D_shift on the shift *validation* split (None when not recorded)."""
+        picked = [e for e in self.evals if self.value(e, "d_shift_val") is not None]
+        return min(picked, key=lambda e: self.value(e, "d_shift_val")) if picked else None
+
+    @property
+    def budget_steps(self) -> int | None:
+        return self.config.train.steps
+
+    @property
+    def last_step(self) -> int:
+        """The last step the run recorded anything at (records, checkpoints, its end)."""
+        steps = [r["step"] for r in (*self.trains, *self.evals)]
+        steps += [e["step"] for e in self.events if isinstance(e.get("step"), int)]
+        return max(steps, default=0)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "done"
+
+    @property
+    def buffer_entries(self) -> int:
+        """The most entries its experience buffer held in any train record (0 for Track A or none)."""
+        return max((int(r.get("buffer_size") or 0) for r in self.trains), default=0)
+
+    @property
+    def interventions(self) -> list[Intervention]:
+        return interventions(self.events)
+
+    @property
+    def interactive(self) -> bool:
+        """Changed by hand: a freeze from the dashboard or ``watch``, or a forced resume (pauses do not count)."""
+        return any(i.changes_results for i in self.interventions)
+
+    def flags(self) -> list[str]:
+        """What a reader must know beside this run's numbers."""
+        out = []
+        peak = self.peak
+        if peak is not None:
+            sigma = peak.get("sigma_z")
+            if isinstance(sigma, int | float) and sigma < COLLAPSE_LINE:
+                out.append(f"σ_z {sigma:.3f} < {COLLAPSE_LINE} at the peak (collapse line)")
+            d = self.d_shift(peak)
+            if d is not None and (d >= 1.0 or not math.isfinite(d)):
+                out.append(f"D_shift {d:.4g} ≥ 1 at best (no better than persistence)")
+        if not self.finished:
+            budget = f" of {self.budget_steps}" if self.budget_steps else ""
+            out.append(f"{self.status} at step {self.last_step}{budget}")
+        if self.track != "A" and self.trains and self.buffer_entries == 0:
+            out.append("its experience buffer never received an entry")
+        if self.interactive:
+            out.append("changed interactively")
+        return out
 
 
-def collect_runs(paths: list[Path]) -> list[RunRecord]:
-    """Every run directory at or below ``paths`` with at least one evaluation, sorted by variant, track, seed.
+@dataclass
+class Skipped:
+    """A directory that looked like a run but could not be read, or a run that has nothing to tabulate."""
+
+    path: Path
+    reason: str
+
+
+def _status(events: list[dict], summary: dict | None) -> str:
+    for event in reversed(events):
+        if event.get("kind") == "end":
+            return str(event.get("status", "ended"))
+        if event.get("kind") in ("start", "resume"):
+            return "running or killed"
+    return str(summary.get("status")) if summary else "running or killed"
+
+
+def read_run(run_dir: Path, formula: str | None = None) -> RunRecord:
+    """One run directory as a :class:`RunRecord`.
 
     Raises:
-        FileNotFoundError: when a path does not exist or holds no evaluated run.
+        ConfigError: when its ``config.toml`` is missing or invalid.
+    """
+    directory = RunDirectory(run_dir)
+    metrics = [r for r in directory.read_records("metrics") if isinstance(r, dict) and isinstance(r.get("step"), int)]
+    events = [r for r in directory.read_records("events") if isinstance(r, dict)]
+    return RunRecord(run_dir, load_run_config(run_dir), sweep_variant(run_dir),
+                     [r for r in metrics if r.get("kind") == "eval"], [r for r in metrics if r.get("kind") == "train"],
+                     events, _status(events, directory.read_summary()), formula)
+
+
+def collect_runs(paths: list[Path], formula: str | None = None) -> tuple[list[RunRecord], list[Skipped]]:
+    """Every run directory at or below ``paths``, sorted by variant, track, seed, and the directories that could
+    not be read (with the reason).
+
+    Raises:
+        FileNotFoundError: when a path does not exist or holds no run directory at all.
     """
     found: dict[Path, RunRecord] = {}
+    skipped = []
     for root in map(Path, paths):
         if not root.exists():
             raise FileNotFoundError(f"'{root}' does not exist")
         candidates = [root] if (root / "config.toml").is_file() else sorted(p.parent for p in root.rglob("config.toml"))
         for run_dir in candidates:
-            directory = RunDirectory(run_dir)
-            metrics = directory.read_records("metrics")
-            evals = [r for r in metrics if r.get("kind") == "eval"]
-            if not evals:
-                continue
-            summary = directory.read_summary() or {}
-            found[run_dir.resolve()] = RunRecord(run_dir, load_run_config(run_dir),
-                                                 sweep_variant(run_dir), evals,
-                                                 [r for r in metrics if r.get("kind") == "train"],
-                                                 summary.get("status", "running"))
+            try:
+                found[run_dir.resolve()] = read_run(run_dir, formula)
+            except ConfigError as exc:
+                skipped.append(Skipped(run_dir, f"unreadable configuration: {exc}"))
     if not found:
-        raise FileNotFoundError(f"no evaluated runs under {', '.join(map(str, paths))}")
-    return sorted(found.values(), key=lambda r: (r.variant, r.track, r.seed))
+        raise FileNotFoundError(f"no run directories under {', '.join(map(str, paths))}"
+                                + (f" ({skipped[0].reason})" if skipped else ""))
+    return sorted(found.values(), key=lambda r: (r.variant, r.track, r.seed, r.path.name)), skipped

@@ -32,18 +32,30 @@ def _style(name: str) -> tuple:
     return STYLES.get(name[0], ("-", "x", "0.3", None))
 
 
-def bar_chart(runs: list[RunRecord], path: Path) -> Path:
-    """Fig. 2: D_shift at the peak step per run, the persistence level 1.0 for reference."""
+def value(run: RunRecord, record: dict, key: str) -> float | None:
+    """An eval field under the report's formula: D_shift and d_base follow it, σ_z does not depend on it."""
+    return run.value(record, key) if key != "sigma_z" else record.get("sigma_z")
+
+
+def bar_chart(runs: list[RunRecord], path: Path) -> Path | None:
+    """Fig. 2: D_shift at the peak step per run, the persistence level 1.0 for reference (runs with a peak)."""
+    runs = [r for r in runs if r.peak is not None]
+    if not runs:
+        return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.6))
     for i, run in enumerate(runs):
         _, _, grey, hatch = _style(run.track)
-        ax.bar(i, run.peak["d_shift"], color=grey if run.track != "C" else "white", edgecolor="black", hatch=hatch)
-        ax.text(i, run.peak["d_shift"], f"{run.peak['d_shift']:.3f}", ha="center", va="bottom", fontsize=7)
+        d = run.d_shift(run.peak)
+        ax.bar(i, d, color=grey if run.track != "C" else "white", edgecolor="black", hatch=hatch)
+        note = "†" if run.interactive else ""
+        ax.text(i, d, f"{d:.3f}{note}", ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="persistence (1.0)")
-    ax.set_xticks(range(len(runs)), [r.label for r in runs], rotation=45, ha="right", fontsize=8)
+    ax.set_xticks(range(len(runs)), [r.label + ("" if r.finished else f" ({r.status})") for r in runs], rotation=45,
+                  ha="right", fontsize=8)
     ax.set_ylabel("D_shift at peak (normalised, lower is better)")
-    ax.set_title("D_shift^{n=50} at the peak step per run")
+    title = "D_shift^{n=50} at the peak step per run"
+    ax.set_title(title + ("  († changed interactively)" if any(r.interactive for r in runs) else ""))
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
@@ -56,36 +68,74 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
+def mark_interventions(ax, runs: list[RunRecord]) -> None:
+    """A labelled vertical dotted line at each step where runs had interventions (freezes, pauses, switches, ...);
+    what happened at one step is one label, so labels never print over each other there."""
+    at: dict[int, list[str]] = {}
+    for run in runs:
+        by_step: dict[int, list[str]] = {}
+        for item in run.interventions:
+            by_step.setdefault(item.step, []).append(item.label)
+        for step, labels in by_step.items():
+            at.setdefault(step, []).append(f"{run.label}: {', '.join(dict.fromkeys(labels))}")
+    for step, texts in sorted(at.items()):
+        ax.axvline(step, color="0.35", linewidth=0.8, linestyle=(0, (1, 2)))
+        ax.annotate("; ".join(texts), (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
+                    va="top", ha="right", color="0.2", xytext=(-1, -2), textcoords="offset points")
+
+
 def _plot_band(ax, group: list[RunRecord], key: str, name: str, label: str) -> np.ndarray:
     """Plot the mean of eval field ``key`` over ``group``'s seeds with a ± std band in track ``name``'s style;
-    returns the mean."""
+    returns the mean (empty when no run has the field)."""
     line, marker, grey, _ = _style(name)
-    steps, mean, std = mean_band(group, key)
-    ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3, label=label)
-    ax.fill_between(steps, mean - std, mean + std, color=grey, alpha=0.15)
+    steps, mean, std, count = mean_band(group, key)
+    if not len(steps):
+        return mean
+    partial = " (n varies by step)" if len(group) > 1 and (count < len(group)).any() else ""
+    ax.plot(steps, mean, linestyle=line, marker=marker, color=grey, markersize=3, label=label + partial)
+    band = count > 1
+    ax.fill_between(steps, np.where(band, mean - std, mean), np.where(band, mean + std, mean), color=grey,
+                    alpha=0.15)
     return mean
 
 
-def mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    steps = sorted(set.intersection(*[{r["step"] for r in run.evals} for run in runs]))
-    values = np.array([[next(r[key] for r in run.evals if r["step"] == s) for s in steps] for run in runs])
-    std = values.std(axis=0, ddof=1) if len(runs) > 1 else np.zeros(len(steps))
-    return np.array(steps), values.mean(axis=0), std
+def mean_band(runs: list[RunRecord], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps, mean, std (ddof = 1; 0 where one run) and run count of eval field ``key`` over ``runs``, at every
+    step where at least one run has it: runs of different lengths and evaluation grids all count."""
+    at: dict[int, list[float]] = {}
+    for run in runs:
+        for record in run.evals:
+            v = value(run, record, key)
+            if v is not None:
+                at.setdefault(record["step"], []).append(v)
+    steps = sorted(at)
+    mean = np.array([np.mean(at[s]) for s in steps])
+    std = np.array([np.std(at[s], ddof=1) if len(at[s]) > 1 else 0.0 for s in steps])
+    return np.array(steps), mean, std, np.array([len(at[s]) for s in steps])
 
 
-def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
+def _evaluated(runs: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in runs if r.peak is not None]
+
+
+def d_shift_curves(runs: list[RunRecord], path: Path) -> Path | None:
     """Fig. 3: D_shift against step per track, mean ± std over seeds; (b) zoomed on the lowest region."""
+    runs = _evaluated(runs)
+    if not runs:
+        return None
     plt = pyplot()
     fig, (full, zoom) = plt.subplots(1, 2, figsize=(10, 3.8))
     lows = []
     for name, group in by_track(runs).items():
         for ax in (full, zoom):
             mean = _plot_band(ax, group, "d_shift", name, f"{name} (n={len(group)})")
-        lows.append(mean.min())
+        if len(mean):
+            lows.append(float(mean.min()))
     for ax in (full, zoom):
         ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
         ax.set_xlabel("training step")
         ax.set_ylabel("D_shift (normalised)")
+        mark_interventions(ax, runs)
     low = min(lows)
     zoom.set_ylim(low - 0.05, low + 0.25)
     full.set_title("(a) full range, mean ± std over seeds")
@@ -96,34 +146,40 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path:
 
 def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
     """Fig. 4: each Track C seed's D_shift with its peak marked and the post-peak drift (final − peak) annotated."""
-    runs = [r for r in runs if r.track == "C"]
+    runs = [r for r in _evaluated(runs) if r.track == "C"]
     if not runs:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, run in enumerate(runs):
-        steps = [r["step"] for r in run.evals]
-        ax.plot(steps, [r["d_shift"] for r in run.evals], linestyle=["-", "--", ":", "-."][i % 4], color="black",
-                label=run.label)
+        evals = run.scored_evals
+        ax.plot([r["step"] for r in evals], [run.d_shift(r) for r in evals], linestyle=["-", "--", ":", "-."][i % 4],
+                color="black", label=run.label + (" †" if run.interactive else ""))
         peak, final = run.peak, run.final
-        ax.plot(peak["step"], peak["d_shift"], marker="v", color="black")
-        ax.annotate(f"drift {final['d_shift'] - peak['d_shift']:+.3f}", (final["step"], final["d_shift"]),
+        ax.plot(peak["step"], run.d_shift(peak), marker="v", color="black")
+        ax.annotate(f"drift {run.d_shift(final) - run.d_shift(peak):+.3f}", (final["step"], run.d_shift(final)),
                     fontsize=7, xytext=(-40, 8), textcoords="offset points")
     ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
+    mark_interventions(ax, runs)
     ax.set_xlabel("training step")
     ax.set_ylabel("D_shift (normalised)")
-    ax.set_title("Track C per seed: peak (▼) and post-peak drift")
+    ax.set_title("Track C per seed: peak (▼) and post-peak drift" + (" († changed interactively)"
+                                                                     if any(r.interactive for r in runs) else ""))
     ax.legend(fontsize=8)
     return save_figure(fig, path)
 
 
-def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path:
+def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path | None:
     """Fig. 5: σ_z against step per track with the 0.5 collapse line."""
+    runs = _evaluated(runs)
+    if not runs:
+        return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, group in by_track(runs).items():
         _plot_band(ax, group, "sigma_z", name, name)
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--", label="0.5 (collapse line)")
+    mark_interventions(ax, runs)
     ax.set_xlabel("training step")
     ax.set_ylabel("σ_z (std of predictions)")
     ax.set_title("σ_z against step")
@@ -141,8 +197,8 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
     for i, run in enumerate(runs):
         line = ["-", "--", ":", "-."][i % 4]
         steps = np.array([r["step"] for r in run.trains])
-        size = np.array([r["buffer_size"] for r in run.trains])
-        events = np.array([r["boundary_events"] for r in run.trains])
+        size = np.array([r.get("buffer_size") or 0 for r in run.trains])
+        events = np.array([r.get("boundary_events") or 0 for r in run.trains])
         occ.plot(steps, size, linestyle=line, color="black", label=run.label)
         full = steps[size >= run.config.memory.capacity]
         if len(full):
@@ -155,6 +211,10 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
         ok = span > 0
         rate.plot(steps[ok], 100 * (events[ok] - events[start][ok]) / span[ok], linestyle=line, color="black",
                   label=run.label)
+    occ.set_ylim(0, 1.05 * max(r.config.memory.capacity for r in runs))  # counts start at 0
+    rate.set_ylim(0, max(1.0, rate.get_ylim()[1]))
+    for ax in (occ, rate):
+        mark_interventions(ax, runs)
     occ.set_xlabel("training step")
     occ.set_ylabel("buffer entries")
     occ.set_title("experience buffer occupancy")

@@ -1,98 +1,334 @@
-"""Tables over runs and sweeps (spec §6–§7): Table 1 with bootstrap CIs, δ and the outcome; Table 2 for freeze
-runs; Table 3 for a λ sweep, over runs read by :mod:`jepa_tui.reporting.collect`."""
+"""Tables over runs and sweeps (spec §6–§7), as Markdown: Table 1 with the paper's bootstrap CIs and our t-based
+CIs, the pre-registered comparison (δ and the outcome, stated only when its preconditions hold), Welch's t-tests,
+Table 2 for freeze runs, Table 3 for a λ sweep, and every run's interventions. Runs are read by
+:mod:`jepa_tui.reporting.collect`; any mix of finished, stopped, failed and never-evaluated runs is accepted."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import combinations
 
-from jepa_tui.reporting.collect import RunRecord
-from jepa_tui.reporting.statistics import OUTCOMES, outcome, relative_delta_pct, summarise
+from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
+from jepa_tui.reporting.statistics import OUTCOMES, SeedSummary, outcome, relative_delta_pct, summarise, welch
+
+# Keys that say how a run is shown or where it ran, not what it computes.
+PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds"})
+MIN_SEEDS = 3  # the paper's pre-registered comparison ran three seeds per track
 
 
 @dataclass
 class Report:
-    """The tables, as Markdown text, and the numbers behind Table 1 (for tests and figures)."""
+    """The report's Markdown sections and the numbers behind them (for tests and figures).
+
+    Attributes:
+        runs: every run read; ``groups`` holds those with a D_shift under the formula, by (variant, track).
+        summaries: the seed statistics of each group.
+        delta_pct, outcome: per variant, only where the pre-registered comparison's preconditions hold.
+        no_outcome: per variant with Tracks B and C, why no outcome is stated (empty when one is).
+    """
 
     runs: list[RunRecord]
+    skipped: list[Skipped] = field(default_factory=list)
+    formula: str | None = None
     groups: dict[tuple[str, str], list[RunRecord]] = field(default_factory=dict)
+    summaries: dict[tuple[str, str], SeedSummary] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)
-    delta_pct: dict[str, float] = field(default_factory=dict)  # per variant
+    delta_pct: dict[str, float] = field(default_factory=dict)
     outcome: dict[str, str] = field(default_factory=dict)
+    no_outcome: dict[str, list[str]] = field(default_factory=dict)
+    identical: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         return "\n\n".join(self.sections) + "\n"
 
+    @property
+    def variants(self) -> list[str]:
+        return sorted({v for v, _ in self.groups})
+
+    @property
+    def config(self):
+        return self.runs[0].config.report
+
+
+def _f(x: float | None, digits: int = 4) -> str:
+    """``x`` with ``digits`` decimals; in 4 significant digits once it is too large for them (a diverged run)."""
+    if x is None:
+        return "n/a"
+    return f"{x:.{digits}f}" if abs(x) < 1e4 else f"{x:.{digits}g}"
+
+
+def _signed(x: float, digits: int = 4) -> str:
+    return f"{x:+.{digits}f}" if abs(x) < 1e4 else f"{x:+.{digits}g}"
+
+
+def _ci(low: float | None, high: float | None, n: int) -> str:
+    return f"n/a ({n} seed)" if low is None or high is None else f"[{_f(low)}, {_f(high)}]"
+
+
+def _flags(run: RunRecord) -> str:
+    return "; ".join(run.flags()) or "-"
+
+
+def _flatten(tables: dict) -> dict[str, object]:
+    return {f"{s}.{k}": v for s, values in tables.items() if isinstance(values, dict) for k, v in values.items()}
+
+
+def config_differences(runs: list[RunRecord]) -> list[str]:
+    """``key: value (runs), value (runs)`` for each computing key on which ``runs`` differ, track and seed aside."""
+    flat = {run.label: _flatten(run.config.to_dict()) for run in runs}
+    keys = sorted(set().union(*flat.values()) - PRESENTATION_KEYS - {"train.track", "train.seed"})
+    lines = []
+    for key in keys:
+        values: dict[str, list[str]] = {}
+        for label, table in flat.items():
+            values.setdefault(repr(table.get(key, "(unset)")), []).append(label)
+        if len(values) > 1:
+            lines.append(f"{key}: " + ", ".join(f"{v} ({', '.join(labels)})" for v, labels in values.items()))
+    return lines
+
+
+def _header(report: Report) -> None:
+    runs = report.runs
+    formula = report.formula or "each run's eval.formula"
+    lines = ["# jepa-tui report", "", *_verdict_lines(report),
+             f"{len(runs)} run directories; D_shift formula: **{formula}**. Statistics marked *(ours)* are not the "
+             "paper's; the pre-registered comparison is the paper's.", "",
+             "| run | directory | status | steps | evaluations |", "| --- | --- | --- | --- | --- |"]
+    for run in runs:
+        budget = f"{run.last_step}/{run.budget_steps}" if run.budget_steps else str(run.last_step)
+        lines.append(f"| {run.label} | {run.path.name} | {run.status} | {budget} | {len(run.evals)} |")
+    out = [r for r in runs if r.peak is None]
+    if out or report.skipped:
+        lines += ["", "Not in the tables:"]
+        for run in out:
+            why = ("no evaluation yet" if not run.evals else
+                   f"its evaluations carry no D_shift under the formula '{report.formula}' (written before every "
+                   "formula was recorded)")
+            lines.append(f"- {run.label} ({run.path.name}): {why}")
+        lines += [f"- {s.path}: {s.reason}" for s in report.skipped]
+    vals = [e.get("val_seconds") for r in runs for e in r.evals if isinstance(e.get("val_seconds"), int | float)]
+    evals = [e.get("seconds") for r in runs for e in r.evals if e.get("val_seconds") is not None]
+    if vals and sum(evals):
+        lines += ["", f"Validation-split evaluation (`eval.val_selection`, ours) cost {sum(vals) / len(vals):.2f} s "
+                      f"per evaluation on average, {100 * sum(vals) / sum(evals):.0f} % of evaluation time."]
+    report.sections.append("\n".join(lines))
+
+
+def _identical_tracks(report: Report) -> None:
+    """Flag tracks of one variant and seed whose evaluations are bitwise equal (memory that never acted)."""
+    by_seed: dict[tuple[str, int], list[RunRecord]] = {}
+    for run in report.runs:
+        if run.scored_evals:
+            by_seed.setdefault((run.variant, run.seed), []).append(run)
+    for (variant, seed), runs in sorted(by_seed.items()):
+        for a, b in combinations(sorted(runs, key=lambda r: r.track), 2):
+            if a.track != b.track and [(e["step"], a.d_shift(e)) for e in a.scored_evals] == \
+                    [(e["step"], b.d_shift(e)) for e in b.scored_evals]:
+                name = f" ({variant})" if variant else ""
+                report.identical.append(f"Tracks {a.track} and {b.track}{name}, seed {seed}: every evaluation is "
+                                        "identical; the memory pathway changed nothing")
+
+
+def _flag_section(report: Report) -> None:
+    flagged = [(run, run.flags()) for run in report.runs if run.flags()]
+    if not flagged and not report.identical:
+        return
+    lines = ["## Flags", "", "Read the numbers below with these in mind:", ""]
+    lines += [f"- {run.label}: {'; '.join(flags)}" for run, flags in flagged]
+    lines += [f"- {text}" for text in report.identical]
+    report.sections.append("\n".join(lines))
+
+
+def verdict_blockers(report: Report, variant: str) -> list[str]:
+    """Why the pre-registered outcome cannot be stated for ``variant`` (empty: it can)."""
+    runs = [r for r in report.runs if r.variant == variant]
+    memory_runs = [r for r in runs if r.track in ("B", "C")]
+    reasons = []
+    for track in ("B", "C"):
+        n = len({r.seed for r in report.groups.get((variant, track), [])})
+        if n < MIN_SEEDS:
+            reasons.append(f"Track {track} has {n} seed(s) with an evaluation; the comparison needs ≥ {MIN_SEEDS}")
+    reasons += [f"{r.label} did not finish its budget ({r.status} at step {r.last_step})" for r in memory_runs
+                if not r.finished]
+    reasons += [f"{r.label} has no D_shift under this formula" for r in memory_runs if r.peak is None and r.evals]
+    reasons += [f"{r.label}'s experience buffer never received an entry" for r in memory_runs
+                if r.buffer_entries == 0]
+    reasons += [f"{r.label} was changed interactively" for r in memory_runs if r.interactive]
+    differences = config_differences(runs)
+    if differences:
+        reasons.append("the configurations differ beyond track and seed: " + "; ".join(differences))
+    return reasons
+
+
+def verdicts(report: Report) -> None:
+    """For each variant with Tracks B and C: δ and the outcome when the preconditions hold, else the reasons."""
+    cfg = report.config
+    for variant in sorted({r.variant for r in report.runs}):
+        if not {"B", "C"} <= {r.track for r in report.runs if r.variant == variant}:
+            continue
+        report.no_outcome[variant] = verdict_blockers(report, variant)
+        if not report.no_outcome[variant]:
+            b, c = report.summaries[(variant, "B")], report.summaries[(variant, "C")]
+            delta = relative_delta_pct(b.mean, c.mean)
+            report.delta_pct[variant], report.outcome[variant] = delta, outcome(delta, cfg)
+
+
+def _verdict_lines(report: Report) -> list[str]:
+    lines = []
+    for variant, blockers in sorted(report.no_outcome.items()):
+        name = f" ({variant})" if variant else ""
+        if blockers:
+            lines += [f"**No outcome**{name}: the pre-registered comparison of C against B is not stated, because:"]
+            lines += [f"- {reason}" for reason in blockers]
+        else:
+            lines.append(f"**Outcome {report.outcome[variant]}**{name} ({OUTCOMES[report.outcome[variant]]}): "
+                         f"δ = {report.delta_pct[variant]:.2f}% (see Comparisons).")
+        lines.append("")
+    return lines
+
 
 def table1(report: Report) -> None:
-    """Table 1 per variant: per-track mean D_shift at the peak over seeds with its CI, σ_z, per-seed rows, δ."""
-    cfg = report.runs[0].config.report
+    """Table 1 per variant and track: mean D_shift at each run's peak with the paper's and our CIs, σ_z, the
+    val-picked test D_shift (ours), the base → shift gap; then one row per seed."""
+    cfg = report.config
+    small = any(s.n <= 3 for s in report.summaries.values())
     lines = ["## Table 1: D_shift^{n=50} at the peak step, mean over seeds",
-             f"95% CI: percentile bootstrap over seed-level values ({cfg.bootstrap_resamples:,} resamples, seed "
-             f"{cfg.bootstrap_seed}); std with ddof = 1; σ_z at each seed's peak (mean over seeds).",
+             f"CI (paper): 95 % percentile bootstrap over seed-level values ({cfg.bootstrap_resamples:,} resamples, "
+             f"seed {cfg.bootstrap_seed})" + (", which with 3 or fewer seeds is exactly [min, max]" if small else "")
+             + ". CI t (ours): 95 % t-interval of the mean. std with ddof = 1. σ_z at each seed's peak (mean). "
+             "Val-picked (ours): the test D_shift at the step with the lowest D_shift on the shift *validation* "
+             "split, beside the paper's choice of the peak on the test split itself. Gap: D_shift − d_base at the peak "
+             "(how much worse the shift world is than the base world).",
              "",
-             "| variant | track | seeds | D_shift (mean) | 95% CI | std | σ_z | per seed: D_shift @ peak step (σ_z) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    means: dict[tuple[str, str], float] = {}
-    for (variant, track), runs in sorted(report.groups.items()):
-        summary = summarise([r.peak["d_shift"] for r in runs], cfg)
-        sigma = sum(r.peak["sigma_z"] for r in runs) / len(runs)
-        means[(variant, track)] = summary.mean
-        per_seed = "; ".join(f"s{r.seed}: {r.peak['d_shift']:.4f} @ {r.peak['step']} ({r.peak['sigma_z']:.3f})"
-                             for r in runs)
-        lines.append(f"| {variant or '-'} | {track} | {len(runs)} | {summary.mean:.4f} | [{summary.ci_low:.4f}, "
-                     f"{summary.ci_high:.4f}] | {summary.std:.4f} | {sigma:.4f} | {per_seed} |")
+             "| variant | track | seeds | D_shift (mean) | CI (paper) | CI t (ours) | std | σ_z | val-picked (ours) "
+             "| gap | flags |",
+             "| --- " * 11 + "|"]
+    for key, runs in sorted(report.groups.items()):
+        variant, track = key
+        s = report.summaries[key]
+        sigma = sum(r.peak.get("sigma_z", 0.0) for r in runs) / len(runs)
+        picks = [r.d_shift(r.val_pick) for r in runs if r.val_pick is not None]
+        picked = _f(sum(picks) / len(picks)) if len(picks) == len(runs) else "n/a"
+        gaps = [r.d_shift(r.peak) - r.value(r.peak, "d_base") for r in runs if r.value(r.peak, "d_base") is not None]
+        gap = _signed(sum(gaps) / len(gaps)) if gaps else "n/a"
+        flags = []
+        if sigma < COLLAPSE_LINE:
+            flags.append("σ_z < 0.5")
+        if s.mean >= 1.0:
+            flags.append("≥ 1: no better than persistence")
+        flags += [f"{r.label}: changed interactively" for r in runs if r.interactive]
+        flags += [f"{r.label}: {r.status}" for r in runs if not r.finished]
+        lines.append(f"| {variant or '-'} | {track} | {s.n} | {_f(s.mean)} | {_ci(s.ci_low, s.ci_high, s.n)} | "
+                     f"{_ci(s.t_low, s.t_high, s.n)} | {_f(s.std) if s.std is not None else 'n/a (1 seed)'} | "
+                     f"{_f(sigma)} | {picked} | {gap} | {'; '.join(flags) or '-'} |")
     lines += ["", "Per seed:", "",
-              "| variant | track | seed | run | peak step | D_shift at peak | σ_z at peak | final step | final D_shift "
-              "| final σ_z | status |",
-              "| --- " * 11 + "|"]
-    for (variant, track), runs in sorted(report.groups.items()):
+              "| variant | track | seed | run | status | peak step | D_shift at peak | σ_z at peak | gap per k at peak "
+              "| val-picked step → test D_shift | final step | final D_shift | final σ_z | flags |",
+              "| --- " * 14 + "|"]
+    for (variant, _), runs in sorted(report.groups.items()):
         for r in runs:
-            lines.append(f"| {variant or '-'} | {track} | {r.seed} | {r.path.name} | {r.peak['step']} | "
-                         f"{r.peak['d_shift']:.4f} | {r.peak['sigma_z']:.4f} | {r.final['step']} | "
-                         f"{r.final['d_shift']:.4f} | {r.final['sigma_z']:.4f} | {r.status} |")
-    for variant in sorted({v for v, _ in report.groups}):
-        b, c, a = means.get((variant, "B")), means.get((variant, "C")), means.get((variant, "A"))
-        name = f" ({variant})" if variant else ""
-        if b is not None and c is not None:
-            delta = relative_delta_pct(b, c)
-            report.delta_pct[variant], report.outcome[variant] = delta, outcome(delta, cfg)
-            lines += ["", f"**Pre-registered**{name}: δ = (D_B − D_C) / D_B = ({b:.4f} − {c:.4f}) / {b:.4f} = "
-                          f"**{delta:.2f}%** → **Outcome {report.outcome[variant]}** "
-                          f"({OUTCOMES[report.outcome[variant]]}; A ≥ {cfg.strong_pct:g}%, B ≥ {cfg.null_band_pct:g}%,"
-                          f" C within ±{cfg.null_band_pct:g}%, D ≤ −{cfg.null_band_pct:g}%)."]
-        if a is not None and c is not None:
-            best_a = min(r.peak["d_shift"] for r in report.groups[(variant, "A")])
-            lines += ["", f"Not pre-registered{name}: C against A's best seed ({best_a:.4f}): "
-                          f"{relative_delta_pct(best_a, c):.2f}%; against A's mean ({a:.4f}): "
-                          f"{relative_delta_pct(a, c):.2f}%."]
+            peak, final = r.peak, r.final
+            shift_k, base_k = r.per_horizon(peak, "d_shift_per_horizon"), r.per_horizon(peak, "d_base_per_horizon")
+            gap_k = " ".join(f"k{k} {_signed(shift_k[k] - base_k[k], 3)}" for k in shift_k if k in base_k) or "-"
+            pick = r.val_pick
+            picked = f"{pick['step']} → {_f(r.d_shift(pick))}" if pick is not None else "-"
+            lines.append(f"| {variant or '-'} | {r.track} | {r.seed} | {r.path.name} | {r.status} | {peak['step']} | "
+                         f"{_f(r.d_shift(peak))} | {_f(peak.get('sigma_z'))} | {gap_k} | {picked} | {final['step']} | "
+                         f"{_f(r.d_shift(final))} | {_f(final.get('sigma_z'))} | {_flags(r)} |")
     report.sections.append("\n".join(lines))
+
+
+def _describe(summary: SeedSummary, track: str) -> str:
+    return (f"Track {track}: mean {_f(summary.mean)} over {summary.n} seed(s); CI (paper) "
+            f"{_ci(summary.ci_low, summary.ci_high, summary.n)}; CI t (ours) "
+            f"{_ci(summary.t_low, summary.t_high, summary.n)}")
+
+
+def _welch_line(a: list[RunRecord], b: list[RunRecord], names: str) -> str:
+    test = welch([r.d_shift(r.peak) for r in a], [r.d_shift(r.peak) for r in b])
+    if test is None:
+        return f"Welch's t-test (ours), {names}: n/a (needs ≥ 2 seeds with spread per track)"
+    return f"Welch's t-test (ours), {names}: t = {test.t:+.3f}, df = {test.df:.1f}, two-sided p = {test.p:.4f}"
+
+
+def comparisons(report: Report) -> None:
+    """Per variant: C against B (pre-registered: δ and the outcome, only when the preconditions hold) and C against
+    A (not pre-registered), each with the paper's and our statistics."""
+    cfg = report.config
+    lines = ["## Comparisons"]
+    for variant in report.variants:
+        name = f" ({variant})" if variant else ""
+        groups = {t: report.groups.get((variant, t)) for t in "ABC"}
+        summaries = {t: report.summaries.get((variant, t)) for t in "ABC"}
+        b, c, a = summaries["B"], summaries["C"], summaries["A"]
+        if b is not None and c is not None:
+            lines += ["", f"### C against B{name}: the pre-registered comparison", "",
+                      f"- {_describe(b, 'B')}", f"- {_describe(c, 'C')}",
+                      f"- {_welch_line(groups['C'], groups['B'], 'C against B')}"]
+            blockers = report.no_outcome.get(variant, [])
+            if blockers:
+                lines += ["", f"**No outcome**{name}: the pre-registered outcome and δ are stated only when their "
+                              "preconditions hold; why they do not is listed at the top of this report."]
+            else:
+                delta = report.delta_pct[variant]
+                lines += ["", f"**Pre-registered**{name}: δ = (D_B − D_C) / D_B = ({b.mean:.4f} − {c.mean:.4f}) / "
+                              f"{b.mean:.4f} = **{delta:.2f}%** → **Outcome {report.outcome[variant]}** "
+                              f"({OUTCOMES[report.outcome[variant]]}; A ≥ {cfg.strong_pct:g}%, B ≥ "
+                              f"{cfg.null_band_pct:g}%, C within ±{cfg.null_band_pct:g}%, D ≤ −{cfg.null_band_pct:g}%; "
+                              "the 5 % null band is from a published summary of the paper, the 10 % line is ours)."]
+        if a is not None and c is not None:
+            best_a = min(r.d_shift(r.peak) for r in groups["A"])
+            lines += ["", f"### C against A{name}: not pre-registered", "",
+                      f"- {_describe(a, 'A')}", f"- {_describe(c, 'C')}",
+                      f"- δ against A's best seed ({best_a:.4f}): {relative_delta_pct(best_a, c.mean):.2f}%; against "
+                      f"A's mean ({a.mean:.4f}): {relative_delta_pct(a.mean, c.mean):.2f}%",
+                      f"- {_welch_line(groups['C'], groups['A'], 'C against A')}"]
+    if len(lines) > 1:
+        report.sections.append("\n".join(lines))
+
+
+def _freeze_of(run: RunRecord) -> tuple[int, str, str] | None:
+    """(step, kind, how) of a run's first freeze: the profile's scheduled one or the first applied by hand."""
+    t = run.config.train
+    scheduled = [s for s in (t.freeze_buffer_at, t.freeze_ema_at) if s is not None]
+    if scheduled:
+        kind = {(True, True): "dual", (True, False): "buffer only", (False, True): "EMA only"}[
+            (t.freeze_buffer_at is not None, t.freeze_ema_at is not None)]
+        return min(scheduled), kind, "profile"
+    manual = [i for i in run.interventions if i.kind in ("freeze_buffer", "freeze_ema")]
+    if not manual:
+        return None
+    at = manual[0].step
+    kinds = {i.kind for i in manual if i.step == at}
+    kind = "dual" if len(kinds) == 2 else ("buffer only" if "freeze_buffer" in kinds else "EMA only")
+    return at, kind, f"interactive ({manual[0].source})"
 
 
 def table2(report: Report) -> None:
     """Freeze runs: D_shift at the freeze step, final, settling = final − at freeze (baselines: final − peak)."""
     rows = []
-    for run in report.runs:
-        t = run.config.train
-        freeze = [s for s in (t.freeze_buffer_at, t.freeze_ema_at) if s is not None]
-        if freeze:
-            at = min(freeze)
-            before = [r for r in run.evals if r["step"] <= at]
-            if not before:
-                continue
-            ref = before[-1]
-            kind = {(True, True): "dual", (True, False): "buffer only", (False, True): "EMA only"}[
-                (t.freeze_buffer_at is not None, t.freeze_ema_at is not None)]
-            rows.append(f"| {run.label} | {kind} at {at} | {ref['d_shift']:.4f} (step {ref['step']}) | "
-                        f"{run.final['d_shift']:.4f} | {run.final['d_shift'] - ref['d_shift']:+.4f} | "
-                        f"{run.final['sigma_z']:.4f} |")
+    scored = [r for r in report.runs if r.peak is not None]
+    for run in scored:
+        freeze = _freeze_of(run)
+        if freeze is None:
+            continue
+        at, kind, how = freeze
+        before = [e for e in run.scored_evals if e["step"] <= at]
+        if not before:
+            rows.append(f"| {run.label} | {kind} at {at}, {how} | no evaluation before the freeze | - | - | - |")
+            continue
+        ref, final = before[-1], run.final
+        rows.append(f"| {run.label} | {kind} at {at}, {how} | {run.d_shift(ref):.4f} (step {ref['step']}) | "
+                    f"{run.d_shift(final):.4f} (step {final['step']}) | "
+                    f"{run.d_shift(final) - run.d_shift(ref):+.4f} | {_f(final.get('sigma_z'))} |")
     if not rows:
         return
-    baselines = [r for r in report.runs if r.config.train.freeze_buffer_at is None
-                 and r.config.train.freeze_ema_at is None and r.track == "C"]
+    baselines = [r for r in scored if r.track == "C" and _freeze_of(r) is None]
     for run in baselines:
-        rows.insert(0, f"| {run.label} | none (peak) | {run.peak['d_shift']:.4f} (step {run.peak['step']}) | "
-                       f"{run.final['d_shift']:.4f} | {run.final['d_shift'] - run.peak['d_shift']:+.4f} | "
-                       f"{run.final['sigma_z']:.4f} |")
+        peak, final = run.peak, run.final
+        rows.insert(0, f"| {run.label} | none (peak) | {run.d_shift(peak):.4f} (step {peak['step']}) | "
+                       f"{run.d_shift(final):.4f} (step {final['step']}) | "
+                       f"{run.d_shift(final) - run.d_shift(peak):+.4f} | {_f(final.get('sigma_z'))} |")
     report.sections.append("\n".join([
         "## Table 2: freeze ablations", "Settling = final − value at the freeze step (for runs without a freeze: "
         "final − peak).", "", "| run | freeze | D_shift at freeze | final D_shift | settling | final σ_z |",
@@ -101,27 +337,49 @@ def table2(report: Report) -> None:
 
 def table3(report: Report) -> None:
     """Runs that differ in λ (``train.lambda_var``): peak, final and σ_z at the peak per λ."""
-    lambdas = {r.config.train.lambda_var for r in report.runs}
-    if len(lambdas) < 2:
+    scored = [r for r in report.runs if r.peak is not None]
+    if len({r.config.train.lambda_var for r in scored}) < 2:
         return
-    rows = [f"| {run.config.train.lambda_var:g} | {run.label} | {run.peak['d_shift']:.4f} | "
-            f"{run.final['d_shift']:.4f} | {run.peak['sigma_z']:.4f} | {run.peak['step']} |"
-            for run in sorted(report.runs, key=lambda r: (r.config.train.lambda_var, r.label))]
+    rows = [f"| {run.config.train.lambda_var:g} | {run.label} | {run.d_shift(run.peak):.4f} | "
+            f"{run.d_shift(run.final):.4f} | {_f(run.peak.get('sigma_z'))} | {run.peak['step']} | {_flags(run)} |"
+            for run in sorted(scored, key=lambda r: (r.config.train.lambda_var, r.label))]
     report.sections.append("\n".join(["## Table 3: λ (variance weight) sensitivity", "",
-                                      "| λ | run | peak D_shift | final D_shift | σ_z at peak | peak step |",
-                                      "| --- | --- | --- | --- | --- | --- |", *rows]))
+                                      "| λ | run | peak D_shift | final D_shift | σ_z at peak | peak step | flags |",
+                                      "| --- | --- | --- | --- | --- | --- | --- |", *rows]))
 
 
-def build_report(runs: list[RunRecord]) -> Report:
-    """All tables that the runs support (Table 2 needs freeze runs, Table 3 several λ)."""
-    report = Report(runs)
+def interventions_section(report: Report) -> None:
+    """Every run's freezes, pauses, track switches, thermal pauses and forced resumes, with steps and sources."""
+    listed = [(run, run.interventions) for run in report.runs if run.interventions]
+    if not listed:
+        return
+    lines = ["## Interventions", "",
+             "Freezes applied by hand (source ui, request or replay) and forced resumes change what a run computes: "
+             "such runs are marked *changed interactively* in every table. Pauses, track switches and thermal pauses "
+             "stop the clock but not the computation. Scheduled freezes (source profile) are the experiment itself.",
+             ""]
+    for run, items in listed:
+        text = "; ".join(f"step {i.step}: {i.label}{' — ' + i.detail if i.detail else ''}" for i in items)
+        lines.append(f"- {run.label} ({run.path.name}): {text}")
+    report.sections.append("\n".join(lines))
+
+
+def build_report(runs: list[RunRecord], skipped: list[Skipped] | None = None, formula: str | None = None) -> Report:
+    """Every section the runs support (Table 2 needs freeze runs, Table 3 several λ)."""
+    report = Report(runs, list(skipped or []), formula)
     for run in runs:
-        report.groups.setdefault((run.variant, run.track), []).append(run)
-    unfinished = [r.label for r in runs if r.status != "done"]
-    report.sections.append("# jepa-tui report\n\n" + f"{len(runs)} runs: " + ", ".join(
-        f"{r.label} ({r.path.name})" for r in runs) + (f".\n\nNot finished (their last evaluation is used): "
-                                                     f"{', '.join(unfinished)}." if unfinished else "."))
-    table1(report)
-    table2(report)
-    table3(report)
+        if run.peak is not None:
+            report.groups.setdefault((run.variant, run.track), []).append(run)
+    report.summaries = {key: summarise([r.d_shift(r.peak) for r in group], report.config)
+                        for key, group in report.groups.items()}
+    _identical_tracks(report)
+    verdicts(report)
+    _header(report)
+    _flag_section(report)
+    if report.groups:
+        table1(report)
+        comparisons(report)
+        table2(report)
+        table3(report)
+    interventions_section(report)
     return report

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
+from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import RunDirectory
 from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_requests
@@ -58,6 +59,20 @@ class NonFiniteLossError(RuntimeError):
         self.terms = terms
 
 
+def _with_source(item: Command | tuple[Command, str]) -> tuple[Command, str]:
+    return item if isinstance(item, tuple) else (item, "ui")
+
+
+def summary_flags(sigma_z_at_peak: float | None, peak_d_shift: float | None) -> list[str]:
+    """Warnings for ``summary.json``: σ_z below the collapse line at the peak; D_shift never below persistence."""
+    flags = []
+    if sigma_z_at_peak is not None and sigma_z_at_peak < SIGMA_Z_COLLAPSE_LINE:
+        flags.append(f"sigma_z at the peak below {SIGMA_Z_COLLAPSE_LINE} (collapse line)")
+    if peak_d_shift is not None and peak_d_shift >= 1.0:
+        flags.append("D_shift never below 1.0 (no better than persistence)")
+    return flags
+
+
 def status_for(reason: str | None) -> str:
     """The run status for a stop reason: None (budget used up), "stop", "pause_request" or a signal name."""
     if reason is None:
@@ -80,7 +95,8 @@ class RunLoop:
         sinks: observers of train/eval records, events and the summary.
         should_stop: polled after every step (and while paused or cooling); a reason ("SIGINT", "stop", ...)
             ends the run early with a checkpoint, None goes on.
-        commands: a queue of :class:`~jepa_tui.training.control.Command` (thread-safe; may be shared with a UI).
+        commands: a queue of :class:`~jepa_tui.training.control.Command`, or (command, source) pairs, from a UI
+            (thread-safe; source "ui" when not given, "switch" when the dashboard changes track).
         thermal: the thermal guard, when training on a GPU that NVML can read.
         notices: what preparing the run (a resume) had to say; written with the start event.
         replay: (step, command) pairs to apply again at their steps: the freezes a killed run had applied after
@@ -92,13 +108,14 @@ class RunLoop:
 
     def __init__(self, trainer: Trainer, run_dir: RunDirectory, sinks: Sequence[Sink] = (),
                  should_stop: Callable[[], str | None] | None = None,
-                 commands: queue.Queue[Command] | None = None, thermal: ThermalGuard | None = None,
-                 notices: Sequence[str] = (), replay: Sequence[tuple[int, Command]] = ()) -> None:
+                 commands: queue.Queue[Command | tuple[Command, str]] | None = None,
+                 thermal: ThermalGuard | None = None, notices: Sequence[str] = (),
+                 replay: Sequence[tuple[int, Command]] = ()) -> None:
         self.trainer = trainer
         self.run_dir = run_dir
         self.sinks = list(sinks)
         self.should_stop = should_stop or (lambda: None)
-        self.commands: queue.Queue[Command] = commands if commands is not None else queue.Queue()
+        self.commands: queue.Queue[Command | tuple[Command, str]] = commands if commands is not None else queue.Queue()
         self.thermal = thermal
         self.notices = list(notices)
         self.replay = sorted(replay, key=lambda item: item[0])
@@ -182,10 +199,10 @@ class RunLoop:
     def _take_commands(self, poll_files: bool) -> None:
         while True:
             try:
-                command = self.commands.get_nowait()
+                item = self.commands.get_nowait()
             except queue.Empty:
                 break
-            self.apply(command, "ui")
+            self.apply(*_with_source(item))
         if poll_files:
             for command in take_requests(self.run_dir.path):
                 self.apply(command, "request")
@@ -213,11 +230,11 @@ class RunLoop:
         """Block between steps while paused; neither schedules nor the budget advance."""
         while self.paused and not self._reason_to_stop():
             try:
-                command = self.commands.get(timeout=PAUSED_POLL_SECONDS)
+                item = self.commands.get(timeout=PAUSED_POLL_SECONDS)
             except queue.Empty:
                 self._take_commands(poll_files=True)
                 continue
-            self.apply(command, "ui")
+            self.apply(*_with_source(item))
 
     def _cool_down(self, temperature: float) -> None:
         """Too hot: checkpoint, then wait (taking commands) until the GPU is below ``thermal.resume_at_c``."""
@@ -320,6 +337,7 @@ class RunLoop:
             "final_sigma_z": last.get("sigma_z"),
             "final_d_base": last.get("d_base"),
             "boundary_events": int(t.boundary_events),
+            "flags": summary_flags(p.sigma_z_at_peak, p.peak_d_shift),
             "device": str(t.device),
             "version": code_version(),
         }

@@ -105,7 +105,7 @@ class Session(Protocol):
     track: str
     run_dir: Path
 
-    def send(self, command: Command) -> None: ...
+    def send(self, command: Command, source: str = "ui") -> None: ...
 
     def drain(self) -> list[dict]: ...
 
@@ -125,7 +125,7 @@ class ThreadedRun:
     device: torch.device
     worlds: Worlds | None = None
     resume: ResumePoint | None = None
-    commands: queue.Queue[Command] = field(default_factory=queue.Queue)
+    commands: queue.Queue[tuple[Command, str]] = field(default_factory=queue.Queue)
 
     def __post_init__(self) -> None:
         prepared = prepare_run(self.config, self.device, self.runs_dir, resume=self.resume, worlds=self.worlds)
@@ -143,9 +143,10 @@ class ThreadedRun:
     def run_dir(self) -> Path:
         return self.directory.path
 
-    def send(self, command: Command) -> None:
-        """Queue a command; the run applies it before its next step (or at once while paused)."""
-        self.commands.put(command)
+    def send(self, command: Command, source: str = "ui") -> None:
+        """Queue a command; the run applies it before its next step (or at once while paused) and records
+        ``source`` with it in ``events.jsonl``."""
+        self.commands.put((command, source))
 
     def drain(self) -> list[dict]:
         return self.records.drain()

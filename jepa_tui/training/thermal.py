@@ -1,6 +1,8 @@
-"""The thermal guard (paper App. D): pause training while the GPU is too hot and resume once it has cooled.
+"""The thermal guard: pause training while the GPU is too hot and resume once it has cooled.
 
-The paper's laptop GPU throttled near 85 °C; its runs stopped at 83 °C and went on below 70 °C. Here the run loop
+The paper (App. D) trained on a GTX 1050 Ti whose heat made it pause runs by hand through ``pause_request.flag``;
+it gives no temperature. The guard automates that pause with thresholds of ours (``thermal.pause_at_c`` 83 °C,
+``thermal.resume_at_c`` 70 °C), below the usual slowdown thresholds of NVIDIA GPUs. The run loop
 asks :meth:`ThermalGuard.too_hot` between steps (a reading at most once per ``sample_every_seconds``) and, when it
 answers with a temperature, checkpoints and waits in :meth:`ThermalGuard.wait_until_cool`. Any object with the
 :class:`TemperatureSensor` interface works, so tests drive the guard with a scripted fake sensor.

@@ -82,10 +82,10 @@ class LiveController:
         """Pause the active run and continue (or start) ``track``'s run."""
         if track == self.active:
             return
-        self.runs[self.active].send(Command.PAUSE)
+        self.runs[self.active].send(Command.PAUSE, "switch")
         self.active = track
         if track in self.runs:
-            self.runs[track].send(Command.RESUME)
+            self.runs[track].send(Command.RESUME, "switch")
         else:
             run = self._create(track)
             if self.start_thread is not None:
