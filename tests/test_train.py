@@ -126,24 +126,6 @@ def test_checkpoint_continues_exactly(make_trainer, tmp_path):
         assert torch.equal(a, b), name
 
 
-def test_boundary_events_push_batch_mean_transitions(make_trainer):
-    trainer = make_trainer()
-    memory = trainer.model.memory
-    memory.detector.observe = lambda surprisal: torch.tensor(True)  # every step is a boundary event
-    pushed = []
-    original_push = memory.buffer.push
-    memory.buffer.push = lambda entry, when, **kw: (pushed.append(entry.clone()), original_push(entry, when, **kw))
-    for _ in range(5):
-        trainer.train_step()
-    assert int(memory.buffer.size) == 5 and int(trainer.boundary_events) == 5
-    assert torch.equal(memory.buffer.entries[:5], torch.stack(pushed))
-    assert pushed[0].shape == (2, trainer.config.model.latent_dim)
-    trainer.buffer_frozen = True  # frozen: events still counted, nothing pushed, entries still attended
-    for _ in range(3):
-        trainer.train_step()
-    assert int(memory.buffer.size) == 5 and int(trainer.boundary_events) == 8
-
-
 def test_checkpoints_keep_last_two_and_best(make_trainer, tmp_path):
     trainer = make_trainer(steps=60)
     run_dir = RunDirectory.create(tmp_path, trainer.config, run_id="r")

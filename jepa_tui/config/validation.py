@@ -127,6 +127,8 @@ def check(config: Config, source: str) -> None:
         need(value is None or value >= 0, f"train.{key}", "a step >= 0", value)
     need(d.num_digits >= 1, "data.num_digits", "an integer >= 1", d.num_digits)
     need(d.canvas >= 32 and d.canvas % 16 == 0, "data.canvas", "a multiple of 16, >= 32", d.canvas)
+    need(4 <= d.digit_size < d.canvas, "data.digit_size", f"4 <= value < data.canvas ({d.canvas}) px", d.digit_size)
+    need(0 <= d.wall_restitution <= 1, "data.wall_restitution", "0 <= value <= 1 (1 = elastic)", d.wall_restitution)
     need(d.velocity_max >= 0, "data.velocity_max", "a number >= 0 (px/frame)", d.velocity_max)
     for key, splits in (("data.base_splits", d.base_splits), ("data.shift_splits", d.shift_splits)):
         need(len(splits) == 3 and all(n >= 1 for n in splits), key, "three positive integers [train, val, test]",
@@ -139,6 +141,12 @@ def check(config: Config, source: str) -> None:
     need(len(m.encoder_channels) == 4 and all(c >= 1 for c in m.encoder_channels), "model.encoder_channels",
          "four positive integers (four stride-2 convolutions)", list(m.encoder_channels))
     need(m.hidden_dim >= 1, "model.hidden_dim", "an integer >= 1", m.hidden_dim)
+    side = d.canvas
+    for _ in m.encoder_channels:
+        side = (side + 2 * m.encoder_padding - 4) // 2 + 1
+    need(0 <= m.encoder_padding <= 3 and side >= 1, "model.encoder_padding",
+         f"0 <= value <= 3 leaving a feature map of at least 1 px after four convolutions of data.canvas "
+         f"({d.canvas})", m.encoder_padding)
     need(0 < m.ema_tau_base <= 1, "model.ema_tau_base", "0 < value <= 1", m.ema_tau_base)
     need(0 < m.ema_tau_end <= 1, "model.ema_tau_end", "0 < value <= 1", m.ema_tau_end)
     need(mem.kappa is None or mem.kappa > 0, "memory.kappa", "a number > 0", mem.kappa)
@@ -151,6 +159,10 @@ def check(config: Config, source: str) -> None:
     need(mem.exp_layers >= 1, "memory.exp_layers", "an integer >= 1", mem.exp_layers)
     need(mem.exp_ff_dim >= 1, "memory.exp_ff_dim", "an integer >= 1", mem.exp_ff_dim)
     need(mem.lora_rank >= 1, "memory.lora_rank", "an integer >= 1", mem.lora_rank)
+    need(mem.lora_scale > 0, "memory.lora_scale", "a number > 0", mem.lora_scale)
+    for key, horizon in (("memory.surprisal_horizon", mem.surprisal_horizon),
+                         ("eval.sigma_z_horizon", ev.sigma_z_horizon)):
+        need(horizon is None or horizon in m.horizons, key, f"one of model.horizons {list(m.horizons)}", horizon)
     need(ev.every_steps >= 1, "eval.every_steps", "an integer >= 1", ev.every_steps)
     need(ev.n_experiences >= 0, "eval.n_experiences", "an integer >= 0", ev.n_experiences)
     need(ev.denominator_eps > 0, "eval.denominator_eps", "a number > 0", ev.denominator_eps)

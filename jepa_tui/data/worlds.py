@@ -5,9 +5,13 @@ every digit. Frames are rendered from them on the training device per batch, so 
 megabytes and well under a second once the digit pool is loaded.
 
 Physics per frame (semi-implicit Euler, spec §1 [GUESS]): first ``v_y += g``, then ``p += v``; a digit leaving
-``[0, canvas - 28]`` on an axis is mirrored back and that velocity component negated (elastic walls, floor
+``[0, canvas - digit_size]`` on an axis is mirrored back and that velocity component negated (elastic walls, floor
 included). ``g = 0`` in the base world and ``0.5`` px/frame² (downwards, towards larger row index) in the shift world.
-Everything is deterministic given ``data.data_seed``: the base and shift worlds use independent child seeds.
+Each guess is a setting: ``data.integration = "explicit"`` moves first and accelerates after; ``data.wall_restitution``
+r < 1 keeps the fraction r of the speed and of the overshoot at a bounce; ``data.start_positions = "central_half"``
+starts digits inside the middle half of the free range; ``data.digit_size`` resamples the 28 px digits.
+Everything is deterministic given the world seed (``data.data_seed``, or the run's seed when it is "run"): the base
+and shift worlds use independent child seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import torch
 
 from jepa_tui.config import DataConfig
-from jepa_tui.data.digits import DIGIT_SIZE, load_digit_pool
+from jepa_tui.data.digits import load_digit_pool
 
 SPLITS = ("train", "val", "test")
 
@@ -45,27 +49,47 @@ class Trajectories:
 
 def simulate(num: int, cfg: DataConfig, gravity: float, pool_size: int, rng: np.random.Generator
              ) -> tuple[np.ndarray, np.ndarray]:
-    """Simulate ``num`` sequences of ``cfg.num_digits`` bouncing digits.
+    """Simulate ``num`` sequences of ``cfg.num_digits`` bouncing digits (physics in the module docstring).
 
     Returns:
         positions: float64 (num, frames, digits, 2) in px (row, col); digit_ids: int64 (num, digits).
     """
-    limit = float(cfg.canvas - DIGIT_SIZE)
+    limit = float(cfg.canvas - cfg.digit_size)
     shape = (num, cfg.num_digits, 2)
-    pos = rng.uniform(0.0, limit, size=shape)
+    low_start, high_start = (0.0, limit) if cfg.start_positions == "uniform" else (limit / 4, 3 * limit / 4)
+    pos = rng.uniform(low_start, high_start, size=shape)
     vel = rng.uniform(-cfg.velocity_max, cfg.velocity_max, size=shape)
     digit_ids = rng.integers(0, pool_size, size=(num, cfg.num_digits))
+    r = cfg.wall_restitution
     out = np.empty((num, cfg.frames, cfg.num_digits, 2))
     out[:, 0] = pos
     for frame in range(1, cfg.frames):
-        vel[..., 0] += gravity
-        pos = pos + vel
+        if cfg.integration == "semi_implicit":
+            vel[..., 0] += gravity
+            pos = pos + vel
+        else:
+            pos = pos + vel
+            vel[..., 0] += gravity
         low, high = pos < 0.0, pos > limit
-        pos = np.where(low, -pos, np.where(high, 2.0 * limit - pos, pos))
-        vel = np.where(low | high, -vel, vel)
+        if r == 1.0:  # elastic: the mirror image, exactly as without a restitution factor
+            pos = np.where(low, -pos, np.where(high, 2.0 * limit - pos, pos))
+            vel = np.where(low | high, -vel, vel)
+        else:
+            pos = np.where(low, -r * pos, np.where(high, limit - r * (pos - limit), pos))
+            vel = np.where(low | high, -r * vel, vel)
         pos = np.clip(pos, 0.0, limit)
         out[:, frame] = pos
     return out, digit_ids
+
+
+def resize_pool(pool: np.ndarray, size: int) -> np.ndarray:
+    """The (P, 28, 28) uint8 digit pool resampled to (P, size, size) (bilinear, antialiased), or as it is."""
+    if pool.shape[1] == size:
+        return pool
+    images = torch.from_numpy(pool.astype(np.float32)).unsqueeze(1)
+    resized = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", antialias=True,
+                                              align_corners=False)
+    return resized.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _split(positions: np.ndarray, ids: np.ndarray, sizes: tuple[int, ...], device: torch.device
@@ -87,12 +111,18 @@ class Worlds:
         base, shift: split name ("train", "val", "test") -> :class:`Trajectories`.
     """
 
-    def __init__(self, cfg: DataConfig, device: torch.device, pool: np.ndarray | None = None) -> None:
-        pool = load_digit_pool(cfg.digits) if pool is None else pool
+    def __init__(self, cfg: DataConfig, device: torch.device, pool: np.ndarray | None = None,
+                 seed: int | None = None) -> None:
+        pool = resize_pool(load_digit_pool(cfg.digits) if pool is None else pool, cfg.digit_size)
         self.cfg = cfg
         self.device = device
         self.digits = torch.from_numpy(pool).to(device=device, dtype=torch.float32).div_(255.0)
-        base_seed, shift_seed = np.random.SeedSequence(cfg.data_seed).spawn(2)
+        if seed is None:
+            if cfg.data_seed == "run":
+                raise ValueError("data.data_seed = \"run\": pass the run's seed (Config.world_seed)")
+            seed = int(cfg.data_seed)
+        self.seed = seed
+        base_seed, shift_seed = np.random.SeedSequence(seed).spawn(2)
         worlds = {}
         for name, seed, gravity, sizes in (("base", base_seed, cfg.base_gravity, cfg.base_splits),
                                            ("shift", shift_seed, cfg.shift_gravity, cfg.shift_splits)):
@@ -100,8 +130,8 @@ class Worlds:
             worlds[name] = _split(positions, ids, sizes, device)
         self.base: dict[str, Trajectories] = worlds["base"]
         self.shift: dict[str, Trajectories] = worlds["shift"]
-        ar = torch.arange(DIGIT_SIZE, device=device, dtype=torch.int64)
-        self._offsets = (ar[:, None] * cfg.canvas + ar[None, :]).view(-1)  # (784,) flat offsets in the canvas
+        ar = torch.arange(cfg.digit_size, device=device, dtype=torch.int64)
+        self._offsets = (ar[:, None] * cfg.canvas + ar[None, :]).view(-1)  # (digit_size²,) flat offsets in the canvas
 
     def render(self, split: Trajectories, seq: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Render frames of chosen sequences.
@@ -119,8 +149,9 @@ class Worlds:
         size = self.cfg.canvas
         # Each digit pixel lands at flat canvas index (row0 + i) * W + (col0 + j); layers meet by max or sum.
         corner = pos[..., 0] * size + pos[..., 1]  # (B, F, D)
-        index = (corner.unsqueeze(-1) + self._offsets).view(batch * num_frames, num_digits * DIGIT_SIZE ** 2)
-        pixels = self.digits[split.digit_ids[seq]].view(batch, 1, num_digits * DIGIT_SIZE ** 2)
+        area = self.cfg.digit_size ** 2
+        index = (corner.unsqueeze(-1) + self._offsets).view(batch * num_frames, num_digits * area)
+        pixels = self.digits[split.digit_ids[seq]].view(batch, 1, num_digits * area)
         pixels = pixels.expand(batch, num_frames, -1).reshape(batch * num_frames, -1)
         canvas = torch.zeros(batch * num_frames, size * size, device=self.device)
         if self.cfg.compositing == "max":

@@ -90,14 +90,14 @@ def surprisal_trace(model: JEPAWorldModel, worlds: Worlds, config: Config, batch
     detector = copy.deepcopy(model.memory.detector) if model.memory is not None else None
     generator = torch.Generator(device=worlds.device)
     generator.manual_seed(seed)
-    k_min = model.horizons[0]
+    k = model.surprisal_horizon
     rows = []
     for world, split in (("base", worlds.base["train"]), ("shift", worlds.shift["train"])):
         batch = min(config.train.batch_size, len(split))
         for _ in range(batches):
             seq = torch.randint(len(split), (batch,), device=worlds.device, generator=generator)
-            t = torch.randint(split.num_frames - k_min, (batch, 1), device=worlds.device, generator=generator)
-            frames = worlds.render(split, seq, torch.cat([t, t + k_min], dim=1))
+            t = torch.randint(split.num_frames - k, (batch, 1), device=worlds.device, generator=generator)
+            frames = worlds.render(split, seq, torch.cat([t, t + k], dim=1))
             surprisal = model.base_surprisal(model.encode(frames[:, 0]), model.encode_target(frames[:, 1]))
             row = {"index": len(rows), "world": world, "surprisal": float(surprisal)}
             if detector is not None:

@@ -103,22 +103,24 @@ def accumulate_shift_experience(model: JEPAWorldModel, worlds: Worlds, config: C
     """Push ``eval.n_experiences`` shift-world batch-mean transitions into the model's buffer, ungated."""
     assert model.memory is not None
     split = worlds.shift["train"]
-    k_min = model.horizons[0]
+    k = model.surprisal_horizon  # the horizon of training's buffer entries
     batch = min(config.train.batch_size, len(split))
     for _ in range(config.eval.n_experiences):
         seq = torch.randint(len(split), (batch,), device=worlds.device, generator=generator)
-        t = torch.randint(split.num_frames - k_min, (batch, 1), device=worlds.device, generator=generator)
-        frames = worlds.render(split, seq, torch.cat([t, t + k_min], dim=1))  # (B, 2, 1, H, W)
-        z_t = model.encode(frames[:, 0]).mean(0)
-        z_next = model.encode_target(frames[:, 1]).mean(0)
-        model.memory.buffer.push(torch.stack([z_t, z_next]), True, step=step, world=WORLD_SHIFT)
+        t = torch.randint(split.num_frames - k, (batch, 1), device=worlds.device, generator=generator)
+        frames = worlds.render(split, seq, torch.cat([t, t + k], dim=1))  # (B, 2, 1, H, W)
+        entry = model.buffer_entry(frames[:, 0], model.encode(frames[:, 0]), model.encode_target(frames[:, 1]))
+        model.memory.buffer.push(entry, True, step=step, world=WORLD_SHIFT)
 
 
 def _errors(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor, config: Config
             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Per-horizon errors (K,) under every formula, and the smallest horizon's predictions (N, d)."""
+    """Per-horizon errors (K,) under every formula, and the predictions (N, d) at the σ_z horizon
+    (``eval.sigma_z_horizon``, the smallest horizon by default)."""
     predicted, future, current = predict_split(model, online, target)
-    return all_normalised_errors(predicted, future, current, config.eval.denominator_eps), predicted[:, 0]
+    k = config.eval.sigma_z_horizon or model.horizons[0]
+    errors = all_normalised_errors(predicted, future, current, config.eval.denominator_eps)
+    return errors, predicted[:, model.horizons.index(k)]
 
 
 def _split_errors(model: JEPAWorldModel, worlds: Worlds, split: Trajectories, count: int, config: Config

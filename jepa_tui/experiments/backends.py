@@ -59,8 +59,8 @@ class LocalJob:
 class LocalBackend:
     """Runs ``jobs`` runs at once as subprocesses of this machine.
 
-    With ``jobs`` > 1 each process gets ``cores // jobs`` threads (``OMP_NUM_THREADS``); results then match a
-    ``jobs = 1`` sweep only up to floating-point summation order.
+    With ``jobs`` > 1 each process gets ``cores // jobs`` threads (``OMP_NUM_THREADS``, unless the environment sets
+    it already); results then match a ``jobs = 1`` sweep only up to floating-point summation order.
     """
 
     name = "local"
@@ -68,7 +68,7 @@ class LocalBackend:
     def __init__(self, jobs: int = 1) -> None:
         self.slots = jobs
         self.env = dict(os.environ)
-        if jobs > 1:
+        if jobs > 1 and "OMP_NUM_THREADS" not in self.env:
             self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
 
     def start(self, command: list[str], log: Path) -> LocalJob:

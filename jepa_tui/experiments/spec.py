@@ -39,12 +39,15 @@ class SweepSpec:
     variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"": ()})
     extra: tuple[str, ...] = ()  # overrides for every run (``--set``, ``--steps``)
     description: str = ""
+    variant_tracks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # variants run on some tracks only
 
     def runs(self) -> list[SweepRun]:
-        """Every (variant, track, seed), variants outermost."""
+        """Every (variant, track, seed), variants outermost; a variant with its own ``tracks`` runs those of
+        :attr:`tracks` only."""
         out = []
         for variant, overrides in self.variants.items():
-            for track in self.tracks:
+            only = self.variant_tracks.get(variant)
+            for track in (t for t in self.tracks if only is None or t in only):
                 for seed in self.seeds:
                     prefix = f"{variant}_" if variant else ""
                     out.append(SweepRun(f"{prefix}{track}_s{seed}", variant, track, seed, (*overrides, *self.extra)))
@@ -56,11 +59,11 @@ def _toml_value(value: Any) -> str:
 
 
 def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] | None = None,
-               extra: list[str] | None = None) -> SweepSpec:
+               extra: list[str] | None = None, variants: list[str] | None = None) -> SweepSpec:
     """A sweep from a sweep profile, or from a plain profile with ``tracks`` / ``seeds``.
 
-    Command-line ``tracks`` and ``seeds`` replace the profile's. Every run's configuration is checked here, so a
-    mistake stops the sweep before anything runs.
+    Command-line ``tracks`` and ``seeds`` replace the profile's; ``variants`` keeps only the named variants of a
+    sweep profile. Every run's configuration is checked here, so a mistake stops the sweep before anything runs.
 
     Raises:
         ConfigError: naming the file and the key, for a bad ``[sweep]`` table or a bad run configuration.
@@ -70,6 +73,8 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
     sweep = body.get("sweep")
     where = f"{path}: [sweep]"
     if sweep is None:
+        if variants:
+            raise ConfigError(f"--variants: {path} is not a sweep profile, so it has no variants to choose from.")
         base_track = load_config(str(path)).train.track
         spec = SweepSpec(str(path), tuple(tracks or [base_track]), tuple(seeds or [42]),
                          extra=tuple(extra or ()), description=str(body.get("description", "")))
@@ -81,17 +86,30 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
         base = sweep.get("base")
         if not isinstance(base, str):
             raise ConfigError(f"{where}: 'base' must name a profile, e.g. base = \"track_c\".")
-        variants: dict[str, tuple[str, ...]] = {}
+        table: dict[str, tuple[str, ...]] = {}
+        only: dict[str, tuple[str, ...]] = {}
         for i, variant in enumerate(sweep.get("variant", [])):
             name, sets = variant.get("name"), variant.get("set", {})
             if not isinstance(name, str) or not name or not isinstance(sets, dict):
                 raise ConfigError(f"{where}: variant {i + 1} needs a non-empty 'name' and a 'set' table of "
                                   "section.key = value overrides.")
-            variants[name] = tuple(f"{k}={_toml_value(v)}" for k, v in sets.items())
+            unknown = set(variant) - {"name", "set", "tracks"}
+            if unknown:
+                raise ConfigError(f"{where}: variant {name!r}: unknown key '{sorted(unknown)[0]}'; known keys: name, "
+                                  "set, tracks.")
+            table[name] = tuple(f"{k}={_toml_value(v)}" for k, v in sets.items())
+            if "tracks" in variant:
+                only[name] = tuple(variant["tracks"])
+        if variants:
+            missing = [v for v in variants if v not in table]
+            if missing:
+                raise ConfigError(f"--variants: {missing[0]!r} is not a variant of {path}; its variants: "
+                                  f"{', '.join(table) or 'none'}.")
+            table = {name: table[name] for name in variants}
         spec = SweepSpec(str(resolve_profile(base)), tuple(tracks or sweep.get("tracks", ["C"])),
-                         tuple(seeds or sweep.get("seeds", [42])), variants or {"": ()}, tuple(extra or ()),
-                         str(body.get("description", "")))
-    for track in spec.tracks:
+                         tuple(seeds or sweep.get("seeds", [42])), table or {"": ()}, tuple(extra or ()),
+                         str(body.get("description", "")), {k: v for k, v in only.items() if k in table})
+    for track in (*spec.tracks, *(t for ts in spec.variant_tracks.values() for t in ts)):
         if track not in TRACKS:
             raise ConfigError(f"{where if sweep else 'tracks'}: track {track!r} is not one of {', '.join(TRACKS)}.")
     for run in spec.runs():
@@ -106,7 +124,8 @@ def make_sweep_id(spec: SweepSpec, now: datetime | None = None) -> str:
 
 def write_manifest(sweep_dir: Path, spec: SweepSpec) -> None:
     """Record ``spec`` and its runs in the sweep directory's ``manifest.json``."""
-    body = {"spec": {**asdict(spec), "variants": {k: list(v) for k, v in spec.variants.items()}},
+    body = {"spec": {**asdict(spec), "variants": {k: list(v) for k, v in spec.variants.items()},
+                     "variant_tracks": {k: list(v) for k, v in spec.variant_tracks.items()}},
             "runs": [asdict(r) for r in spec.runs()]}
     manifest.write_manifest(sweep_dir, body)
 
@@ -123,4 +142,5 @@ def read_manifest(sweep_dir: Path) -> SweepSpec:
         raise ConfigError(f"'{sweep_dir}' is not a sweep directory (no readable {manifest.MANIFEST}: {exc}).") \
             from None
     spec["variants"] = {k: tuple(v) for k, v in spec["variants"].items()}
+    spec["variant_tracks"] = {k: tuple(v) for k, v in spec.get("variant_tracks", {}).items()}
     return SweepSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})

@@ -12,10 +12,19 @@ from jepa_tui.config import ModelConfig
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 
-class ConvEncoder(nn.Module):
-    """Four stride-2 convolutions (kernel 4, padding 1), flatten, Linear, LayerNorm (spec §2.1).
+def feature_side(canvas: int, layers: int, padding: int) -> int:
+    """Side in px of the feature map after ``layers`` stride-2 convolutions (kernel 4) of a ``canvas`` px frame."""
+    side = canvas
+    for _ in range(layers):
+        side = (side + 2 * padding - 4) // 2 + 1
+    return side
 
-    Input float32 (N, 1, H, W) frames in [0, 1] with H = W a multiple of 16; output (N, latent_dim) latents.
+
+class ConvEncoder(nn.Module):
+    """Four stride-2 convolutions (kernel 4, padding ``model.encoder_padding``, 1 by default), flatten, Linear,
+    LayerNorm (spec §2.1).
+
+    Input float32 (N, 1, H, W) frames in [0, 1] with H = W = ``data.canvas``; output (N, latent_dim) latents.
     """
 
     def __init__(self, cfg: ModelConfig, canvas: int) -> None:
@@ -25,9 +34,9 @@ class ConvEncoder(nn.Module):
         for c_in, c_out in zip(channels, channels[1:], strict=False):
             # In-place ReLU on channels-last maps is ~30 % faster per CPU step than an out-of-place one.
             activation = nn.ReLU(inplace=True) if cfg.encoder_activation == "relu" else nn.GELU()
-            layers += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=1), activation]
+            layers += [nn.Conv2d(c_in, c_out, kernel_size=4, stride=2, padding=cfg.encoder_padding), activation]
         self.convs = nn.Sequential(*layers)
-        side = canvas // 16
+        side = feature_side(canvas, len(cfg.encoder_channels), cfg.encoder_padding)
         self.proj = nn.Linear(channels[-1] * side * side, cfg.latent_dim)
         self.norm = nn.LayerNorm(cfg.latent_dim)
 

@@ -42,9 +42,13 @@ class JEPAWorldModel(nn.Module):
         self.horizons = tuple(sorted(config.model.horizons))
         self.encoder = ConvEncoder(config.model, config.data.canvas)
         self.target_encoder = make_target(self.encoder)
-        self.predictor = Predictor(config.model, track, config.memory.exp_dim, config.memory.lora_rank)
-        self.memory = (ExperienceMemory(config.memory, config.model.latent_dim, config.kappa)
-                       if track in ("B", "C") else None)
+        mem = config.memory
+        self.predictor = Predictor(config.model, track, mem.exp_dim, mem.lora_rank, mem.lora_scale, mem.lora_a_init)
+        self.memory = ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in ("B", "C") else None
+        self.surprisal_horizon = mem.surprisal_horizon or self.horizons[0]
+        self.surprisal_index = self.horizons.index(self.surprisal_horizon)
+        self.surprisal_norm = mem.surprisal_norm
+        self.entry_kind = mem.entry
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Online latents: (N, 1, H, W) -> (N, d)."""
@@ -72,15 +76,30 @@ class JEPAWorldModel(nn.Module):
 
     @torch.no_grad()
     def base_surprisal(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Batch-mean surprisal of the base predictor (no LoRA, no injection, no gradient), 0-dim.
+        """Batch-mean surprisal of the base predictor (no LoRA, no injection, no gradient), 0-dim (spec §3.5a).
 
-        ``z`` (N, d) current latents, ``target`` (N, d) target latents at the smallest horizon k_min; the base
-        predictor is rolled out k_min steps. Mean squared error over batch and latent dimensions (spec §3.5a).
+        ``z`` (N, d) current latents, ``target`` (N, d) target latents at the surprisal horizon k
+        (``memory.surprisal_horizon``, the smallest horizon by default); the base predictor is rolled out k steps.
+        "mse" (default): the mean squared error over batch and latent dimensions; "l2": the batch mean of the
+        error's L2 norm.
         """
         current = z
-        for _ in range(self.horizons[0]):
+        for _ in range(self.surprisal_horizon):
             current = self.predictor.step(current)
+        if self.surprisal_norm == "l2":
+            return (current - target).norm(dim=-1).mean()
         return (current - target).pow(2).mean()
+
+    @torch.no_grad()
+    def buffer_entry(self, frames_t: torch.Tensor, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The experience buffer entry (2, d) of a batch: its batch-mean latent transition (spec §3.5b).
+
+        ``frames_t`` (N, 1, H, W) the frames at t, ``z`` (N, d) their online latents, ``target`` (N, d) the target
+        latents at the surprisal horizon. The first token is the batch-mean online z_t ("online_target", default)
+        or target z̄_t ("target_target", ``memory.entry``); the second the batch-mean target z̄_{t+k}.
+        """
+        first = z.mean(0) if self.entry_kind == "online_target" else self.encode_target(frames_t).mean(0)
+        return torch.stack([first, target.mean(0)])
 
     def lora_delta_norms(self, scales: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
         """Batch-mean Frobenius norms of ΔW1 and ΔW2 (0-dim each), or empty for Tracks A and B."""

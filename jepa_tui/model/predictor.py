@@ -4,7 +4,8 @@ The base predictor is the two-layer MLP ẑ = W2·σ(W1·z + b1) + b2 (d → H �
 reach the horizons: ẑ_{t+1} = P(z_t), ẑ_{t+k} = P(ẑ_{t+k-1}) with the same experience vector at every step.
 
 - Track A: no experience. A frozen W_inj-shaped dummy is carried for parameter-count comparability; unused.
-- Track B (EI-JEPA): h = σ(W1 z + b1) + W_inj e, with W_inj bias-free so e = 0 gives Track A exactly.
+- Track B (EI-JEPA): h = σ(W1 z + b1) + W_inj e, with W_inj bias-free so e = 0 gives Track A exactly
+  (``model.injection_bias`` adds a bias).
 - Track C (EPM-JEPA): per-sample LoRA deltas W_l' = W_l + B_l·diag(s_l)·A_l with s_l = G_l e (bias-free),
   computed in factorised form, W_l x + B_l (s_l ⊙ (A_l x)), never materialising per-sample matrices.
 """
@@ -28,16 +29,23 @@ class LoRAFactors(nn.Module):
     B starts at zero (standard LoRA), so ΔW = 0 at initialisation even with a non-empty buffer.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, rank: int, exp_dim: int) -> None:
+    def __init__(self, in_dim: int, out_dim: int, rank: int, exp_dim: int, scale: float = 1.0,
+                 a_init: str = "kaiming_uniform") -> None:
         super().__init__()
         self.A = nn.Parameter(torch.empty(rank, in_dim))
         self.B = nn.Parameter(torch.zeros(out_dim, rank))
-        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        if a_init == "kaiming_uniform":
+            nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        else:  # "gaussian", as in the LoRA paper: N(0, 1/r)
+            nn.init.normal_(self.A, std=1.0 / math.sqrt(rank))
         self.generator = nn.Linear(exp_dim, rank, bias=False)
+        self.scale = scale
 
     def scales(self, e: torch.Tensor) -> torch.Tensor:
-        """(N, exp_dim) experience -> (N, r) per-sample scales s = G e."""
-        return self.generator(e)
+        """(N, exp_dim) experience -> (N, r) per-sample scales s = scale · G e (``memory.lora_scale``, 1 by
+        default, plays the role of LoRA's α/r)."""
+        s = self.generator(e)
+        return s if self.scale == 1.0 else s * self.scale
 
     def delta(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """ΔW x for per-sample ΔW = B·diag(s)·A: (N, in), (N, r) -> (N, out)."""
@@ -77,7 +85,8 @@ class Predictor(nn.Module):
         lora_rank: r for Track C.
     """
 
-    def __init__(self, cfg: ModelConfig, track: str, exp_dim: int, lora_rank: int) -> None:
+    def __init__(self, cfg: ModelConfig, track: str, exp_dim: int, lora_rank: int, lora_scale: float = 1.0,
+                 lora_a_init: str = "kaiming_uniform") -> None:
         super().__init__()
         self.track = track
         self.horizons = tuple(sorted(cfg.horizons))
@@ -88,11 +97,11 @@ class Predictor(nn.Module):
         self.lora1: LoRAFactors | None = None
         self.lora2: LoRAFactors | None = None
         if track in ("A", "B"):
-            self.inj = nn.Linear(exp_dim, cfg.hidden_dim, bias=False)
+            self.inj = nn.Linear(exp_dim, cfg.hidden_dim, bias=cfg.injection_bias)
             self.inj.requires_grad_(track == "B")  # Track A carries it frozen and never uses its output
         if track == "C":
-            self.lora1 = LoRAFactors(cfg.latent_dim, cfg.hidden_dim, lora_rank, exp_dim)
-            self.lora2 = LoRAFactors(cfg.hidden_dim, cfg.latent_dim, lora_rank, exp_dim)
+            self.lora1 = LoRAFactors(cfg.latent_dim, cfg.hidden_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
+            self.lora2 = LoRAFactors(cfg.hidden_dim, cfg.latent_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
 
     def step(self, z: torch.Tensor, e: torch.Tensor | None = None, lora: LoRAModulation | None = None
              ) -> torch.Tensor:

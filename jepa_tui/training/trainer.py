@@ -59,7 +59,9 @@ class Trainer:
     def __init__(self, config: Config, device: torch.device, worlds: Worlds | None = None) -> None:
         self.config = config
         self.device = device
-        self.worlds = worlds if worlds is not None else Worlds(config.data, device)
+        if worlds is not None and (worlds.cfg != config.data or worlds.seed != config.world_seed):
+            raise ValueError("the worlds passed in were built from another data configuration or world seed")
+        self.worlds = worlds if worlds is not None else Worlds(config.data, device, seed=config.world_seed)
         torch.manual_seed(config.train.seed)
         self.model = JEPAWorldModel(config).to(device)
         self.model.encoder.to(memory_format=torch.channels_last)
@@ -135,14 +137,15 @@ class Trainer:
         memory = self.model.memory
         if memory is not None:
             z_now = z.detach()
-            fired = memory.detector.observe(self.model.base_surprisal(z_now, targets[:, 0]))
+            target_k = targets[:, self.model.surprisal_index]
+            fired = memory.detector.observe(self.model.base_surprisal(z_now, target_k))
             self.boundary_events += fired.long()
             if not self.buffer_frozen:
                 # Reading the flag costs a GPU a sync but a CPU nothing, and most steps fire no boundary event:
                 # on CPU those skip the push's tensor writes (a no-op for them anyway).
                 when = bool(fired) if self.device.type == "cpu" else fired
                 if when is not False:
-                    entry = torch.stack([z_now.mean(0), targets[:, 0].mean(0)])
+                    entry = self.model.buffer_entry(frames[:, 0], z_now, target_k)
                     memory.buffer.push(entry, when, step=self.progress.step)
                 self._slots_bound = min(memory.buffer.capacity, self._slots_bound + 1)
 
