@@ -4,7 +4,9 @@
 
 Prints one line per kill (when, the step reached, the checkpoint it resumes from), the comparison of the eval
 records, train records (timing fields aside), final parameters and optimiser moments, and as its last line
-``identical True`` or ``identical False``. On CPU the resumed run is expected to be bitwise identical.
+``identical True`` or ``identical False``. A kill counts only when it interrupted training (the run had logged
+steps past where it started and had not ended); fewer counted kills than ``--kills`` is ``identical False``. On
+CPU the resumed run is expected to be bitwise identical.
 """
 
 from __future__ import annotations
@@ -62,31 +64,44 @@ def main() -> None:
               f"{wall:.1f} s wall", flush=True)
 
         run_dir = root / "killed"
-        kills = 0
+        kills, attempts, finished = 0, 0, False
         while True:
             fresh = not (run_dir / "config.toml").exists()
             if fresh:
                 shutil.rmtree(run_dir, ignore_errors=True)  # killed before its config.toml was written
             args_now = [*base, "--runs-dir", str(root), "--run-id", "killed"] if fresh else ["--resume",
                                                                                            str(run_dir)]
+            before = last_step(run_dir) if run_dir.exists() else 0
             proc = subprocess.Popen(command(*args_now), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if kills == args.kills:
+            if kills == args.kills or attempts == 4 * args.kills:
                 _, err = proc.communicate()
                 if proc.returncode != 0:
                     raise SystemExit(f"the last resume failed ({proc.returncode}): {err}")
                 break
+            attempts += 1
             delay = rng.uniform(0.3, wall / 2)  # anywhere: start-up, steps, evaluations, checkpoint writes
             try:
                 proc.wait(timeout=delay)
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-            kills += 1
+            after = last_step(run_dir) if run_dir.exists() else 0
+            # A kill counts only when it interrupted training: killed (not ended) after training past its start.
+            killed = proc.returncode == -signal.SIGKILL
+            counted = killed and after > before
+            kills += counted
+            finished = finished or not killed
             checkpoints = sorted((run_dir / "checkpoints").glob("step_*.pt")) if run_dir.exists() else []
             resume_from = checkpoints[-1].stem if checkpoints else "the start"
-            how = "killed" if proc.returncode == -signal.SIGKILL else f"had ended (exit {proc.returncode})"
-            print(f"kill {kills}: SIGKILL {delay:.2f} s after start, {how}; metrics at step "
-                  f"{last_step(run_dir) if run_dir.exists() else 0}, resuming from {resume_from}", flush=True)
+            how = "killed" if killed else f"had ended (exit {proc.returncode})"
+            print(f"attempt {attempts}: SIGKILL {delay:.2f} s after start, {how}; metrics from step {before} to "
+                  f"{after}, {'counted' if counted else 'not counted (training was not interrupted)'}; "
+                  f"resuming from {resume_from}", flush=True)
+            if finished:
+                break
+        interrupted_enough = kills == args.kills
+        if not interrupted_enough:
+            print(f"only {kills} of {args.kills} kills interrupted training", flush=True)
 
         evals, evals_ref = records(run_dir, "eval"), records(reference, "eval")
         trains_same = records(run_dir, "train") == records(reference, "train")
@@ -103,7 +118,7 @@ def main() -> None:
         print(f"train records identical (timing aside): {trains_same}")
         print(f"final parameters identical, bitwise: {same_params} ({len(params)} tensors)")
         print(f"optimiser moments identical, bitwise: {same_moments}")
-        print(f"identical {evals == evals_ref and trains_same and same_params and same_moments}")
+        print(f"identical {evals == evals_ref and trains_same and same_params and same_moments and interrupted_enough}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -112,6 +112,7 @@ def test_torn_lines_and_later_records_are_repaired_with_notices(tmp_path):
         lines = (run_dir / name).read_text().splitlines()
         assert all(json.loads(line) for line in lines)
     assert max(r["step"] for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())) == 20
+    point.directory.close()  # a prepared resume holds the run's writer lock until it is used or given back
     result = train("--resume", str(run_dir), "--steps", "30")
     assert result.exit_code == 0, result.output
     evals = records(run_dir, "eval")
@@ -162,6 +163,7 @@ def test_a_run_from_before_the_aggregator_bias_setting_resumes_with_its_biases(t
     torch.save(state, path)
     point = prepare_resume(run_dir)
     assert point.config.memory.aggregator_bias is True and point.step == 20
+    point.directory.close()
     result = train("--resume", str(run_dir))
     assert result.exit_code == 0, result.output
     model, _ = final_parameters(run_dir)
@@ -249,7 +251,6 @@ def test_a_freeze_applied_after_the_checkpoint_is_replayed_on_resume(tmp_path):
     import queue
 
     from jepa_tui.config import load_config
-    from jepa_tui.runs import RunDirectory
     from jepa_tui.training.control import Command
     from jepa_tui.training.loop import RunLoop
     from jepa_tui.training.session import prepare_run
@@ -283,7 +284,7 @@ def test_a_freeze_applied_after_the_checkpoint_is_replayed_on_resume(tmp_path):
     assert point.step == 20 and point.replay == [(20, Command.FREEZE_EMA)]
     assert any("replaying freeze_ema at step 20" in n for n in point.notices)
     prepared = prepare_run(point.config, torch.device("cpu"), resume=point)
-    RunLoop(prepared.trainer, RunDirectory.open(killed), replay=prepared.replay).run()
+    RunLoop(prepared.trainer, prepared.directory, replay=prepared.replay).run()
     assert prepared.trainer.ema_frozen
     params, reference, other = (final_parameters(p)[0] for p in (killed, alone, unfrozen))
     assert all(torch.equal(params[k], reference[k]) for k in reference)

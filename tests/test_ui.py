@@ -141,31 +141,33 @@ def test_requests_are_taken_in_order(tmp_path):
     write_request(tmp_path, Command.PAUSE)
     write_request(tmp_path, Command.FREEZE_EMA)
     (tmp_path / "requests" / "junk.json").write_text("not json")
-    assert take_requests(tmp_path) == [Command.PAUSE, Command.FREEZE_EMA]
-    assert take_requests(tmp_path) == []
+    commands, rejected = take_requests(tmp_path)
+    assert commands == [Command.PAUSE, Command.FREEZE_EMA]
+    assert [(r.name, r.reason) for r in rejected] == [("junk.json", "not JSON")]
+    assert take_requests(tmp_path) == ([], [])
 
 
 def test_jsonl_tail_reads_only_new_complete_lines(tmp_path):
     path = tmp_path / "m.jsonl"
     tail = JsonlTail(path)
     assert tail.read() == []
-    path.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
-    assert tail.read() == [{"a": 1}, {"a": 2}]
+    path.write_text('{"kind": "train", "step": 1}\n{"kind": "train", "step": 2}\n{"kind": "train", "st')
+    assert tail.read() == [{"kind": "train", "step": 1}, {"kind": "train", "step": 2}]
     with path.open("a") as fh:
-        fh.write('3}\n')
-    assert tail.read() == [{"a": 3}]
+        fh.write('ep": 3}\n[1]\n{"kind": "eval", "step": null}\n')  # two malformed lines are skipped
+    assert tail.read() == [{"kind": "train", "step": 3}]
     assert tail.read() == []
 
 
 def test_jsonl_tail_starts_again_when_the_file_is_replaced(tmp_path):
     path = tmp_path / "m.jsonl"
-    path.write_text('{"a": 1}\n{"a": 2}\n')
+    path.write_text('{"kind": "train", "step": 1}\n{"kind": "train", "step": 2}\n')
     tail = JsonlTail(path)
     assert len(tail.read()) == 2 and not tail.replaced
     new = tmp_path / "new.jsonl"
-    new.write_text('{"a": 1}\n')
+    new.write_text('{"kind": "train", "step": 1}\n')
     new.replace(path)  # as a resume's roll-back does
-    assert tail.read() == [{"a": 1}] and tail.replaced
+    assert tail.read() == [{"kind": "train", "step": 1}] and tail.replaced
 
 
 def test_watch_redraws_a_resumed_run_from_its_rolled_back_history(tmp_path):

@@ -8,13 +8,23 @@ that differs); 3 non-finite loss; 74 the run directory cannot be written (disk f
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from jepa_tui.config import ConfigError, list_profiles, load_config, load_run_config, profile_description
+from jepa_tui.config import (
+    ConfigError,
+    list_profiles,
+    load_config,
+    load_run_config,
+    profile_description,
+    read_toml,
+    resolve_profile,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Train and study EPM-JEPA world models under distribution shift.")
@@ -38,9 +48,33 @@ RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are cre
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
 
 
+def say(text: str, err: bool = False) -> None:
+    """Print a line; once the run's files are safe an unwritable terminal (hung up, a closed pipe) changes
+    nothing, so output errors are ignored."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    print(f"jepa-tui: error: {message}", file=sys.stderr)
+    say(f"jepa-tui: error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _budget_source(profile: str | None, set_: list[str] | None, steps: int | None, seconds: float | None) -> str:
+    """Where the budget in force comes from: the command line, a --set, the profile, or the defaults."""
+    if steps is not None or seconds is not None:
+        return "--steps/--seconds"
+    if any(s.strip().startswith(("train.steps", "train.seconds")) for s in set_ or []):
+        return "--set"
+    if profile is None:
+        return "the run's config.toml"
+    try:
+        table = read_toml(resolve_profile(profile)).get("train", {})
+    except ConfigError:
+        table = {}
+    if isinstance(table, dict) and ("steps" in table or "seconds" in table):
+        return f"profile {profile}"
+    return f"the default: profile {profile} sets no budget"
 
 
 def _bad_input_errors() -> tuple[type[Exception], ...]:
@@ -112,10 +146,11 @@ def train(
     t = config.train
     budget = f"{t.steps} steps" if t.steps is not None else f"{t.seconds:g} s"
     verb = f"resuming at step {trainer.progress.step}" if point is not None else "new run"
-    print(f"run {run_dir.run_id} ({verb}): track {t.track}, seed {t.seed}, {budget}, device {torch_device}, "
-          f"evaluating every {config.eval.every_steps} steps", flush=True)
+    say(f"run {run_dir.run_id} ({verb}) in {run_dir.path}: track {t.track}, seed {t.seed}, {budget} "
+        f"({_budget_source(profile, set_, steps, seconds)}), device {torch_device}, evaluating every "
+        f"{config.eval.every_steps} steps")
     for notice in [*prepared.notices, prepared.thermal_note]:
-        print(f"  {notice}", flush=True)
+        say(f"  {notice}")
     with SignalStop() as signals:
         loop = RunLoop(trainer, run_dir, [ConsolePrinter(config)], should_stop=signals,
                        thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay)
@@ -124,17 +159,16 @@ def train(
         except RunDirError as exc:
             raise _fail(f"{exc} Stopped at step {trainer.progress.step}; free space or fix permissions, then "
                         f"`jepa-tui train --resume {run_dir.path}`.", EXIT_IO) from None
-    print(f"run directory: {run_dir.path}", flush=True)
+    say(f"run directory: {run_dir.path}")
     code = _exit_code(summary)
     if summary["status"] == "failed":
         kept = f"the last good checkpoint (step {loop.saved_steps[-1]}) is kept" if loop.saved_steps else \
             "no checkpoint had been written yet"
-        print(f"jepa-tui: error: {summary['error']}; {kept}. Try a lower learning rate "
-              f"(--set train.lr=..., now {t.learning_rate:g}), gradient clipping (--set train.grad_clip=1.0) or "
-              f"a larger variance epsilon (--set train.var_eps=...).", file=sys.stderr)
+        say(f"jepa-tui: error: {summary['error']}; {kept}. Try a lower learning rate "
+            f"(--set train.lr=..., now {t.learning_rate:g}), gradient clipping (--set train.grad_clip=1.0) or "
+            f"a larger variance epsilon (--set train.var_eps=...).", err=True)
     elif code:
-        print(f"{summary['status']} ({summary['stop_reason']}); continue with: jepa-tui train --resume "
-              f"{run_dir.path}", flush=True)
+        say(f"{summary['status']} ({summary['stop_reason']}); continue with: jepa-tui train --resume {run_dir.path}")
     if code:
         raise typer.Exit(code)
 
@@ -166,8 +200,11 @@ def run(
         controller = LiveController(config, runs_dir, pick_device(config.train.device), resume=point)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
-    Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
+    dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
+    dashboard.run()
     controller.shutdown()  # however the app ended, no run keeps training
+    if dashboard.return_code:
+        raise typer.Exit(dashboard.return_code)
 
 
 @app.command()
@@ -184,7 +221,10 @@ def watch(
         controller = WatchController(run_dir)
     except (ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
-    Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz).run()
+    dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
+    dashboard.run()
+    if dashboard.return_code:  # the app crashed: never report success
+        raise typer.Exit(dashboard.return_code)
 
 
 @app.command()
@@ -205,34 +245,46 @@ def sweep(
     set_: SetOption = None,
 ) -> None:
     """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/."""
+    from jepa_tui.cli.signals import EXIT_CODES
     from jepa_tui.experiments.spec import load_sweep, make_sweep_id, read_manifest
     from jepa_tui.experiments.sweep import run_sweep
+    from jepa_tui.runs.directory import check_name
 
     try:
         if (profile is None) == (resume is None):
             raise ConfigError("pass exactly one of --profile NAME (a new sweep) or --resume SWEEP_DIR.")
         if resume is not None:
+            given = [name for name, value in (("--tracks", tracks), ("--seeds", seeds), ("--variants", variants),
+                                              ("--set", set_), ("--steps", steps), ("--sweep-id", sweep_id))
+                     if value]
+            if given:
+                raise ConfigError(f"{', '.join(given)} cannot change a sweep being resumed: its manifest decides "
+                                  "what runs. Start a new sweep (--profile) for other settings.")
             spec, sweep_dir = read_manifest(resume), Path(resume)
         else:
             extra = [*(set_ or []), *([f"train.steps={steps}"] if steps is not None else [])]
             spec = load_sweep(profile, [t.upper() for t in tracks or []] or None, seeds, extra, variants)
-            sweep_dir = runs_dir / (sweep_id or make_sweep_id(spec))
+            sweep_dir = runs_dir / (check_name(sweep_id, "--sweep-id") if sweep_id else make_sweep_id(spec))
             if (sweep_dir / "manifest.json").is_file() and read_manifest(sweep_dir) != spec:
                 raise ConfigError(f"sweep directory '{sweep_dir}' holds a different sweep; continue it with "
                                   f"`jepa-tui sweep --resume {sweep_dir}` or choose another --sweep-id.")
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     runs = spec.runs()
-    print(f"sweep {sweep_dir}: {len(runs)} runs ({', '.join(r.name for r in runs)}), {jobs} at a time", flush=True)
+    say(f"sweep {sweep_dir}: {len(runs)} runs ({', '.join(r.name for r in runs)}), {jobs} at a time")
     try:
-        outcomes = run_sweep(spec, sweep_dir, jobs)
-    except KeyboardInterrupt:
-        print(f"sweep interrupted; continue with: jepa-tui sweep --resume {sweep_dir}", flush=True)
-        raise typer.Exit(130) from None
+        result = run_sweep(spec, sweep_dir, jobs, say=say)
+    except _bad_input_errors() as exc:
+        raise _fail(str(exc)) from None
+    if result.stopped_by is not None:
+        say(f"sweep stopped by {result.stopped_by}: the running runs checkpointed and stopped; continue with: "
+            f"jepa-tui sweep --resume {sweep_dir}")
+        raise typer.Exit(EXIT_CODES.get(result.stopped_by, 130))
+    outcomes = result.outcomes
     failed = [o for o in outcomes if o.status != "done"]
-    print(f"sweep finished: {len(outcomes) - len(failed)} of {len(outcomes)} runs done"
-          + (f"; not done: {', '.join(f'{o.run.name} ({o.status})' for o in failed)}" if failed else "")
-          + f"\nreport: jepa-tui report {sweep_dir}", flush=True)
+    say(f"sweep finished: {len(outcomes) - len(failed)} of {len(outcomes)} runs done"
+        + (f"; not done: {', '.join(f'{o.run.name} ({o.status})' for o in failed)}" if failed else "")
+        + f"\nreport: jepa-tui report {sweep_dir}")
     if failed:
         raise typer.Exit(1)
 
@@ -254,6 +306,8 @@ def report(
     from jepa_tui.reporting.figures import write_figures
     from jepa_tui.reporting.report import build_report
     from jepa_tui.reporting.terminal import terminal_figures
+    from jepa_tui.runs import RunDirError
+    from jepa_tui.runs.files import atomic_write_text
 
     try:
         if formula is not None and formula not in FORMULAS:
@@ -263,10 +317,13 @@ def report(
         raise _fail(str(exc)) from None
     built = build_report(runs, skipped, formula)
     folder = out or (paths[0].parent if (paths[0] / "config.toml").is_file() else paths[0])
-    figures = write_figures(runs, folder / "figures")
-    text = built.markdown() + "\n## Figures\n\n" + "\n".join(
-        f"![{p.stem}](figures/{p.name})" for p in figures) + "\n"
-    (folder / "report.md").write_text(text)
+    try:
+        figures = write_figures(runs, folder / "figures")
+        text = built.markdown() + "\n## Figures\n\n" + "\n".join(
+            f"![{p.stem}](figures/{p.name})" for p in figures) + "\n"
+        atomic_write_text(folder / "report.md", text)
+    except RunDirError as exc:
+        raise _fail(f"{exc} Choose another folder with --out.") from None
     print(built.markdown())
     if terminal:
         print(terminal_figures(runs))
@@ -286,7 +343,9 @@ def analyze(
 
     from jepa_tui.evaluation.analysis import age_correlation, analyse, attention_table
     from jepa_tui.reporting.analysis_figures import analysis_figures
-    from jepa_tui.runs import RunDirectory, load_checkpoint
+    from jepa_tui.reporting.figures import make_folder
+    from jepa_tui.runs import RunDirectory, RunDirError, load_checkpoint
+    from jepa_tui.runs.files import atomic_write_text
     from jepa_tui.training.trainer import Trainer, pick_device
 
     try:
@@ -305,15 +364,22 @@ def analyze(
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     out = directory.path / "analysis"
-    out.mkdir(exist_ok=True)
     results = []
     print("step   D_shift  sigma_z  eff.rank  top-3 singular values      attention base/shift  age corr  "
           "D_shift per k")
     for s, state in states.items():
-        trainer.load_state_dict(state["trainer"])
+        try:
+            trainer.load_state_dict(state["trainer"])
+        except Exception as exc:  # a checkpoint of another configuration or code version
+            raise _fail(f"the checkpoint at step {s} of '{run_dir}' does not fit its config.toml: "
+                        f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
         result = analyse(trainer.model, trainer.worlds, config, s)
         results.append(result)
-        (out / f"step_{s:08d}.json").write_text(json_module.dumps(result.to_dict(), indent=1) + "\n")
+        try:
+            make_folder(out)
+            atomic_write_text(out / f"step_{s:08d}.json", json_module.dumps(result.to_dict(), indent=1) + "\n")
+        except RunDirError as exc:
+            raise _fail(str(exc)) from None
         top = ", ".join(f"{v:.3g}" for v in result.singular_values[:3])
         mass = result.attention_mass
         attention = f"{mass.get('base', 0):.2f}/{mass.get('shift', 0):.2f}" if mass else "-"
@@ -328,7 +394,10 @@ def analyze(
         for row in attention_table(last.attention):
             print(f"{row['ages']:<24} {row['world']:<6} {row['entries']:>7}  {row['mean_weight']:.5f}      "
                   f"{row['mass']:.3f}")
-    figures = analysis_figures(results, out)
+    try:
+        figures = analysis_figures(results, out)
+    except RunDirError as exc:
+        raise _fail(str(exc)) from None
     print(f"wrote {len(results)} JSON files and {len(figures)} figures in {out}")
 
 
@@ -359,9 +428,27 @@ def expand_multi_value_options(argv: list[str]) -> list[str]:
     return out
 
 
+def _quiet_streams() -> None:
+    """Flush stdout and stderr; a stream that can no longer be written (a closed pipe, a hung-up terminal) is
+    pointed at /dev/null, so the interpreter's own flush at exit cannot turn a finished run into an error."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
 def main() -> None:
-    """Console-script entry point."""
-    app(args=expand_multi_value_options(sys.argv[1:]))
+    """Console-script entry point: the command's exit code, whatever happens to the terminal after it."""
+    code: int | str | None = 0
+    try:
+        app(args=expand_multi_value_options(sys.argv[1:]))
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        _quiet_streams()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -72,12 +72,16 @@ def _load_idx(path: Path) -> np.ndarray:
 
 def _load_npz(path: Path) -> np.ndarray:
     try:
-        with np.load(path) as archive:
-            if "x_train" not in archive:
-                raise DigitPoolError(f"data.digits: '{path}' has no 'x_train' array (found: "
-                                     f"{', '.join(archive.files)}).")
-            return archive["x_train"]
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, DigitPoolError):
-            raise
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DigitPoolError(f"data.digits: cannot read '{path}' as .npz: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DigitPoolError(f"data.digits: '{path}' is a single .npy array, not an .npz archive with 'x_train'.")
+    with archive:
+        if "x_train" not in archive.files:
+            raise DigitPoolError(f"data.digits: '{path}' has no 'x_train' array (found: "
+                                 f"{', '.join(archive.files)}).")
+        try:
+            return archive["x_train"]
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise DigitPoolError(f"data.digits: cannot read 'x_train' of '{path}': {exc}") from None

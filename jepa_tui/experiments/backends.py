@@ -7,6 +7,7 @@ implementing :class:`Backend` (start a command with its log file, poll it, wait 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -15,13 +16,16 @@ from typing import IO, Protocol
 
 
 class Job(Protocol):
-    """One started run: ``poll()`` answers its exit code once it has exited (None before); ``wait()`` blocks."""
+    """One started run: ``poll()`` answers its exit code once it has exited (None before); ``wait()`` blocks;
+    ``send_signal()`` passes a signal on (SIGINT, SIGTERM: the run checkpoints and stops)."""
 
     job_id: str
 
     def poll(self) -> int | None: ...
 
     def wait(self) -> int: ...
+
+    def send_signal(self, signum: int) -> None: ...
 
 
 class Backend(Protocol):
@@ -55,6 +59,11 @@ class LocalJob:
         self.log.close()
         return code
 
+    def send_signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signum)
+
 
 class LocalBackend:
     """Runs ``jobs`` runs at once as subprocesses of this machine.
@@ -72,5 +81,8 @@ class LocalBackend:
             self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
 
     def start(self, command: list[str], log: Path) -> LocalJob:
+        """Start ``command`` with its output appended to ``log``, in a session of its own: a Ctrl-C at the
+        terminal reaches only the sweep, which passes it on once (a second SIGINT would stop a run at once)."""
         fh = log.open("ab")
-        return LocalJob(subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=self.env), fh)
+        return LocalJob(subprocess.Popen(command, stdout=fh, stderr=subprocess.STDOUT, env=self.env,
+                                         start_new_session=True), fh)

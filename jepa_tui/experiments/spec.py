@@ -16,6 +16,7 @@ import tomli_w
 
 from jepa_tui.config import TRACKS, ConfigError, load_config, read_toml, resolve_profile
 from jepa_tui.runs import manifest
+from jepa_tui.runs.directory import check_name
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,10 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
             if not isinstance(name, str) or not name or not isinstance(sets, dict):
                 raise ConfigError(f"{where}: variant {i + 1} needs a non-empty 'name' and a 'set' table of "
                                   "section.key = value overrides.")
+            try:
+                check_name(name, "variant name")  # it names run directories
+            except ValueError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
             unknown = set(variant) - {"name", "set", "tracks"}
             if unknown:
                 raise ConfigError(f"{where}: variant {name!r}: unknown key '{sorted(unknown)[0]}'; known keys: name, "
@@ -141,6 +146,12 @@ def read_manifest(sweep_dir: Path) -> SweepSpec:
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"'{sweep_dir}' is not a sweep directory (no readable {manifest.MANIFEST}: {exc}).") \
             from None
-    spec["variants"] = {k: tuple(v) for k, v in spec["variants"].items()}
-    spec["variant_tracks"] = {k: tuple(v) for k, v in spec.get("variant_tracks", {}).items()}
-    return SweepSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+    try:
+        spec["variants"] = {k: tuple(v) for k, v in spec["variants"].items()}
+        spec["variant_tracks"] = {k: tuple(v) for k, v in spec.get("variant_tracks", {}).items()}
+        loaded = SweepSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+        for run in loaded.runs():
+            check_name(run.name, "run name")
+        return loaded
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"'{Path(sweep_dir) / manifest.MANIFEST}' is damaged: {exc}.") from None

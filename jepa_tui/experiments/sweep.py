@@ -8,7 +8,9 @@ continues it. A failed run does not stop the others; :func:`run_sweep` reports e
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,10 +19,51 @@ from pathlib import Path
 from jepa_tui.experiments.backends import Backend, Job, LocalBackend
 from jepa_tui.experiments.spec import SweepRun, SweepSpec, write_manifest
 from jepa_tui.runs import RunDirectory, last_step
+from jepa_tui.runs.files import WriterLock
 
 # Exit codes of `jepa-tui train` after which summary.json is this session's (done, non-finite, suspended, signals);
 # after any other (bad input, I/O error, a crash) it may be a stale one from an earlier session.
 EXITS_WITH_SUMMARY = frozenset({0, 3, 75, 130, 143})
+
+
+FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+@dataclass
+class SweepResult:
+    """The outcome of every run that ended, in sweep order, and the signal that stopped the sweep (None: it ran
+    to the end)."""
+
+    outcomes: list[RunOutcome]
+    stopped_by: str | None = None
+
+
+class SignalForwarder:
+    """While a sweep runs: SIGINT, SIGTERM and SIGHUP go on to every running job (once each), and the sweep
+    starts nothing more. Installed only in the main thread."""
+
+    def __init__(self, running: dict[str, tuple[SweepRun, Job]]) -> None:
+        self.running = running
+        self.received: str | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> SignalForwarder:
+        if threading.current_thread() is threading.main_thread():
+            for name in FORWARDED:
+                signum = getattr(signal, name, None)
+                if signum is not None:
+                    self._previous[signum] = signal.signal(signum, self._forward)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _forward(self, signum: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+        for _, job in list(self.running.values()):
+            job.send_signal(signum)
 
 
 @dataclass
@@ -48,14 +91,29 @@ def _summary(run_dir: Path) -> dict | None:
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[str], None] = print,
-              progress_every: float = 30.0, backend: Backend | None = None) -> list[RunOutcome]:
-    """Run every run of ``spec`` not yet done, ``backend.slots`` at a time; returns one outcome per run, in order.
+              progress_every: float = 30.0, backend: Backend | None = None) -> SweepResult:
+    """Run every run of ``spec`` not yet done, ``backend.slots`` at a time; one outcome per run that ended.
 
-    ``backend`` defaults to :class:`~jepa_tui.experiments.backends.LocalBackend` with ``jobs`` runs at once.
+    ``backend`` defaults to :class:`~jepa_tui.experiments.backends.LocalBackend` with ``jobs`` runs at once. A
+    SIGINT, SIGTERM or SIGHUP is passed on to the running runs, which checkpoint and stop; the sweep waits for
+    them and returns with ``stopped_by`` set, so ``sweep --resume`` continues without a second writer.
+
+    Raises:
+        DirectoryBusy: another sweep is running in ``sweep_dir``.
     """
     backend = backend or LocalBackend(jobs)
+    lock = WriterLock(sweep_dir)
     write_manifest(sweep_dir, spec)
-    (sweep_dir / "logs").mkdir(exist_ok=True)
+    lock.acquire("sweep directory")
+    try:
+        (sweep_dir / "logs").mkdir(exist_ok=True)
+        return _run(spec, sweep_dir, backend, say, progress_every)
+    finally:
+        lock.release()
+
+
+def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str], None],
+         progress_every: float) -> SweepResult:
     runs = spec.runs()
     pending = []
     outcomes: dict[str, RunOutcome] = {}
@@ -68,9 +126,9 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[st
             pending.append(run)
     running: dict[str, tuple[SweepRun, Job]] = {}
     last_progress = time.monotonic()
-    try:
-        while pending or running:
-            while pending and len(running) < backend.slots:
+    with SignalForwarder(running) as signals:
+        while running or (pending and signals.received is None):
+            while pending and len(running) < backend.slots and signals.received is None:
                 run = pending.pop(0)
                 command = train_command(spec, run, sweep_dir)
                 verb = "resuming" if "--resume" in command else "starting"
@@ -92,8 +150,4 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[st
                 last_progress = time.monotonic()
                 say("sweep: " + ", ".join(f"{n} at step {last_step(sweep_dir / n)}" for n in running)
                     + f"; {len(outcomes)}/{len(runs)} finished")
-    except KeyboardInterrupt:
-        for name, (run, job) in running.items():  # the children got the SIGINT too and checkpoint
-            outcomes[name] = RunOutcome(run, "interrupted", job.wait())
-        raise
-    return [outcomes[r.name] for r in runs if r.name in outcomes]
+    return SweepResult([outcomes[r.name] for r in runs if r.name in outcomes], signals.received)

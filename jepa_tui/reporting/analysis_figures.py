@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jepa_tui.reporting.figures import pyplot, save_figure
+from jepa_tui.reporting.figures import make_folder, pyplot, save_figure
 
 
 def analysis_figures(analyses: list, folder: Path) -> list[Path]:
     """Figures of :class:`~jepa_tui.evaluation.analysis.Analysis` results: the singular-value spectra with the
     effective rank, attention against entry age by world, D_shift per horizon, and the surprisal trace."""
     plt = pyplot()
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     made = []
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i, a in enumerate(analyses):

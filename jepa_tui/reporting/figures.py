@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from jepa_tui.reporting.collect import RunRecord
+from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
 
 EVENT_WINDOW = 200  # steps
 STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", "..")}
@@ -60,11 +62,26 @@ def bar_chart(runs: list[RunRecord], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents); RunDirError naming it when that fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create '{folder}': {os_message(exc)}") from None
+
+
 def save_figure(fig, path: Path) -> Path:
-    """Lay out, write as a 120 dpi PNG and close ``fig``; returns ``path``."""
+    """Lay out, write as a 120 dpi PNG (atomically: a reader sees the old figure or the new one) and close
+    ``fig``; returns ``path``.
+
+    Raises:
+        RunDirError: when the file cannot be written.
+    """
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=120, format="png")
     pyplot().close(fig)
+    atomic_write_bytes(path, lambda fh: fh.write(png.getvalue()))
     return path
 
 
@@ -226,8 +243,12 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
 
 
 def write_figures(runs: list[RunRecord], folder: Path) -> list[Path]:
-    """Every figure the runs support, as PNG files in ``folder``; returns their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Every figure the runs support, as PNG files in ``folder``; returns their paths.
+
+    Raises:
+        RunDirError: when ``folder`` or a figure cannot be written.
+    """
+    make_folder(folder)
     made = [bar_chart(runs, folder / "fig2_peak_bars.png"), d_shift_curves(runs, folder / "fig3_d_shift.png"),
             track_c_trajectories(runs, folder / "fig4_track_c.png"), sigma_z_curves(runs, folder / "fig5_sigma_z.png"),
             buffer_and_events(runs, folder / "buffer_and_events.png")]

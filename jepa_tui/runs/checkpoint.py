@@ -3,6 +3,9 @@ with ``weights_only=True``, so a checkpoint can hold tensors and plain values bu
 
 from __future__ import annotations
 
+import os
+import stat
+import zipfile
 from pathlib import Path
 
 import torch
@@ -26,12 +29,32 @@ def write_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, lambda fh: torch.save(state, fh))
 
 
-def load_checkpoint(path: Path) -> dict:
-    """Read a checkpoint written by :meth:`~jepa_tui.runs.directory.RunDirectory.save_checkpoint`.
+def verify_checkpoint(path: Path) -> None:
+    """Check every member of the checkpoint's zip archive against the CRC-32 written with it (``torch.save``
+    writes one per member); a flipped byte anywhere in a tensor fails here, where ``torch.load`` would not notice.
 
     Raises:
-        CheckpointError: when the file is truncated, corrupt or not a jepa-tui checkpoint.
+        CheckpointError: naming the damaged member, or saying the file is not a zip archive.
     """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            raise CheckpointError(f"checkpoint '{path}' is not a regular file.")
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+        raise CheckpointError(f"checkpoint '{path}' is corrupt or not a jepa-tui checkpoint ({exc}).") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint '{path}' is damaged: member '{bad}' fails its CRC check.")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint written by :meth:`~jepa_tui.runs.directory.RunDirectory.save_checkpoint`, after
+    :func:`verify_checkpoint`.
+
+    Raises:
+        CheckpointError: when the file is truncated, damaged, corrupt or not a jepa-tui checkpoint.
+    """
+    verify_checkpoint(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, pickle.UnpicklingError, EOFError, ... for damaged files

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -24,8 +25,23 @@ import tomli_w
 from jepa_tui import __version__
 from jepa_tui.config import Config
 from jepa_tui.runs.checkpoint import CHECKPOINT_GLOB, checkpoint_name, write_checkpoint
-from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
-from jepa_tui.runs.jsonl import parse_jsonl
+from jepa_tui.runs.files import RunDirError, WriterLock, atomic_write_bytes, atomic_write_text, os_message
+from jepa_tui.runs.jsonl import count_malformed, parse_jsonl, read_regular_file
+
+RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def check_name(name: str, what: str = "run id") -> str:
+    """``name`` if it is one safe path component (letters, digits, '.', '_', '-'; not starting with '.' or '-';
+    at most 128 characters), so that it cannot leave the folder it is created in.
+
+    Raises:
+        ValueError: naming the rule it breaks.
+    """
+    if not name or len(name) > 128 or name[0] in ".-" or not set(name) <= RUN_ID_CHARS:
+        raise ValueError(f"{what} {name!r} is not allowed: use letters, digits, '.', '_' and '-' only (no '/', "
+                         "not starting with '.' or '-', at most 128 characters).")
+    return name
 
 
 def make_run_id(track: str, seed: int, now: datetime | None = None) -> str:
@@ -34,37 +50,54 @@ def make_run_id(track: str, seed: int, now: datetime | None = None) -> str:
 
 
 class RunDirectory:
-    """Writes one run's files. Create with :meth:`create`."""
+    """One run's files. A writer makes one with :meth:`create` or takes an existing one with :meth:`open` then
+    :meth:`lock`; readers construct it directly. Only the holder of the directory's writer lock writes."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.checkpoints = path / "checkpoints"
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
         self._metrics = None
         self._events = None
+        self._lock = WriterLock(self.path)
 
     @classmethod
     def create(cls, runs_dir: Path, config: Config, run_id: str | None = None) -> RunDirectory:
-        """Make a new run directory and write ``config.toml``.
+        """Make a new run directory, take its writer lock and write ``config.toml``.
 
         Raises:
+            ValueError: ``run_id`` is not one safe path component.
             RunDirError: when the directory exists already (never overwritten) or cannot be created.
         """
-        run_id = run_id or make_run_id(config.train.track, config.train.seed)
-        path = Path(runs_dir) / run_id
+        run_id = check_name(run_id) if run_id is not None else make_run_id(config.train.track, config.train.seed)
+        runs_dir = Path(runs_dir)
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise RunDirError(f"--runs-dir '{runs_dir}' is not a directory.")
+        path = runs_dir / run_id
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.mkdir()
         except FileExistsError:
             raise RunDirError(f"run directory '{path}' exists already; it is never overwritten.") from None
         except OSError as exc:
-            raise RunDirError(f"cannot create run directory '{path}': {exc.strerror}") from None
+            raise RunDirError(f"cannot create run directory '{path}': {os_message(exc)}") from None
         run = cls(path)
+        run.lock()
         try:
             run.checkpoints.mkdir()
         except OSError as exc:
             raise RunDirError(f"cannot create '{run.checkpoints}': {os_message(exc)}") from None
         run.write_config(config, f"resolved configuration of run {run_id} (jepa-tui {__version__})")
         return run
+
+    def lock(self) -> RunDirectory:
+        """Take the directory's writer lock (held until :meth:`close` or the process ends).
+
+        Raises:
+            DirectoryBusy: another writer holds it; the message says who.
+        """
+        if not self._lock.held:
+            self._lock.acquire()
+        return self
 
     def write_config(self, config: Config, description: str) -> None:
         """Write ``config.toml`` atomically: the fully resolved configuration, enough to rerun the run."""
@@ -83,9 +116,7 @@ class RunDirectory:
             raise RunDirError(f"'{path}' is not a directory; pass a run directory (runs/<run_id>).")
         if not (path / "config.toml").is_file():
             raise RunDirError(f"'{path}' is not a run directory: it has no config.toml.")
-        run = cls(path)
-        run.checkpoints.mkdir(exist_ok=True)
-        return run
+        return cls(path)  # nothing is created here: a foreign folder stays as it was
 
     @property
     def run_id(self) -> str:
@@ -97,7 +128,12 @@ class RunDirectory:
         try:
             fd = getattr(self, attr)
             if fd is None:
-                fd = os.open(self.path / f"{name}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                # never through a symlink, never blocking on a FIFO: a hostile file here is an error, not a target
+                fd = os.open(self.path / f"{name}.jsonl",
+                             os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    raise OSError(f"'{self.path / name}.jsonl' is not a regular file")
                 setattr(self, attr, fd)
             written = os.write(fd, line)  # one write of the whole line: a kill leaves it whole or torn, never mixed
         except OSError as exc:
@@ -122,9 +158,10 @@ class RunDirectory:
     def read_summary(self) -> dict | None:
         """The run's ``summary.json``, or None when there is none (yet) or it does not parse."""
         try:
-            return json.loads((self.path / "summary.json").read_text())
+            summary = json.loads(read_regular_file(self.path / "summary.json"))
         except (OSError, ValueError):
             return None
+        return summary if isinstance(summary, dict) else None
 
     def save_checkpoint(self, state: dict, step: int, keep: set[int]) -> Path:
         """Write ``checkpoints/step_<step>.pt`` atomically, then delete the others not in ``keep`` ∪ {step}.
@@ -132,6 +169,10 @@ class RunDirectory:
         Raises:
             RunDirError: when the checkpoint cannot be written (the older checkpoints are then all kept).
         """
+        try:
+            self.checkpoints.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise RunDirError(f"cannot create '{self.checkpoints}': {os_message(exc)}") from None
         path = self.checkpoints / checkpoint_name(step)
         write_checkpoint(path, state)
         for old_step, old in self.checkpoint_paths().items():
@@ -143,6 +184,8 @@ class RunDirectory:
     def checkpoint_paths(self) -> dict[int, Path]:
         """Complete checkpoints by step, oldest first (temporary files are not checkpoints)."""
         found = {}
+        if not self.checkpoints.is_dir():
+            return found
         for path in self.checkpoints.glob(CHECKPOINT_GLOB):
             try:
                 found[int(path.stem.split("_")[1])] = path
@@ -150,19 +193,30 @@ class RunDirectory:
                 continue
         return dict(sorted(found.items()))
 
+    def _read(self, name: str) -> bytes:
+        try:
+            return read_regular_file(self.path / f"{name}.jsonl")
+        except FileNotFoundError:
+            return b""
+        except OSError as exc:
+            raise RunDirError(f"cannot read '{self.path / name}.jsonl': {exc}") from None
+
     def read_records(self, name: str) -> list[dict]:
-        """The complete records of ``<name>.jsonl`` (a torn last line is left out)."""
-        path = self.path / f"{name}.jsonl"
-        if not path.is_file():
-            return []
-        return parse_jsonl(path.read_bytes())[0]
+        """The well-formed records of ``<name>.jsonl`` (a torn last line and malformed lines are left out).
+
+        Raises:
+            RunDirError: when the file is not a regular file or cannot be read.
+        """
+        return parse_jsonl(self._read(name))[0]
+
+    def malformed_lines(self, name: str) -> int:
+        """How many complete lines of ``<name>.jsonl`` are not well-formed records (and so are skipped)."""
+        return count_malformed(self._read(name))
 
     def drop_torn_line(self, name: str) -> bytes:
         """Cut a last line without its newline (left by a kill mid-write) from ``<name>.jsonl``; returns it."""
         path = self.path / f"{name}.jsonl"
-        if not path.is_file():
-            return b""
-        data = path.read_bytes()
+        data = self._read(name)
         end = data.rfind(b"\n") + 1
         if end == len(data):
             return b""
@@ -173,6 +227,8 @@ class RunDirectory:
         """Delete temporary files a kill left behind mid-write; returns their names."""
         removed = []
         for folder in (self.path, self.checkpoints):
+            if not folder.is_dir():
+                continue
             for tmp in folder.glob(".*.tmp"):
                 tmp.unlink()
                 removed.append(str(tmp.relative_to(self.path)))
@@ -185,20 +241,28 @@ class RunDirectory:
         history without losing what was written. The rewrite is atomic.
         """
         records = self.read_records("metrics")
-        later = [r for r in records if r.get("step", 0) > step]
+        later = [r for r in records if r["step"] > step]
         if not later:
             return 0
-        kept = [r for r in records if r.get("step", 0) <= step]
-        with (self.path / "metrics.rolled_back.jsonl").open("a", encoding="utf-8") as fh:
-            fh.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in later)
+        kept = [r for r in records if r["step"] <= step]
+        try:
+            earlier = read_regular_file(self.path / "metrics.rolled_back.jsonl").decode(errors="replace")
+        except FileNotFoundError:
+            earlier = ""
+        except OSError as exc:
+            raise RunDirError(f"cannot read '{self.path / 'metrics.rolled_back.jsonl'}': {exc}") from None
+        atomic_write_text(self.path / "metrics.rolled_back.jsonl",
+                          earlier + "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in later))
         body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in kept).encode()
         atomic_write_bytes(self.path / "metrics.jsonl", lambda fh: fh.write(body))
         return len(later)
 
     def close(self) -> None:
+        """Close the JSONL files and give up the writer lock."""
         for attr in ("_metrics", "_events"):
             fd = getattr(self, attr)
             if fd is not None:
                 os.close(fd)
                 setattr(self, attr, None)
+        self._lock.release()
 

@@ -1,16 +1,37 @@
-"""Writing files of a run or sweep directory so that a reader never sees half of one."""
+"""Writing files of a run or sweep directory so that a reader never sees half of one, and holding a directory for
+one writer at a time.
+
+- :func:`atomic_write_bytes`: a temporary file created with ``O_CREAT | O_EXCL`` (``tempfile.mkstemp``) beside the
+  target, so a symlink planted at a predictable name is never followed; fsync, rename into place, fsync the folder.
+- :class:`WriterLock`: an exclusive ``flock`` on ``writer.lock`` for the life of a writer; the file says who holds
+  it (pid, host, since, command). The kernel drops the lock when the process dies, so a killed writer never blocks
+  the next one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
+import json
 import os
+import socket
+import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+LOCK_NAME = "writer.lock"
+
 
 class RunDirError(OSError):
     """The run directory cannot be created, opened or written; the message names the path and the cause."""
+
+
+class DirectoryBusy(RunDirError):
+    """Another process (or another run in this one) is writing the directory; the message names the holder."""
 
 
 def os_message(exc: OSError) -> str:
@@ -22,20 +43,118 @@ def os_message(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+def fsync_directory(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: some filesystems cannot fsync a directory)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write through a temporary file, then rename: ``path`` is either the old file or the whole new one.
+    """Write through a new temporary file beside ``path``, then rename: ``path`` is either the old file or the whole
+    new one, and a symlink at ``path`` is replaced, never followed.
 
     Raises:
         RunDirError: when writing fails (disk full, permissions); the temporary file is removed.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
+    path = Path(path)
+    tmp: str | None = None
     try:
-        with tmp.open("wb") as fh:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        tmp = None
+        fsync_directory(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise RunDirError(f"cannot write '{path}': {os_message(exc)}; the files already there are intact.") \
             from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` of UTF-8 text."""
+    atomic_write_bytes(path, lambda fh: fh.write(text.encode()))
+
+
+class WriterLock:
+    """The exclusive right to write one directory, held until :meth:`release` or the process ends.
+
+    Raises (from :meth:`acquire`):
+        DirectoryBusy: another writer holds it (the message names its pid, host and start time).
+        RunDirError: the lock file cannot be created.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, what: str = "run directory") -> WriterLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"cannot lock {what} '{self.path.parent}': {os_message(exc)}") from None
+        for attempt in range(5):  # a reader asking who holds the lock holds it for a moment too
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if attempt < 4:
+                    time.sleep(0.1)
+        else:
+            holder = describe_holder(self.path)
+            os.close(fd)
+            raise DirectoryBusy(f"{what} '{self.path.parent}' is in use by {holder}; wait for it to finish or stop "
+                                "it first (two writers would interleave their records).") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": " ".join(sys.argv[:6])}
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+def describe_holder(lock_path: Path) -> str:
+    """Who the lock file says holds it: "pid N on host H since T (command)", or "another process"."""
+    try:
+        with open(lock_path, "rb") as fh:
+            info = json.loads(fh.read(4096) or b"{}")
+        return f"pid {info['pid']} on host {info['host']} since {info['since']} ({info.get('command', '?')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+def writer_alive(folder: Path) -> bool | None:
+    """Whether a writer holds ``folder``'s lock now: True, False, or None when there is no lock file (a run
+    written before locks existed, or never started)."""
+    path = Path(folder) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False

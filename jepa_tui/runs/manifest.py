@@ -9,29 +9,45 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jepa_tui.runs.files import RunDirError, atomic_write_text, os_message
+from jepa_tui.runs.jsonl import read_regular_file
+
 MANIFEST = "manifest.json"
 
 
 def write_manifest(sweep_dir: Path, body: dict) -> None:
-    """Write ``manifest.json`` in ``sweep_dir`` (created if missing)."""
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / MANIFEST).write_text(json.dumps(body, indent=2) + "\n")
+    """Write ``manifest.json`` in ``sweep_dir`` (created if missing) atomically.
+
+    Raises:
+        RunDirError: when the folder or the file cannot be written.
+    """
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create sweep directory '{sweep_dir}': {os_message(exc)}") from None
+    atomic_write_text(sweep_dir / MANIFEST, json.dumps(body, indent=2) + "\n")
 
 
 def read_manifest(sweep_dir: Path) -> dict:
     """The manifest of ``sweep_dir`` as written.
 
     Raises:
-        OSError, ValueError: when it is missing or not JSON.
+        OSError, ValueError: when it is missing, not a regular file, not JSON or not a JSON object.
     """
-    return json.loads((Path(sweep_dir) / MANIFEST).read_text())
+    body = json.loads(read_regular_file(Path(sweep_dir) / MANIFEST))
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    return body
 
 
 def sweep_variant(run_dir: Path) -> str:
-    """The sweep variant of a run directory, from its sweep's manifest ("" outside a sweep or for no variant)."""
-    manifest = run_dir.parent / MANIFEST
-    if manifest.is_file():
-        for run in json.loads(manifest.read_text()).get("runs", []):
-            if run["name"] == run_dir.name:
+    """The sweep variant of a run directory, from its sweep's manifest ("" outside a sweep, for no variant, or
+    when the manifest cannot be read)."""
+    try:
+        runs = read_manifest(run_dir.parent).get("runs", [])
+        for run in runs:
+            if isinstance(run, dict) and run.get("name") == run_dir.name and isinstance(run.get("variant"), str):
                 return run["variant"]
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
     return ""

@@ -1,7 +1,10 @@
 """Commands a running trainer accepts between steps, and the request files that carry them from `watch`.
 
-The paper's `pause_request.flag` (polled every 50 steps) made general: a request is a small JSON file in
-``RUN_DIR/requests/``, written atomically, applied in order of writing and then deleted.
+The paper's `pause_request.flag` (polled every 50 steps) made general: a request is a small JSON object
+``{"command": "<name>", ...}`` in ``RUN_DIR/requests/NAME.json``, written atomically, applied in order of name and
+then deleted. Requests are input from another process: anything in ``requests/`` that is not a regular file holding
+such an object (other JSON, a directory, a FIFO, a symlink, a huge file) is moved to ``requests/rejected/`` and
+reported, never read past 64 KiB and never waited on.
 """
 
 from __future__ import annotations
@@ -9,13 +12,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from jepa_tui.runs.files import atomic_write_text
+
 REQUESTS_DIR = "requests"
+REJECTED_DIR = "rejected"
 POLL_EVERY_STEPS = 50
 PAUSE_REQUEST_FLAG = "pause_request.flag"  # the paper's file: checkpoint and exit (75), to be resumed
+MAX_REQUEST_BYTES = 65536
 
 
 class Command(StrEnum):
@@ -31,25 +40,99 @@ class Command(StrEnum):
     STOP = "stop"
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A request (or flag) that was not applied: its name, why, and where it was moved (None: removed)."""
+
+    name: str
+    reason: str
+    moved_to: str | None
+
+
 def write_request(run_dir: Path, command: Command) -> Path:
     """Ask the trainer of ``run_dir`` to apply ``command``; it does so within 50 steps (or 1 s while paused)."""
     folder = Path(run_dir) / REQUESTS_DIR
     folder.mkdir(exist_ok=True)
-    name = f"{time.time_ns():020d}_{command.value}.json"
-    tmp = folder / f".{name}.tmp"
-    tmp.write_text(json.dumps({"command": command.value, "time": time.time()}))
-    os.replace(tmp, folder / name)
-    return folder / name
+    path = folder / f"{time.time_ns():020d}_{command.value}.json"
+    atomic_write_text(path, json.dumps({"command": command.value, "time": time.time()}))
+    return path
 
 
-def take_requests(run_dir: Path) -> list[Command]:
-    """Read, delete and return the pending requests of ``run_dir``, oldest first; unknown ones are dropped."""
+def _read_request(path: Path) -> Command:
+    """The command of one request file; ValueError saying why it is not one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ValueError(f"cannot be opened ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > MAX_REQUEST_BYTES:
+            raise ValueError(f"{info.st_size} bytes, more than a request ({MAX_REQUEST_BYTES})")
+        data = os.read(fd, MAX_REQUEST_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError("not JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("command"), str):
+        raise ValueError('not a JSON object with a "command" string')
+    try:
+        return Command(body["command"])
+    except ValueError:
+        raise ValueError(f"unknown command {body['command'][:40]!r}; known: "
+                         f"{', '.join(c.value for c in Command)}") from None
+
+
+def set_aside(path: Path, reason: str, folder: Path) -> Rejected:
+    """Move ``path`` (any kind of file) into ``folder`` under a unique name, or remove it when it cannot be moved."""
+    target = folder / f"{time.time_ns():020d}_{path.name}"
+    try:
+        folder.mkdir(exist_ok=True)
+        os.replace(path, target)
+        return Rejected(path.name, reason, str(target))
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return Rejected(path.name, reason, None)
+
+
+def take_requests(run_dir: Path) -> tuple[list[Command], list[Rejected]]:
+    """Read, delete and return the pending requests of ``run_dir``, oldest first, and the entries set aside."""
     folder = Path(run_dir) / REQUESTS_DIR
-    if not folder.is_dir():
-        return []
-    commands = []
-    for path in sorted(folder.glob("*.json")):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            commands.append(Command(json.loads(path.read_text())["command"]))
-        path.unlink(missing_ok=True)
-    return commands
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return [], []
+    if not stat.S_ISDIR(info.st_mode):
+        return [], [set_aside(folder, "requests/ is not a directory", Path(run_dir) / f"{REQUESTS_DIR}.{REJECTED_DIR}")]
+    commands, rejected = [], []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith(".") or entry.name == REJECTED_DIR:  # a writer's temporary file; the set-aside folder
+            continue
+        path = Path(entry.path)
+        try:
+            commands.append(_read_request(path))
+        except ValueError as exc:
+            rejected.append(set_aside(path, str(exc), folder / REJECTED_DIR))
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return commands, rejected
+
+
+def take_pause_flag(run_dir: Path) -> tuple[bool, Rejected | None]:
+    """Whether ``pause_request.flag`` asks the run to suspend (the regular file is then removed); anything else
+    by that name (a directory, a FIFO, a symlink) is moved aside and returned as rejected."""
+    flag = Path(run_dir) / PAUSE_REQUEST_FLAG
+    try:
+        info = os.lstat(flag)
+    except OSError:
+        return False, None
+    if stat.S_ISREG(info.st_mode):
+        with contextlib.suppress(OSError):
+            os.unlink(flag)
+        return True, None
+    return False, set_aside(flag, "not a regular file", Path(run_dir) / REQUESTS_DIR / REJECTED_DIR)

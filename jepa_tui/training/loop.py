@@ -14,6 +14,7 @@ Every status but ``failed`` saves a checkpoint first, at a step boundary, so ``-
 
 from __future__ import annotations
 
+import contextlib
 import math
 import queue
 import time
@@ -23,8 +24,8 @@ from typing import Protocol
 
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
-from jepa_tui.runs import RunDirectory
-from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_requests
+from jepa_tui.runs import RunDirectory, RunDirError
+from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_pause_flag, take_requests
 from jepa_tui.training.thermal import ThermalGuard
 from jepa_tui.training.trainer import Trainer
 
@@ -112,7 +113,7 @@ class RunLoop:
                  thermal: ThermalGuard | None = None, notices: Sequence[str] = (),
                  replay: Sequence[tuple[int, Command]] = ()) -> None:
         self.trainer = trainer
-        self.run_dir = run_dir
+        self.run_dir = run_dir.lock()  # the one writer of this directory (DirectoryBusy when another holds it)
         self.sinks = list(sinks)
         self.should_stop = should_stop or (lambda: None)
         self.commands: queue.Queue[Command | tuple[Command, str]] = commands if commands is not None else queue.Queue()
@@ -204,11 +205,13 @@ class RunLoop:
                 break
             self.apply(*_with_source(item))
         if poll_files:
-            for command in take_requests(self.run_dir.path):
+            commands, rejected = take_requests(self.run_dir.path)
+            for command in commands:
                 self.apply(command, "request")
-            flag = self.run_dir.path / PAUSE_REQUEST_FLAG
-            if flag.exists():
-                flag.unlink(missing_ok=True)
+            suspend, bad_flag = take_pause_flag(self.run_dir.path)
+            for item in [*rejected, *([bad_flag] if bad_flag else [])]:
+                self._event("request_rejected", name=item.name, reason=item.reason, moved_to=item.moved_to)
+            if suspend:
                 self.stop_reason = SUSPEND
                 self._event("pause_request", flag=PAUSE_REQUEST_FLAG)
 
@@ -282,13 +285,43 @@ class RunLoop:
             the summary written to ``summary.json`` (``status`` and ``stop_reason`` say how the run ended).
 
         Raises:
-            RunDirError: when the run directory cannot be written (disk full, permissions).
+            RunDirError: when the run directory cannot be written (disk full, permissions); a summary and an end
+                event are still attempted, so readers do not wait for a run that has stopped.
+            Exception: an unexpected error; a checkpoint ("crash", when the parameters are finite), the summary
+                (status "failed") and an end event are written first, then it propagates.
         """
         t = self.trainer
         wall_start = time.time()
         first = t.progress.step == 0 and not self.run_dir.read_records("events")
         self._event("start" if first else "resume", device=str(t.device), version=code_version(),
                     **({"notices": self.notices} if self.notices else {}))
+        try:
+            return self._run(wall_start)
+        except RunDirError as exc:
+            self._finish_after_failure(wall_start, "io_error", str(exc), checkpoint=False)
+            raise
+        except Exception as exc:
+            self._finish_after_failure(wall_start, "crash", f"{type(exc).__name__}: {exc}", checkpoint=True)
+            raise
+        finally:
+            self.run_dir.close()
+
+    def _finish_after_failure(self, wall_start: float, reason: str, error: str, checkpoint: bool) -> None:
+        """Best effort after an error: a checkpoint, the summary and the end event, each skipped if it fails."""
+        if checkpoint:
+            with contextlib.suppress(Exception):
+                self.checkpoint(reason)
+        summary = {**self.summary("failed", time.time() - wall_start), "stop_reason": reason, "error": error}
+        with contextlib.suppress(Exception):
+            self.run_dir.write_summary(summary)
+        with contextlib.suppress(Exception):
+            self._event("end", status="failed", reason=reason, error=error[:500])
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                sink.on_summary(summary)
+
+    def _run(self, wall_start: float) -> dict:
+        t = self.trainer
         error = None
         try:
             reason = self._train()
@@ -312,7 +345,6 @@ class RunLoop:
         self._event("end", status=status, reason=reason)
         for sink in self.sinks:
             sink.on_summary(summary)
-        self.run_dir.close()
         return summary
 
     def summary(self, status: str, wall_seconds: float) -> dict:

@@ -14,7 +14,7 @@ from typing import Any
 
 from jepa_tui.config import Config, ConfigError, load_run_config, read_toml, with_legacy_values
 from jepa_tui.provenance import code_version
-from jepa_tui.runs import RunDirectory, load_checkpoint
+from jepa_tui.runs import CheckpointError, RunDirectory, load_checkpoint
 from jepa_tui.training.control import Command
 
 # Keys that change how a run is shown or where it runs, not what it computes.
@@ -82,8 +82,17 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
         ResumeRefused: the code or the configuration differs and ``force`` is False. Nothing has been changed.
     """
     directory = RunDirectory.open(run_dir)
+    config = load_run_config(directory.path, overrides, **train_overrides)  # a foreign folder fails here, untouched
+    directory.lock()  # one writer at a time, before any checkpoint is read or anything repaired
+    try:
+        return _prepare(directory, config, run_dir, force)
+    except BaseException:
+        directory.close()  # refused or failed: the next try must not find the directory held by this process
+        raise
+
+
+def _prepare(directory: RunDirectory, config: Config, run_dir: Path, force: bool) -> ResumePoint:
     config_path = directory.path / "config.toml"
-    config = load_run_config(directory.path, overrides, **train_overrides)
     checkpoints = directory.checkpoint_paths()
     state, step = None, 0
     if checkpoints:
@@ -94,8 +103,10 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
             earlier = [p.name for s, p in checkpoints.items() if s != step]
             hint = f"; delete it to resume from {earlier[-1]}" if earlier else ""
             raise type(exc)(f"{exc}{hint}") from None
-        saved_config = state["config"]
-        saved_version = state["version"]
+        saved_config, saved_version = state["config"], state["version"]
+        if not isinstance(saved_config, dict) or not isinstance(state["trainer"], dict):
+            raise CheckpointError(f"checkpoint '{path}' is not a jepa-tui checkpoint (config or trainer state of the "
+                                  "wrong kind).")
     else:
         saved_config = {k: v for k, v in read_toml(config_path).items() if k != "description"}
         saved_version = None
@@ -116,6 +127,10 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
         torn = directory.drop_torn_line(name)
         if torn:
             notices.append(f"dropped a torn last line of {name}.jsonl ({len(torn)} bytes: {torn[:60]!r})")
+        malformed = directory.malformed_lines(name)
+        if malformed:
+            notices.append(f"skipped {malformed} malformed line(s) of {name}.jsonl (not a record with a kind and a "
+                           "step)")
     moved = directory.roll_back_metrics(step)
     if moved:
         notices.append(f"moved {moved} records after step {step} to metrics.rolled_back.jsonl; they are recomputed")

@@ -20,6 +20,7 @@ from jepa_tui.data.worlds import Worlds
 from jepa_tui.runs import CheckpointError, RunDirectory
 from jepa_tui.training.control import Command
 from jepa_tui.training.loop import RunLoop
+from jepa_tui.training.resources import check_memory
 from jepa_tui.training.resume import ResumePoint
 from jepa_tui.training.thermal import ThermalGuard, guard_for
 from jepa_tui.training.trainer import Trainer
@@ -50,8 +51,15 @@ def prepare_run(config: Config, device: torch.device, runs_dir: Path | None = No
         RunDirError: the new run directory exists or cannot be created.
         CheckpointError: the checkpoint does not fit the configuration (a forced resume that changed the model).
         DigitPoolError: the digit file is missing or malformed.
+        ResourceError: the configuration needs more memory than the device has.
     """
-    trainer = Trainer(config, device, worlds)
+    try:
+        check_memory(config, device)
+        trainer = Trainer(config, device, worlds)
+    except BaseException:
+        if resume is not None:
+            resume.directory.close()  # give the run back, as a failed resume would
+        raise
     notices: list[str] = []
     if resume is None:
         directory = RunDirectory.create(runs_dir or Path("runs"), config, run_id)
@@ -61,7 +69,8 @@ def prepare_run(config: Config, device: torch.device, runs_dir: Path | None = No
         if resume.state is not None:
             try:
                 notices += trainer.load_state_dict(resume.state["trainer"])
-            except (RuntimeError, KeyError, ValueError) as exc:
+            except Exception as exc:  # a state of the wrong shape or kind raises any of several errors
+                directory.close()
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 raise CheckpointError(f"the checkpoint at step {resume.step} of '{directory.path}' does not fit "
                                       f"this configuration: {first}") from None

@@ -14,10 +14,13 @@ import torch
 
 from jepa_tui.config import Config, load_run_config
 from jepa_tui.runs import JsonlTail
+from jepa_tui.runs.files import writer_alive
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.resume import ResumePoint
 from jepa_tui.training.session import ThreadedRun
 from jepa_tui.ui.state import RunState
+
+LIVE_STATES = frozenset({"starting", "training", "paused", "cooling"})
 
 
 class LiveController:
@@ -139,6 +142,11 @@ class WatchController:
             if tail.replaced:  # a resume rewrote the history: draw it again from the start
                 self._restart()
                 return self.poll() or True
+        if state.status in LIVE_STATES and writer_alive(self.run_dir) is False:
+            # the writer is gone without an end event (killed, or stopped by a full disk): say so, not "training"
+            state.status = "not running"
+            state.version += 1
+            changed = True
         return changed
 
     def command(self, command: Command) -> None:
