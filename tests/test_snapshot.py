@@ -1,6 +1,10 @@
-"""An SVG snapshot of the dashboard drawn from fixed records: no clock, no NVML, no training thread."""
+"""SVG snapshots of the dashboard drawn from fixed records at an SSH-sized, a mid-sized and a large terminal: no
+clock, no NVML, no training thread."""
 
 import math
+from pathlib import Path
+
+import pytest
 
 from jepa_tui.gpu import GpuSample
 from jepa_tui.training.control import Command
@@ -34,6 +38,7 @@ def synthetic_state(track: str, offset: float) -> RunState:
 
 class FixedController:
     live = True
+    runs_root = Path("runs")
 
     def __init__(self) -> None:
         self.active = "C"
@@ -51,7 +56,7 @@ class FixedController:
     def switch(self, track: str) -> None:
         pass
 
-    def shutdown(self) -> None:
+    def shutdown(self, reason: str = "stop") -> None:
         pass
 
     def farewell(self) -> str:
@@ -67,7 +72,8 @@ class FixedSensor:
                          memory_total_mib=81559, throttle=[])
 
 
-def test_dashboard_snapshot(snap_compare):
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 45)])
+def test_dashboard_snapshot(snap_compare, size):
     async def draw(pilot):
         await pilot.pause()  # laid out first: curves are downsampled to the panel widths
         pilot.app.sample_gpu()
@@ -75,4 +81,4 @@ def test_dashboard_snapshot(snap_compare):
         await pilot.pause()
 
     app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
-    assert snap_compare(app, terminal_size=(160, 45), run_before=draw)
+    assert snap_compare(app, terminal_size=size, run_before=draw)

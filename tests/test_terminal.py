@@ -11,7 +11,8 @@ import pytest
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
-TITLES = ("Loss", "Shift-world error", "Experience buffer", "Boundary events", "LoRA deltas", "GPU")
+# The last panel is the GPU's on a machine NVML can read, else the CPU and memory panel.
+TITLES = ("Loss", "Shift-world error", "Experience buffer", "Boundary events", "LoRA deltas")
 
 
 def tmux(*args: str) -> str:
@@ -37,17 +38,18 @@ def test_run_in_tmux_boots_pauses_and_quits(tmp_path):
     try:
         pane = lambda: tmux("capture-pane", "-p", "-t", session)  # noqa: E731
         status = lambda: pane().splitlines()[0] if pane() else ""  # noqa: E731
-        assert wait_for(lambda: all(t in pane() for t in TITLES) and status().strip().startswith("training")
-                        and "step 0/" not in status(), 90), pane()
+        assert wait_for(lambda: all(t in pane() for t in TITLES) and ("GPU" in pane() or "CPU and memory" in pane())
+                        and status().strip().startswith("training") and "step 0/" not in status(), 90), pane()
         tmux("send-keys", "-t", session, "p")
         assert wait_for(lambda: status().strip().startswith("paused"), 30), pane()
         tmux("send-keys", "-t", session, "q")
         assert wait_for(lambda: "EXITED 0" in pane(), 60), pane()
-        after = pane().replace("\n", "")
+        after = tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", session)  # wrapped lines joined, scrollback
     finally:
         tmux("kill-session", "-t", session)
     (run_dir,) = runs.iterdir()
     assert run_dir.name in after  # the run directory is printed once the normal screen is back
+    assert "track C: stopped at step" in after and "continue with: jepa-tui run --resume" in after
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert [e["command"] for e in events if e["kind"] == "command"] == ["pause"]

@@ -25,16 +25,17 @@ class ConsolePrinter:
         config: the run's configuration (budget, buffer capacity, print interval).
         stream: where lines go (stdout by default).
         clock: monotonic seconds, injectable for tests.
+        last_eval: the last evaluation already in the run directory (a resumed run), shown until the next one.
     """
 
     def __init__(self, config: Config, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, last_eval: dict | None = None) -> None:
         self.config = config
         self.stream = stream or sys.stdout
         self.clock = clock
         self._last_print = -float("inf")
         self._last_events = (0, 0)  # (step, cumulative boundary events) at the last printed line
-        self._last_eval: dict | None = None
+        self._last_eval: dict | None = last_eval  # a resumed run's last evaluation before this session
 
     def _print(self, text: str) -> None:
         # After an SSH drop the terminal is gone; the run must still reach its checkpoint.
@@ -85,6 +86,11 @@ class ConsolePrinter:
             self._print(f"training again: GPU at {record['temperature_c']:.0f} °C")
         elif kind == "pause_request":
             self._print(f"{record['flag']} found at step {record['step']}: checkpointing and exiting")
+        elif kind == "command" and record.get("source") in ("request", "profile", "replay"):
+            via = {"request": "a request (watch)", "profile": "the profile", "replay": "a replay after a kill"}
+            self._print(f"{record['command']} applied at step {record['step']} from {via[record['source']]}")
+        elif kind == "request_rejected":
+            self._print(f"request {record['name']} set aside: {record['reason']}")
         elif kind == "non_finite":
             self._print(f"non-finite values detected at step {record['detected_at_step']}: {record['terms']}")
 

@@ -26,8 +26,23 @@ from jepa_tui.config import (
     resolve_profile,
 )
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Train and study EPM-JEPA world models under distribution shift.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from jepa_tui.provenance import code_version
+
+        say(f"jepa-tui {code_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                     help="Print the version (and code digest) and exit.")]
+             = False) -> None:
+    """Train and study EPM-JEPA world models under distribution shift."""
 
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
@@ -58,6 +73,14 @@ def say(text: str, err: bool = False) -> None:
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     say(f"jepa-tui: error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _use_real_terminal_size() -> None:
+    """Let the dashboard follow the terminal's real size: Textual asks ``shutil.get_terminal_size``, which
+    prefers COLUMNS and LINES from the environment, and an exported stale pair pins the layout to it for good."""
+    if sys.stdout.isatty():
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
 
 
 def _budget_source(profile: str | None, set_: list[str] | None, steps: int | None, seconds: float | None) -> str:
@@ -152,8 +175,10 @@ def train(
     for notice in [*prepared.notices, prepared.thermal_note]:
         say(f"  {notice}")
     with SignalStop() as signals:
-        loop = RunLoop(trainer, run_dir, [ConsolePrinter(config)], should_stop=signals,
+        printer = ConsolePrinter(config)
+        loop = RunLoop(trainer, run_dir, [printer], should_stop=signals,
                        thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay)
+        printer._last_eval = loop.last_eval
         try:
             summary = loop.run()
         except RunDirError as exc:
@@ -200,9 +225,12 @@ def run(
         controller = LiveController(config, runs_dir, pick_device(config.train.device), resume=point)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
+    _use_real_terminal_size()
     dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
     dashboard.run()
     controller.shutdown()  # however the app ended, no run keeps training
+    controller.poll()
+    say(controller.farewell())  # once the terminal is restored: each run's status, step and how to continue
     if dashboard.return_code:
         raise typer.Exit(dashboard.return_code)
 
@@ -221,8 +249,10 @@ def watch(
         controller = WatchController(run_dir)
     except (ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
+    _use_real_terminal_size()
     dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
     dashboard.run()
+    say(controller.farewell())
     if dashboard.return_code:  # the app crashed: never report success
         raise typer.Exit(dashboard.return_code)
 
@@ -399,6 +429,40 @@ def analyze(
     except RunDirError as exc:
         raise _fail(str(exc)) from None
     print(f"wrote {len(results)} JSON files and {len(figures)} figures in {out}")
+
+
+@app.command()
+def runs(
+    runs_dir: Annotated[Path, typer.Argument(help="A folder of run directories (and sweeps).")] = Path("runs"),
+    json_output: Annotated[bool, typer.Option("--json", help="One JSON object per run instead of a table.")]
+    = False,
+) -> None:
+    """List the runs under RUNS_DIR: track, seed, status, step/budget, peak D_shift, σ_z at the peak, last activity,
+    interventions; most recently active first."""
+    import json as json_module
+
+    from jepa_tui.runs.catalog import ago, list_runs
+
+    try:
+        infos = list_runs(runs_dir)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
+    if json_output:
+        say(json_module.dumps([info.to_dict() for info in infos], indent=1))
+        return
+    if not infos:
+        say(f"no runs under {runs_dir}")
+        return
+    width = max(len(i.run_id) for i in infos)
+    say(f"{'run':<{width}}  track  seed  status        step/budget    peak D_shift @ step   σ_z    last activity  "
+        "interventions")
+    for i in infos:
+        peak = f"{i.peak_d_shift:.4f} @ {i.peak_step}" if i.peak_d_shift is not None else "-"
+        sigma = f"{i.sigma_z_at_peak:.3f}" if i.sigma_z_at_peak is not None else "-"
+        hand = " (by hand)" if i.changed_by_hand else ""
+        say(f"{i.run_id:<{width}}  {i.track:<5}  {i.seed if i.seed is not None else '-':<4}  {i.status:<12}  "
+            f"{f'{i.step}/{i.budget}':<13}  {peak:<20}  {sigma:<5}  {ago(i.last_activity):<13}  "
+            f"{i.interventions}{hand}")
 
 
 @app.command()

@@ -8,6 +8,7 @@ write yet (:data:`LEGACY_VALUES`).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -61,7 +62,10 @@ def resolve_profile(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
-    raise ConfigError(f"unknown profile '{name_or_path}': not a file, and not one of: {', '.join(known)}.")
+    close = difflib.get_close_matches(name_or_path, list(known), n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    raise ConfigError(f"unknown profile '{name_or_path}': not a file, and not a shipped profile.{hint} Shipped: "
+                      f"{', '.join(known)}.")
 
 
 def read_toml(path: Path) -> dict[str, Any]:

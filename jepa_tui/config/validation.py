@@ -16,10 +16,11 @@ class ConfigError(ValueError):
     """A profile or override is invalid; the message names the file, the key and what is allowed."""
 
 
-def _suggest(name: str, known: list[str]) -> str:
+def suggest(name: str, known: list[str], kind: str = "keys") -> str:
+    """" Did you mean 'x'? Known <kind>: a, b, c." for a name that is not one of ``known``."""
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
-    return f"{hint} Known keys: {', '.join(sorted(known))}."
+    return f"{hint} Known {kind}: {', '.join(sorted(known))}."
 
 
 def _describe(hint: Any) -> str:
@@ -83,13 +84,13 @@ def apply_layer(tables: dict[str, dict[str, Any]], layer: dict[str, Any], source
     """Merge one layer of overrides into ``tables`` in place, type-checking every key."""
     for section, values in layer.items():
         if section not in SECTIONS:
-            raise ConfigError(f"{source}: unknown section [{section}].{_suggest(section, list(SECTIONS))}")
+            raise ConfigError(f"{source}: unknown section [{section}].{suggest(section, list(SECTIONS), 'sections')}")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{section}] must be a table of keys.")
         hints = typing.get_type_hints(SECTIONS[section])
         for key, value in values.items():
             if key not in hints:
-                raise ConfigError(f"{source}: unknown key '{section}.{key}'.{_suggest(key, list(hints))}")
+                raise ConfigError(f"{source}: unknown key '{section}.{key}'.{suggest(key, list(hints))}")
             tables[section][key] = _coerce(value, hints[key], f"{source}: '{section}.{key}'")
         train = values if section == "train" else {}
         if "steps" in train and "seconds" in train and train["steps"] is not None \

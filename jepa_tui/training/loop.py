@@ -123,6 +123,9 @@ class RunLoop:
         self.paused = False
         self.stop_reason: str | None = None  # from a command or the pause_request flag
         self.saved_steps: list[int] = list(run_dir.checkpoint_paths())
+        # Checkpoints a person asked for (s, a save request) are kept for good, across resumes too.
+        self.requested_steps: set[int] = {e["step"] for e in run_dir.read_records("events")
+                                          if e["kind"] == "checkpoint" and e.get("reason") == "request"}
         evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"]
         self.last_eval: dict | None = evals[-1] if evals else None
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
@@ -161,7 +164,8 @@ class RunLoop:
             sink.on_eval(record)
 
     def checkpoint(self, reason: str) -> None:
-        """Save a checkpoint now, keeping the last two and the one at the best D_shift.
+        """Save a checkpoint now, keeping the last two, the one at the best D_shift and every one a person asked
+        for (``reason`` "request": the dashboard's s, a save request from watch).
 
         Raises:
             NonFiniteLossError: when a parameter is not finite (nothing is written: the last good one stays).
@@ -173,12 +177,15 @@ class RunLoop:
             raise NonFiniteLossError(step, {f"parameter {name}": math.nan for name in bad[:3]})
         state = {"version": code_version(), "config": self.trainer.config.to_dict(),
                  "device": self.trainer.device.type, "trainer": self.trainer.state_dict()}
-        keep = set(self.saved_steps[-1:])
+        if reason == "request":
+            self.requested_steps.add(step)
+        keep = set(self.saved_steps[-1:]) | self.requested_steps
         if self.trainer.progress.peak_step is not None:
             keep.add(self.trainer.progress.peak_step)
         path = self.run_dir.save_checkpoint(state, step, keep)
-        self.saved_steps = [s for s in self.saved_steps if s in keep] + [step]
-        self._event("checkpoint", reason=reason, path=str(path.relative_to(self.run_dir.path)))
+        self.saved_steps = [s for s in self.saved_steps if s in keep and s != step] + [step]
+        self._event("checkpoint", reason=reason, path=str(path.relative_to(self.run_dir.path)),
+                    **({"kept": True} if reason == "request" else {}))
 
     # -- commands --------------------------------------------------------------------------------------------
     def apply(self, command: Command, source: str) -> None:

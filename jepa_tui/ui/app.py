@@ -1,51 +1,80 @@
-"""The dashboard app: one screen of six panels, a status line, a footer of keys and a help screen.
+"""The dashboard app: a status line, panels laid out for the terminal's size, a footer of keys, a help screen and a
+run browser.
 
 The app only sends commands and draws snapshots: records come from a controller (live sessions or a watched run
-directory) which the app polls from a timer, redrawing the panels whose run changed.
+directory) which the app polls from a timer. Panels fill the screen in a grid of up to 3 × 2; on a smaller terminal
+they are shown a page at a time (tab flips pages) rather than squeezed below a legible size, and any panel can be
+zoomed to the whole screen (z).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Protocol
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
+from jepa_tui.runs import RunDirectory, RunDirError
+from jepa_tui.runs.catalog import RunInfo, ago, list_runs
+from jepa_tui.system import PsutilSensor
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun
-from jepa_tui.ui.panels import BufferPanel, EventsPanel, GpuPanel, LoraPanel, LossPanel, Panel, ShiftPanel
-from jepa_tui.ui.state import RunState
+from jepa_tui.ui.panels import (
+    SMOOTHING,
+    BufferPanel,
+    EventsPanel,
+    GpuPanel,
+    LoraPanel,
+    LossPanel,
+    Panel,
+    ShiftPanel,
+    SystemPanel,
+)
+from jepa_tui.ui.state import RunState, Series
 
 TRACKS = ("A", "B", "C")
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
 # 3-4 % of a core and training kept 0.98 of its headless speed (2/s and 3 %: 5-8 % and 0.92; tui_overhead.py).
 UI_BUDGET = 0.015
 EXIT_TERMINATED = 143  # SIGTERM, and SIGHUP (an SSH drop), which behaves as SIGTERM
+MIN_PANEL_WIDTH = 38  # columns: below this a chart's ticks and legend no longer fit
+MIN_PANEL_HEIGHT = 14  # rows, border and note included
+CHROME_ROWS = 3  # status line, page line, footer
+EVAL_TOAST_GAP = 20.0  # seconds: at most one evaluation toast this often
 
 HELP = """\
-[b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw and smoothed.
+[b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw under an \
+EMA (+/- change the smoothing, l a log scale).
 [b]Shift-world error[/b]: D_shift at n = 50 shift-world experiences at each evaluation (lower is better, 1.0 is the \
-persistence prediction), the peak marked, d_base on the base world, other tracks overlaid; sigma_z below (collapse \
-under 0.5).
+persistence prediction), the peak (*), d_base on the base world, other tracks (marked A, B, C) and runs chosen in the \
+run browser (1, 2, ...) overlaid; σ_z below (collapse under 0.5), or in the note on a small terminal.
 [b]Experience buffer[/b]: how many of the FIFO's slots hold boundary-event transitions, and whether it is frozen.
 [b]Boundary events[/b]: how often surprisal crossed μ + κσ, per 100 steps, with the detector's current μ, σ and κ.
 [b]LoRA deltas[/b]: batch-mean Frobenius norms of Track C's per-sample weight deltas ΔW1 and ΔW2.
-[b]GPU[/b]: NVML temperature and slowdown threshold, power, SM clock, utilisation, memory and throttle reasons.
+[b]GPU[/b] (NVML temperature, power, clocks, utilisation, memory, throttling) or, without an NVIDIA GPU, \
+[b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
+
+Marks on the curves: bF/bU buffer frozen/unfrozen, eF/eU EMA frozen/unfrozen, P/R paused/resumed, S>/S< track \
+switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume.
 
 Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 or t \
-switch track · s save a checkpoint · q quit (live runs checkpoint first; watch only detaches) · ? this help.
+switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
+l log-scale loss · + - smoothing · r run browser · x screenshot (SVG) · q quit (run: every run checkpoints first; \
+watch only detaches) · ? this help.
 Press any key to close."""
 
 
@@ -53,6 +82,7 @@ class Controller(Protocol):
     live: bool
     active: str
     states: dict[str, RunState]
+    runs_root: Path
 
     def start(self, start_thread) -> None: ...
 
@@ -82,8 +112,72 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss()
 
 
-def status_line(state: RunState) -> str:
-    """The one-line status of the active run."""
+class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
+    """The runs under the dashboard's runs folder, as ``jepa-tui runs`` lists them. Enter overlays (or removes)
+    the highlighted run's D_shift on the shift-world panel; w watches it (watch only); escape closes."""
+
+    DEFAULT_CSS = """
+    RunBrowser { align: center middle; }
+    RunBrowser > VerticalScroll { width: 96%; height: 90%; border: round $accent; background: $surface; }
+    RunBrowser DataTable { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape,q", "close", "close"), Binding("enter", "overlay", "overlay on D_shift"),
+                Binding("w", "watch", "watch this run")]
+
+    def __init__(self, root: Path, can_watch: bool) -> None:
+        super().__init__()
+        self.root = root
+        self.can_watch = can_watch
+        self.infos: list[RunInfo] = []
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(f"runs under {self.root}", classes="note")
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+            yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("run", "track", "seed", "status", "step/budget", "peak D_shift @ step", "σ_z at peak",
+                          "last activity", "interventions")
+        try:
+            self.infos = list_runs(self.root)
+        except FileNotFoundError:
+            self.infos = []
+        for info in self.infos:
+            peak = f"{info.peak_d_shift:.4f} @ {info.peak_step}" if info.peak_d_shift is not None else "-"
+            sigma = f"{info.sigma_z_at_peak:.3f}" if info.sigma_z_at_peak is not None else "-"
+            table.add_row(info.run_id, info.track, str(info.seed), info.status, f"{info.step}/{info.budget}", peak,
+                          sigma, ago(info.last_activity),
+                          f"{info.interventions}{' (by hand)' if info.changed_by_hand else ''}")
+        table.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.can_watch if action == "watch" else True
+
+    def _chosen(self) -> RunInfo | None:
+        table = self.query_one(DataTable)
+        return self.infos[table.cursor_row] if self.infos and 0 <= table.cursor_row < len(self.infos) else None
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_overlay(self) -> None:
+        info = self._chosen()
+        self.dismiss(("overlay", info) if info else None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a row (the table takes the key itself and says which row)."""
+        event.stop()
+        self.action_overlay()
+
+    def action_watch(self) -> None:
+        info = self._chosen()
+        self.dismiss(("watch", info) if info else None)
+
+
+def status_line(state: RunState, watching: bool = False) -> str:
+    """The one-line status of the active run (``watching``: another process trains it)."""
     if state.budget_steps:
         budget = f"step {state.step}/{state.budget_steps}"
     else:
@@ -94,10 +188,18 @@ def status_line(state: RunState) -> str:
         flags.append("buffer frozen")
     if state.ema_frozen:
         flags.append("EMA frozen")
+    who = "watching · " if watching else ""
     # States first: on a narrow terminal the end of the line is what gets cut.
-    return (f"[b]{' · '.join(flags)}[/b]  Track {state.track}  {budget}  {state.steps_per_s:.1f} steps/s  "
+    return (f"[b]{who}{' · '.join(flags)}[/b]  Track {state.track}  {budget}  {state.steps_per_s:.1f} steps/s  "
             f"elapsed {format_duration(state.elapsed)}  ETA {eta}  lr {state.lr:.2e}  τ {state.ema_tau:.5f}  "
             f"{state.run_id}")
+
+
+def grid_shape(width: int, height: int) -> tuple[int, int]:
+    """(columns, rows) of panels that stay legible in a ``width`` × ``height`` terminal."""
+    columns = max(1, min(3, width // MIN_PANEL_WIDTH))
+    rows = 2 if height - CHROME_ROWS >= 2 * MIN_PANEL_HEIGHT else 1
+    return columns, rows
 
 
 class Dashboard(App[None]):
@@ -105,14 +207,17 @@ class Dashboard(App[None]):
 
     Args:
         controller: where runs come from (live or watched).
-        sensor: GPU sensor sampled once a second; None shows why there is no GPU panel data.
+        sensor: GPU sensor sampled once a second; without a usable GPU the CPU and memory panel is shown instead.
         redraw_hz: how often changed panels are redrawn (1 by default: train records come every 10 steps).
-        gpu_interval: seconds between GPU samples (1 by default); None samples only when asked (tests).
+        gpu_interval: seconds between GPU (or CPU) samples (1 by default); None samples only when asked (tests).
+        system_sensor: the CPU and memory sensor (psutil by default).
+        screenshot_dir: where the x key saves SVG screenshots (default: the runs folder).
     """
 
     TITLE = "jepa-tui"
     CSS = """
     #status { height: 1; padding: 0 1; background: $boost; }
+    #pages { height: 1; padding: 0 1; color: $text-muted; }
     #panels { grid-size: 3 2; grid-gutter: 0 1; height: 1fr; }
     """
     BINDINGS = [
@@ -125,30 +230,51 @@ class Dashboard(App[None]):
         Binding("3", "track('C')", "C", show=False),
         Binding("t", "next_track", "track"),
         Binding("s", "save", "save"),
+        Binding("tab", "page(1)", "page", priority=True),
+        Binding("shift+tab", "page(-1)", "previous page", show=False, priority=True),
+        Binding("z,enter", "zoom", "zoom"),
+        Binding("l", "log_loss", "log loss", show=False),
+        Binding("plus,equals_sign", "smoothing(1)", "smoother", show=False),
+        Binding("minus", "smoothing(-1)", "rougher", show=False),
+        Binding("r", "browse", "runs"),
+        Binding("x", "screenshot_file", "screenshot", show=False),
         Binding("q", "quit_app", "quit"),
         Binding("question_mark", "help", "help"),
     ]
 
     def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 1.0,
-                 gpu_interval: float | None = 1.0) -> None:
+                 gpu_interval: float | None = 1.0, system_sensor: PsutilSensor | None = None,
+                 screenshot_dir: Path | None = None) -> None:
         super().__init__()
         self.controller = controller
         self.sensor = sensor
+        self.use_gpu = sensor is not None and not sensor.unavailable
+        self.system_sensor = system_sensor if system_sensor is not None or self.use_gpu else PsutilSensor()
         self.redraw_hz = redraw_hz
         self.gpu_interval = gpu_interval
+        self.screenshot_dir = screenshot_dir
         self._drawn: dict[str, int] = {}
         self._next_curves = 0.0  # monotonic time before which curves are not redrawn
         self.render_seconds = 0.0  # time the plots spent rendering since the last curve redraw
+        self._last_eval_toast = -float("inf")
+        self.page = 0
+        self.zoomed: int | None = None  # index of the panel shown alone, or None
+        self.shape = (3, 2)
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Static(id="pages")
         with Grid(id="panels"):
             yield LossPanel()
             yield ShiftPanel()
             yield BufferPanel()
             yield EventsPanel()
             yield LoraPanel()
-            yield GpuPanel(unavailable=self.sensor.unavailable if self.sensor else "no GPU sensor")
+            if self.use_gpu:
+                yield GpuPanel()
+            else:
+                why = self.system_sensor.unavailable if self.system_sensor is not None else "no CPU sensor"
+                yield SystemPanel(unavailable=why)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -157,14 +283,79 @@ class Dashboard(App[None]):
         for name in ("SIGTERM", "SIGHUP"):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
                 asyncio.get_running_loop().add_signal_handler(getattr(signal, name), self.terminate, name)
+        self.controller.poll()
+        for state in self.controller.states.values():
+            state.take_notices()  # what happened before the dashboard opened is history, not news
         self.controller.start(self._start_thread)
         self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
-        if self.sensor is not None and not self.sensor.unavailable and self.gpu_interval:
+        if self.gpu_interval:
             self.set_interval(self.gpu_interval, self.sample_gpu)
+        self.relayout()
         self.refresh_panels()
 
     def _start_thread(self, run: ThreadedRun) -> None:
         self.run_worker(run.run, thread=True, exit_on_error=False, group="training", name=f"train-{run.track}")
+
+    # -- layout ----------------------------------------------------------------------------------------------
+    @property
+    def panels(self) -> list[Panel]:
+        return list(self.query(Panel))
+
+    def pages(self) -> list[list[int]]:
+        """Panel indices per page for the current grid shape."""
+        per_page = self.shape[0] * self.shape[1]
+        indices = list(range(len(self.panels)))
+        return [indices[i:i + per_page] for i in range(0, len(indices), per_page)]
+
+    def visible(self) -> list[int]:
+        """The panels on screen now: the zoomed one, or the current page."""
+        if self.zoomed is not None:
+            return [self.zoomed]
+        pages = self.pages()
+        self.page %= len(pages)
+        return pages[self.page]
+
+    def relayout(self, width: int | None = None, height: int | None = None) -> None:
+        """Show the panels of the current page (or the zoomed one) in a grid that fits the terminal."""
+        self.shape = grid_shape(width or self.size.width, height or self.size.height)
+        shown = self.visible()
+        columns = 1 if self.zoomed is not None else min(self.shape[0], len(shown))
+        rows = math.ceil(len(shown) / columns)
+        grid = self.query_one("#panels", Grid)
+        grid.styles.grid_size_columns = columns
+        grid.styles.grid_size_rows = rows
+        for i, panel in enumerate(self.panels):
+            panel.display = i in shown
+        pages = self.pages()
+        line = self.query_one("#pages", Static)
+        if self.zoomed is not None:
+            line.update(f"zoomed: {self.panels[self.zoomed].TITLE}  ·  tab next panel  ·  z back to the grid")
+        elif len(pages) > 1:
+            names = "  ".join((f"[reverse] {n + 1} [/]" if n == self.page else f" {n + 1} ")
+                              + " · ".join(self.panels[i].TITLE.split(" (")[0] for i in page)
+                              for n, page in enumerate(pages))
+            line.update(f"{names}   tab next page · z zoom")
+        else:
+            line.update("z zoom a panel · r runs · ? help")
+        self.refresh_bindings()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Lay the panels out for the new size; curves are downsampled to the panel width: redraw them."""
+        self.relayout(event.size.width, event.size.height)
+        self.call_after_refresh(self.refresh_panels, True)
+
+    def action_page(self, direction: int) -> None:
+        if self.zoomed is not None:
+            self.zoomed = (self.zoomed + direction) % len(self.panels)
+        else:
+            self.page = (self.page + direction) % len(self.pages())
+        self.relayout()
+        self.call_after_refresh(self.refresh_panels, True)
+
+    def action_zoom(self) -> None:
+        self.zoomed = None if self.zoomed is not None else self.visible()[0]
+        self.relayout()
+        self.call_after_refresh(self.refresh_panels, True)
 
     # -- drawing ---------------------------------------------------------------------------------------------
     @property
@@ -174,31 +365,37 @@ class Dashboard(App[None]):
         return self.controller.states[self.controller.active]
 
     def refresh_panels(self, force: bool = False) -> None:
-        """Take in new records; update the status line, and redraw changed panels within the UI's CPU budget.
+        """Take in new records; redraw the status line and every visible panel's notes now, and the curves within
+        the UI's CPU budget.
 
         Rendering the curves costs tens of milliseconds of Python that the training thread would otherwise use,
         so curves are redrawn only once the time spent rendering them stays under ``UI_BUDGET`` of one core.
         """
         self.controller.poll()
+        for state in self.controller.states.values():
+            for severity, text in state.take_notices():
+                if " evaluated at step " in text:  # evaluations can come every second on a tiny model
+                    if time.monotonic() - self._last_eval_toast < EVAL_TOAST_GAP:
+                        continue
+                    self._last_eval_toast = time.monotonic()
+                self.notify(text, severity=severity, timeout=6)
         versions = {t: s.version for t, s in self.controller.states.items()}
         if not force and versions == self._drawn:
             return
         state = self.controller.states[self.controller.active]
         # One fixed-height line: repaint it without a layout pass over the whole screen.
-        self.query_one("#status", Static).update(status_line(state), layout=False)
+        self.query_one("#status", Static).update(status_line(state, not self.controller.live), layout=False)
         now = time.monotonic()
-        if not force and now < self._next_curves:
-            return
-        spent, self.render_seconds = self.render_seconds, 0.0
-        self._next_curves = now + spent / UI_BUDGET
-        self._drawn = versions
+        curves = force or now >= self._next_curves
+        if curves:
+            spent, self.render_seconds = self.render_seconds, 0.0
+            self._next_curves = now + spent / UI_BUDGET
+            self._drawn = versions
         others = {t: s for t, s in self.controller.states.items() if t != state.track}
-        for panel in self.query(Panel):
-            panel.update(state, others, force)
-
-    def on_resize(self) -> None:
-        """Curves are downsampled to the panel width: redraw at the new size."""
-        self.call_after_refresh(self.refresh_panels, True)
+        shown = set(self.visible())
+        for i, panel in enumerate(self.panels):
+            if i in shown:
+                panel.update(state, others, force, curves=curves)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A training thread that raised shows as failed, with its error, instead of vanishing."""
@@ -210,10 +407,21 @@ class Dashboard(App[None]):
             self.refresh_panels(force=True)
 
     def sample_gpu(self) -> None:
-        if self.sensor is not None:
+        """A GPU sample, or a CPU and memory sample on a machine without a usable GPU."""
+        if self.use_gpu and self.sensor is not None:
             self.query_one(GpuPanel).show(self.sensor.sample())
+        elif self.system_sensor is not None:
+            self.query_one(SystemPanel).show(self.system_sensor.sample())
 
     # -- commands --------------------------------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Watching follows one run: no track keys there; the page key only when there are pages."""
+        if action in ("track", "next_track"):
+            return self.controller.live
+        if action == "page":
+            return self.zoomed is not None or len(self.pages()) > 1
+        return True
+
     def action_pause(self) -> None:
         self.controller.command(Command.RESUME if self.state.status == "paused" else Command.PAUSE)
 
@@ -242,9 +450,67 @@ class Dashboard(App[None]):
 
     def action_save(self) -> None:
         self.controller.command(Command.SAVE)
+        self.notify("saving a checkpoint at the next step boundary (it is kept)", timeout=3)
+
+    def action_log_loss(self) -> None:
+        panel = self.query_one(LossPanel)
+        panel.log_scale = not panel.log_scale
+        self.refresh_panels(force=True)
+
+    def action_smoothing(self, direction: int) -> None:
+        panel = self.query_one(LossPanel)
+        index = SMOOTHING.index(panel.smoothing) if panel.smoothing in SMOOTHING else 3
+        panel.smoothing = SMOOTHING[max(0, min(len(SMOOTHING) - 1, index + direction))]
+        self.refresh_panels(force=True)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_browse(self) -> None:
+        self.push_screen(RunBrowser(self.controller.runs_root, can_watch=not self.controller.live), self._chosen)
+
+    def _chosen(self, choice: tuple[str, RunInfo] | None) -> None:
+        if choice is None:
+            return
+        what, info = choice
+        if what == "watch" and not self.controller.live:
+            try:
+                self.controller.attach(Path(info.path))
+            except (OSError, ValueError) as exc:
+                self.notify(f"cannot watch {info.run_id}: {exc}", severity="error")
+                return
+            self.query_one(ShiftPanel).overlays.clear()
+            self.notify(f"watching {info.run_id}", timeout=3)
+        elif what == "overlay":
+            overlays = self.query_one(ShiftPanel).overlays
+            if info.run_id in overlays:
+                del overlays[info.run_id]
+                self.notify(f"{info.run_id} removed from the shift-world panel", timeout=3)
+            else:
+                overlays[info.run_id] = overlay_series(Path(info.path))
+                self.notify(f"{info.run_id} overlaid on the shift-world panel (marker {len(overlays) % 10})",
+                            timeout=3)
+        self.refresh_panels(force=True)
+
+    def action_screenshot_file(self) -> None:
+        """Save an SVG of the screen into the runs folder (or the current one) and say where."""
+        folder = self.screenshot_dir or self.controller.runs_root
+        try:
+            path = self.save_screenshot(path=str(folder))
+        except OSError as exc:
+            self.notify(f"cannot save a screenshot in {folder}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"screenshot saved: {path}", timeout=6)
+
+    def get_system_commands(self, screen):
+        """Textual's palette commands, with Screenshot saving where the x key does (Textual's own saves to a
+        Downloads folder, which servers do not have)."""
+        for command in super().get_system_commands(screen):
+            if command.title == "Screenshot":
+                yield command.__class__(command.title, "Save an SVG screenshot in the runs folder",
+                                        self.action_screenshot_file)
+            else:
+                yield command
 
     def action_quit_app(self) -> None:
         self.shutdown()
@@ -268,11 +534,25 @@ class Dashboard(App[None]):
 
     @work(exclusive=True, group="quit")
     async def shutdown(self) -> None:
-        """Live runs checkpoint and stop before the app exits; watching only detaches."""
+        """Live runs checkpoint and stop before the app exits; watching only detaches. The command prints the
+        farewell (each run's status, step and directory) once the terminal is restored."""
         self.controller.shutdown()
         self.query_one("#status", Static).update("stopping: saving checkpoints…")
         training = [w for w in self.workers if w.group == "training"]
         if training:  # an empty list would mean "every worker", this one included
             await self.workers.wait_for_complete(training)
-        # Textual prints the message once the terminal is restored (a plain print after run() can be lost).
-        self.exit(message=self.controller.farewell())
+        self.controller.poll()  # the runs' end records: the farewell states how each one stopped
+        self.exit()
+
+
+def overlay_series(run_dir: Path) -> Series:
+    """D_shift against step of a run directory's evaluations (empty when it has none or cannot be read)."""
+    series = Series()
+    try:
+        records = RunDirectory(run_dir).read_records("metrics")
+    except RunDirError:
+        return series
+    for record in records:
+        if record["kind"] == "eval" and isinstance(record.get("d_shift"), int | float):
+            series.add(record["step"], record["d_shift"])
+    return series

@@ -57,9 +57,11 @@ class LiveController:
         run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume)
         state = RunState.from_config(config, run.directory.run_id)
         if resume is not None:  # show the history up to the checkpoint the run continues from
+            state.quiet = True
             for name in ("metrics", "events"):
                 for record in run.directory.read_records(name):
                     state.ingest(record)
+            state.quiet = False
         self.runs[track] = run
         self.states[track] = state
         return run
@@ -99,9 +101,23 @@ class LiveController:
         for run in self.runs.values():
             run.stop(reason)
 
+    @property
+    def runs_root(self) -> Path:
+        """Where the run browser looks for runs."""
+        return Path(self.runs_dir)
+
     def farewell(self) -> str:
-        """What to print once the terminal is restored: each track's run directory and status."""
-        return "\n".join(f"track {t}: {self.states[t].status}, run directory {r.run_dir}" for t, r in self.runs.items())
+        """What to print once the terminal is restored: each track's status, step, run directory and, unless it
+        finished, the command that continues it."""
+        lines = []
+        for track, run in self.runs.items():
+            state = self.states[track]
+            step = run.trainer.progress.step  # where it stopped (train records come only every 10 steps)
+            line = f"track {track}: {state.status} at step {step}, run directory {run.run_dir}"
+            if state.status != "done":
+                line += f"; continue with: jepa-tui run --resume {run.run_dir}"
+            lines.append(line)
+        return "\n".join(lines)
 
 
 class WatchController:
@@ -115,17 +131,27 @@ class WatchController:
     live = False
 
     def __init__(self, run_dir: Path) -> None:
-        self.run_dir = Path(run_dir)
-        config_path = self.run_dir / "config.toml"
-        if not config_path.is_file():
-            raise FileNotFoundError(f"'{self.run_dir}' is not a run directory (no config.toml)")
-        self.config = load_run_config(self.run_dir)
+        self.attach(run_dir)
+
+    @property
+    def runs_root(self) -> Path:
+        """Where the run browser looks for runs: the folder holding the watched run."""
+        return self.run_dir.parent
+
+    def attach(self, run_dir: Path) -> None:
+        """Follow ``run_dir`` (the one being watched, or another chosen in the run browser)."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.toml").is_file():
+            raise FileNotFoundError(f"'{run_dir}' is not a run directory (no config.toml)")
+        self.config = load_run_config(run_dir)
+        self.run_dir = run_dir
         self.active = self.config.train.track
         self._restart()
 
     def _restart(self) -> None:
-        """Forget what was read and read the run directory again from the start."""
+        """Forget what was read and read the run directory again from the start (without toasts for its past)."""
         self.states = {self.active: RunState.from_config(self.config, self.run_dir.name)}
+        self.states[self.active].quiet = True
         self.tails = [JsonlTail(self.run_dir / "metrics.jsonl"), JsonlTail(self.run_dir / "events.jsonl")]
 
     def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
@@ -142,6 +168,7 @@ class WatchController:
             if tail.replaced:  # a resume rewrote the history: draw it again from the start
                 self._restart()
                 return self.poll() or True
+        state.quiet = False  # the history is read: what comes next is news
         if state.status in LIVE_STATES and writer_alive(self.run_dir) is False:
             # the writer is gone without an end event (killed, or stopped by a full disk): say so, not "training"
             state.status = "not running"
@@ -159,4 +186,7 @@ class WatchController:
         """Detach: the training process goes on."""
 
     def farewell(self) -> str:
-        return f"detached from {self.run_dir} ({self.states[self.active].status})"
+        state = self.states[self.active]
+        return f"detached from {self.run_dir} (track {state.track}, {state.status} at step {state.step}); the run " \
+               "goes on in its own process" if state.status in LIVE_STATES else \
+            f"detached from {self.run_dir} (track {state.track}, {state.status} at step {state.step})"

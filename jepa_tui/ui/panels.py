@@ -1,8 +1,15 @@
-"""The dashboard's six panels. Each draws a :class:`~jepa_tui.ui.state.RunState` (and, for the shift-world
-panel, the other tracks' states) when told to; none of them reads anything on its own."""
+"""The dashboard's panels. Each draws a :class:`~jepa_tui.ui.state.RunState` (and, for the shift-world panel, the
+other tracks' states and any runs overlaid from the run browser) when told to; none of them reads anything itself.
+
+A panel has two parts that redraw separately: its notes (text: values, badges; cheap, redrawn as soon as the state
+changes) and its curves (plotext; paced by the dashboard's CPU budget). Every series has its own marker character
+as well as its colour, so curves stay apart on a monochrome terminal, and every curve shows the run's interventions
+(freezes, pauses, switches, ...) as labelled vertical lines.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 
@@ -12,9 +19,14 @@ from textual.widgets import Sparkline, Static
 from textual_plotext import PlotextPlot
 
 from jepa_tui.gpu import GpuSample
+from jepa_tui.runs.interventions import interventions
+from jepa_tui.system import SystemSample
 from jepa_tui.ui.state import RunState, Series
 
 TRACK_COLORS = {"A": "blue", "B": "magenta", "C": "green"}
+SMOOTHING = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # EMA weights of the newest point; 1.0 = raw
+CAP_OVER_BEST = 2.5  # the D_shift chart shows up to this multiple of the best value (or 1.5), early spikes clipped
+MIN_SIGMA_PLOT_ROWS = 24  # below this panel height σ_z is a number in the note, not a second chart
 
 
 def downsample(series: Series, max_points: int) -> tuple[list[float], list[float]]:
@@ -38,12 +50,42 @@ def downsample(series: Series, max_points: int) -> tuple[list[float], list[float
 
 
 def ema(values: list[float], alpha: float = 0.1) -> list[float]:
-    """Exponentially smoothed copy of ``values``."""
+    """Exponentially smoothed copy of ``values`` (``alpha`` is the newest point's weight; 1 returns a copy)."""
     out, current = [], None
     for v in values:
         current = v if current is None else (1 - alpha) * current + alpha * v
         out.append(current)
     return out
+
+
+def nice_ticks(low: float, high: float, count: int) -> list[float]:
+    """About ``count`` round tick values (steps of 1, 2, 2.5 or 5 × 10^k) covering [low, high]."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []
+    if high <= low:
+        high = low + (abs(low) or 1.0)
+    raw = (high - low) / max(1, count)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * 0.999)
+    first = math.ceil(low / step - 1e-9) * step
+    ticks, value = [], first
+    while value <= high + step * 1e-9:
+        ticks.append(round(value, 12))
+        value += step
+    return ticks
+
+
+def tick_label(value: float, step: float, steps_axis: bool = False) -> str:
+    """A short label: training steps as 500, 1k, 1.5k, 12k; values with just enough decimals for ``step``."""
+    if steps_axis and abs(value) >= 1000:
+        text = f"{value / 1000:.1f}".rstrip("0").rstrip(".")
+        return f"{text}k"
+    if steps_axis:
+        return f"{value:.0f}"
+    decimals = max(0, -math.floor(math.log10(step))) if step > 0 else 0
+    if step > 0 and round(step / 10 ** math.floor(math.log10(step)), 3) == 2.5:
+        decimals += 1
+    return f"{value:.{decimals}f}"
 
 
 class Plot(PlotextPlot):
@@ -65,18 +107,66 @@ class Plot(PlotextPlot):
         self.plt.clear_data()
         self.plt.clear_figure()
         self.plt.xlabel(xlabel)
+        self._xs: list[float] = []
+        self._ys: list[float] = []
 
-    def line(self, series: Series, label: str | None, color: str, smooth: bool = False) -> None:
-        """Plot a series; smoothing runs on every point before downsampling, so it never depends on the width."""
-        if smooth:
-            series = Series(series.xs, ema(series.ys))
+    def line(self, series: Series, label: str | None, color: str, marker: str = "braille",
+             alpha: float = 1.0) -> None:
+        """Plot a series; smoothing (``alpha`` < 1) runs on every point before downsampling, so it never depends on
+        the width."""
+        if alpha < 1.0:
+            series = Series(series.xs, ema(series.ys, alpha))
         xs, ys = downsample(series, self.points())
         if xs:
-            self.plt.plot(xs, ys, label=label, color=color, marker="braille")
+            self.plt.plot(xs, ys, label=label, color=color, marker=marker)
+            self._xs += xs
+            self._ys += ys
+
+    def axes(self, y_from_zero: bool = False, y_top: float | None = None, log: bool = False,
+             y_cap: float | None = None) -> None:
+        """Round ticks on both axes; counts start at 0 (and an empty count panel shows 0 … 1, not −1 … 1);
+        ``y_top`` raises the top of the y range to at least that value; ``y_cap`` clips it (early values far above
+        it leave the plot upwards)."""
+        width, height = self.size.width, self.size.height
+        if self._xs:
+            low, high = min(self._xs), max(self._xs)
+            ticks = nice_ticks(low, high, max(3, width // 12))
+            step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+            self.plt.xticks(ticks, [tick_label(t, step, steps_axis=True) for t in ticks])
+        if log:
+            return
+        values = [v for v in self._ys if y_cap is None or v <= y_cap]
+        if y_cap is not None and len(values) < len(self._ys):
+            values.append(y_cap)
+        if y_from_zero:
+            values += [0.0] + ([y_top] if y_top is not None else []) + ([] if values else [1.0])
+        if not values:
+            return
+        low, high = min(values), max(values)
+        if high <= low:
+            high = low + (abs(low) * 0.1 or 1.0)
+            low = 0.0 if y_from_zero else low - (high - low)
+        pad = 0.0 if y_from_zero else (high - low) * 0.05
+        self.plt.ylim(low - pad, high + pad)
+        ticks = nice_ticks(low, high, max(2, min(5, (height - 3) // 3)))
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+        self.plt.yticks(ticks, [tick_label(t, step) for t in ticks])
+
+    def markers(self, state: RunState) -> None:
+        """The run's interventions as vertical lines with their marks at the top of the plot."""
+        if not self._xs or not state.events:
+            return
+        top = max(self._ys) if self._ys else 1.0
+        seen: dict[int, list[str]] = {}
+        for item in interventions(state.events):
+            seen.setdefault(item.step, []).append(item.mark)
+        for step, marks in seen.items():
+            self.plt.vline(step, "gray")
+            self.plt.text("/".join(dict.fromkeys(marks)), x=step, y=top, color="gray")
 
 
 class Panel(Vertical):
-    """A titled panel; subclasses implement :meth:`draw`."""
+    """A titled panel: notes redrawn whenever their state changes, curves when the dashboard allows."""
 
     DEFAULT_CSS = """
     Panel { border: round $primary; height: 1fr; width: 1fr; padding: 0 1; }
@@ -86,93 +176,145 @@ class Panel(Vertical):
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
-        self._drawn_key: object = None
+        self._notes_key: object = None
+        self._curves_key: object = None
+        self.smoothing = 0.1
+        self.log_scale = False
 
-    def key(self, state: RunState, others: dict[str, RunState]) -> object:
-        """What the panel's picture depends on; it is redrawn only when this changes."""
+    def notes_key(self, state: RunState, others: dict[str, RunState]) -> object:
         return (state.track, state.version)
 
-    def update(self, state: RunState, others: dict[str, RunState], force: bool = False) -> None:
-        """Redraw if the data this panel shows changed (or ``force``, e.g. after a resize)."""
-        key = self.key(state, others)
-        if force or key != self._drawn_key:
-            self._drawn_key = key
-            self.draw(state, others)
+    def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return (state.track, state.version, self.size, self.smoothing, self.log_scale)
 
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
-        raise NotImplementedError
+    def update(self, state: RunState, others: dict[str, RunState], force: bool = False, curves: bool = True) -> None:
+        """Redraw the notes if what they show changed; the curves too when ``curves`` (or ``force``)."""
+        key = self.notes_key(state, others)
+        if force or key != self._notes_key:
+            self._notes_key = key
+            self.draw_notes(state, others)
+        if curves or force:
+            key = self.curves_key(state, others)
+            if force or key != self._curves_key:
+                self._curves_key = key
+                self.draw_curves(state, others)
+
+    def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
+        """Text parts (override)."""
+
+    def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
+        """Plotted parts (override)."""
 
 
 class LossPanel(Panel):
-    TITLE = "Loss (10-step means; raw faded)"
+    TITLE = "Loss (10-step means)"
 
     def compose(self) -> ComposeResult:
+        yield Static(classes="note", id="loss-note")
         yield Plot()
 
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
+    def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
+        last = f"{state.loss.ys[-1]:.4f}" if state.loss else "-"
+        smoothing = "raw" if self.smoothing >= 1 else f"EMA {self.smoothing:g}"
+        scale = "log" if self.log_scale else "linear"
+        self.query_one("#loss-note", Static).update(f"total {last}  ·  {smoothing} (+/-)  ·  {scale} (l)")
+
+    def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
-        plot.line(state.loss, None, "gray")
-        plot.line(state.loss, "total", "orange", smooth=True)
-        plot.line(state.loss_pred, "prediction", "cyan", smooth=True)
-        plot.line(state.loss_var, "variance hinge", "magenta", smooth=True)
+        if self.smoothing < 1:
+            plot.line(state.loss, "raw", "gray", marker="·")
+        plot.line(state.loss, "total", "orange", alpha=self.smoothing)
+        plot.line(state.loss_pred, "prediction", "cyan", marker="+", alpha=self.smoothing)
+        plot.line(state.loss_var, "variance hinge", "magenta", marker="x", alpha=self.smoothing)
+        if self.log_scale:
+            plot.plt.yscale("log")
+        plot.axes(log=self.log_scale)
+        plot.markers(state)
         plot.refresh()
 
 
 class ShiftPanel(Panel):
     TITLE = "Shift-world error D_shift (n=50)"
 
-    def key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, len(state.d_shift), tuple((t, len(o.d_shift)) for t, o in sorted(others.items())))
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.overlays: dict[str, Series] = {}  # label -> D_shift of a run chosen in the run browser
+
+    def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return (state.track, len(state.d_shift), len(state.events), self.size,
+                tuple((t, len(o.d_shift)) for t, o in sorted(others.items())), tuple(self.overlays))
 
     def compose(self) -> ComposeResult:
-        yield Plot(id="d-shift")
         yield Static(classes="note", id="shift-note")
+        yield Plot(id="d-shift")
         yield Plot(id="sigma-z")
 
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
-        plot = self.query_one("#d-shift", Plot)
-        plot.start()
-        for track, other in sorted(others.items()):
-            plot.line(other.d_shift, f"D_shift {track}", TRACK_COLORS.get(track, "white"))
-        plot.line(state.d_shift, f"D_shift {state.track}", TRACK_COLORS.get(state.track, "white"))
-        plot.line(state.d_base, "d_base", "gray")
-        plot.plt.hline(1.0, "red")
-        if state.peak_step is not None and state.peak_d_shift is not None:
-            plot.plt.scatter([state.peak_step], [state.peak_d_shift], marker="x", color="yellow", label="peak")
-        plot.refresh()
+    def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         peak = "-" if state.peak_d_shift is None else f"{state.peak_d_shift:.4f} @ step {state.peak_step}"
         last = "-" if state.last_d_shift is None else f"{state.last_d_shift:.4f}"
         base = "-" if not state.d_base else f"{state.d_base.ys[-1]:.4f}"
         sigma = "-" if not state.sigma_z else f"{state.sigma_z.ys[-1]:.3f}"
+        collapse = " COLLAPSE?" if state.sigma_z and state.sigma_z.ys[-1] < 0.5 else ""
+        rank = f"  eff. rank {state.effective_rank:.1f}" if state.effective_rank is not None else ""
         self.query_one("#shift-note", Static).update(
-            f"D_shift {last}  peak {peak}  d_base {base}  sigma_z {sigma} (collapse below 0.5)")
+            f"D_shift {last}  peak {peak}  d_base {base}  σ_z {sigma}{collapse} (collapse < 0.5){rank}")
+
+    def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
+        show_sigma = self.size.height >= MIN_SIGMA_PLOT_ROWS
         sigma_plot = self.query_one("#sigma-z", Plot)
-        sigma_plot.start()
-        sigma_plot.line(state.sigma_z, "sigma_z", "green")
-        sigma_plot.plt.hline(0.5, "red")
-        sigma_plot.refresh()
+        sigma_plot.display = show_sigma
+        plot = self.query_one("#d-shift", Plot)
+        plot.start()
+        for track, other in sorted(others.items()):
+            plot.line(other.d_shift, f"{track} D_shift", TRACK_COLORS.get(track, "white"), marker=track)
+        for i, (label, series) in enumerate(self.overlays.items(), start=1):
+            plot.line(series, f"{i} {label}", "white", marker=str(i % 10))
+        plot.line(state.d_base, "d_base", "gray", marker="·")
+        plot.line(state.d_shift, f"{state.track} D_shift (this run)", TRACK_COLORS.get(state.track, "white"))
+        plot.plt.hline(1.0, "red")
+        if state.peak_step is not None and state.peak_d_shift is not None:
+            plot.plt.scatter([state.peak_step], [state.peak_d_shift], marker="*", color="yellow", label="peak")
+        # The first evaluations of a fresh model can be far above 1: keep the region that matters in view.
+        best = min((v for v in plot._ys if v > 0), default=None)
+        plot.axes(y_cap=max(1.5, CAP_OVER_BEST * best) if best is not None else None)
+        plot.markers(state)
+        plot.refresh()
+        if show_sigma:
+            sigma_plot.start()
+            sigma_plot.line(state.sigma_z, "σ_z", "green")
+            sigma_plot.plt.hline(0.5, "red")
+            sigma_plot.axes(y_from_zero=True)
+            sigma_plot.markers(state)
+            sigma_plot.refresh()
 
 
 class BufferPanel(Panel):
     TITLE = "Experience buffer (entries)"
 
+    def notes_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return (state.track, state.buffer_size, state.capacity, state.buffer_frozen)
+
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="gauge")
         yield Plot()
 
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
+    def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         gauge = self.query_one("#gauge", Static)
         if state.track == "A":
             gauge.update("Track A has no experience buffer.")
-        else:
-            width = 24
-            filled = round(width * state.buffer_size / max(1, state.capacity))
-            badge = "  [b reverse] FROZEN [/]" if state.buffer_frozen else ""
-            gauge.update(f"{'█' * filled}{'░' * (width - filled)} {state.buffer_size}/{state.capacity}{badge}")
+            return
+        width = 24
+        filled = round(width * state.buffer_size / max(1, state.capacity))
+        badge = "  [b reverse] FROZEN [/]" if state.buffer_frozen else ""
+        gauge.update(f"{'█' * filled}{'░' * (width - filled)} {state.buffer_size}/{state.capacity}{badge}")
+
+    def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
         plot.line(state.buffer, "entries", "cyan")
+        plot.axes(y_from_zero=True)
+        plot.markers(state)
         plot.refresh()
 
 
@@ -183,7 +325,7 @@ class EventsPanel(Panel):
         yield Static(classes="note", id="detector")
         yield Plot()
 
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
+    def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         note = self.query_one("#detector", Static)
         if state.track == "A":
             note.update("Track A has no boundary detector.")
@@ -192,43 +334,49 @@ class EventsPanel(Panel):
         else:
             note.update(f"surprisal μ {state.surprisal_mu:.5f}  σ {state.surprisal_sigma:.5f}  κ {state.kappa}  "
                         f"events {state.boundary_events}")
+
+    def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
         plot.line(state.event_rate, "events / 100 steps", "yellow")
+        plot.axes(y_from_zero=True)
+        plot.markers(state)
         plot.refresh()
 
 
 class LoraPanel(Panel):
     TITLE = "LoRA deltas ‖ΔW‖_F (batch mean)"
 
-    def key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, len(state.lora_w1))
+    def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return (state.track, len(state.lora_w1), len(state.events), self.size)
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="lora-note")
         yield Plot()
 
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
+    def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         note = self.query_one("#lora-note", Static)
-        plot = self.query_one(Plot)
-        plot.start()
         if state.track != "C":
             why = "adds experience to the hidden state" if state.track == "B" else "uses no experience"
             note.update(f"Empty: Track {state.track} {why}; only Track C modulates the predictor's weights.")
-        else:
-            w1 = f"{state.lora_w1.ys[-1]:.4f}" if state.lora_w1 else "-"
-            w2 = f"{state.lora_w2.ys[-1]:.4f}" if state.lora_w2 else "-"
-            note.update(f"ΔW1 {w1}  ΔW2 {w2}")
+            return
+        w1 = f"{state.lora_w1.ys[-1]:.4f}" if state.lora_w1 else "-"
+        w2 = f"{state.lora_w2.ys[-1]:.4f}" if state.lora_w2 else "-"
+        note.update(f"ΔW1 {w1}  ΔW2 {w2}")
+
+    def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
+        plot = self.query_one(Plot)
+        plot.start()
+        if state.track == "C":
             plot.line(state.lora_w1, "ΔW1", "green")
-            plot.line(state.lora_w2, "ΔW2", "cyan")
+            plot.line(state.lora_w2, "ΔW2", "cyan", marker="+")
+        plot.axes(y_from_zero=True)
+        plot.markers(state)
         plot.refresh()
 
 
 class GpuPanel(Panel):
     TITLE = "GPU (NVML, 1 s samples)"
-
-    def key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return None
     HISTORY = 120
 
     def __init__(self, unavailable: str | None = None, **kwargs) -> None:
@@ -236,6 +384,12 @@ class GpuPanel(Panel):
         self.unavailable = unavailable
         self.temperatures: deque[float] = deque(maxlen=self.HISTORY)
         self.utilisations: deque[float] = deque(maxlen=self.HISTORY)
+
+    def notes_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return None
+
+    def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return None
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="gpu-values")
@@ -247,9 +401,6 @@ class GpuPanel(Panel):
         if self.unavailable:
             self.query_one("#gpu-values", Static).update(
                 f"{self.unavailable}: nothing to show here; training and the other panels are unaffected.")
-
-    def draw(self, state: RunState, others: dict[str, RunState]) -> None:
-        """GPU readings do not depend on the run; see :meth:`show`."""
 
     def show(self, sample: GpuSample | None) -> None:
         if sample is None:
@@ -272,3 +423,55 @@ class GpuPanel(Panel):
             f"{fmt(sample.memory_total_mib, 'MiB')}\nthrottling: {throttle}")
         self.query_one("#gpu-temperature", Sparkline).data = list(self.temperatures)
         self.query_one("#gpu-utilisation", Sparkline).data = list(self.utilisations)
+
+
+class SystemPanel(Panel):
+    """What limits training on a machine without a GPU: CPU use of the training process and of the machine, the
+    share the hypervisor steals, memory, threads (psutil, 1 s samples)."""
+
+    TITLE = "CPU and memory (1 s samples)"
+    HISTORY = 120
+
+    def __init__(self, unavailable: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.unavailable = unavailable
+        self.process_cpu: deque[float] = deque(maxlen=self.HISTORY)
+        self.steal: deque[float] = deque(maxlen=self.HISTORY)
+
+    def notes_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return None
+
+    def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
+        return None
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="note", id="cpu-values")
+        yield Sparkline([], id="cpu-process")
+        yield Sparkline([], id="cpu-steal")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.unavailable:
+            self.query_one("#cpu-values", Static).update(f"{self.unavailable}; training is unaffected.")
+
+    def show(self, sample: SystemSample | None) -> None:
+        if sample is None:
+            return
+
+        def fmt(value: float | None, unit: str, digits: int = 0) -> str:
+            return "n/a" if value is None else f"{value:.{digits}f}{unit}"
+
+        if sample.process_cpu_pct is not None:
+            self.process_cpu.append(sample.process_cpu_pct)
+        if sample.steal_pct is not None:
+            self.steal.append(sample.steal_pct)
+        cores = sample.cores or 1
+        self.query_one("#cpu-values", Static).update(
+            f"training process {fmt(sample.process_cpu_pct, '%')} of one core ({cores} cores usable)\n"
+            f"machine {fmt(sample.machine_cpu_pct, '%')}  steal {fmt(sample.steal_pct, '%', 1)}\n"
+            f"RSS {fmt(sample.rss_mib, ' MiB')}  RAM {fmt(sample.ram_used_mib, '')} of "
+            f"{fmt(sample.ram_total_mib, ' MiB')}\n"
+            f"threads {fmt(sample.threads, '')} (torch intra-op {fmt(sample.torch_threads, '')})\n"
+            "sparklines: process CPU, then steal")
+        self.query_one("#cpu-process", Sparkline).data = list(self.process_cpu)
+        self.query_one("#cpu-steal", Sparkline).data = list(self.steal)

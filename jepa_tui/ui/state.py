@@ -67,7 +67,10 @@ class RunState:
     event_rate: Series = field(default_factory=Series)
     lora_w1: Series = field(default_factory=Series)
     lora_w2: Series = field(default_factory=Series)
+    effective_rank: float | None = None
     events: list[dict] = field(default_factory=list)
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, text) for toasts, taken by the app
+    quiet: bool = False  # while history is read back: no toasts for what happened before
     version: int = 0  # bumped on every ingest; panels redraw when it changes
     _event_history: deque = field(default_factory=deque, repr=False)
 
@@ -130,22 +133,44 @@ class RunState:
         if self.status == "starting":
             self.status = "training"
 
+    def _note(self, notice: tuple[str, str]) -> None:
+        if not self.quiet:
+            self.notices.append(notice)
+
+    def take_notices(self) -> list[tuple[str, str]]:
+        """The (severity, text) notices since the last call: saves, requests applied, evaluations, thermal pauses."""
+        notices, self.notices = self.notices, []
+        return notices
+
     def _ingest_eval(self, r: dict) -> None:
         step = r["step"]
         self.d_shift.add(step, r["d_shift"])
         self.d_base.add(step, r["d_base"])
         self.sigma_z.add(step, r["sigma_z"])
+        if isinstance(r.get("effective_rank"), int | float):
+            self.effective_rank = r["effective_rank"]
         if self.peak_d_shift is None or r["d_shift"] < self.peak_d_shift:
             self.peak_step, self.peak_d_shift = step, r["d_shift"]
+        self._note(("information", f"Track {self.track} evaluated at step {step}: D_shift {r['d_shift']:.4f}"
+                                            f" (σ_z {r['sigma_z']:.3f})"))
 
     def _ingest_start(self, r: dict) -> None:
         self.status = "training"
 
-    _ingest_resume = _ingest_start
+    def _ingest_resume(self, r: dict) -> None:
+        self.status = "training"
+        self.events.append(r)
+
+    def _ingest_pause_request(self, r: dict) -> None:
+        self.events.append(r)
+
+    def _ingest_request_rejected(self, r: dict) -> None:
+        self._note(("warning", f"request {r.get('name')} set aside: {r.get('reason')}"))
 
     def _ingest_thermal_pause(self, r: dict) -> None:
         self.status = "cooling"
         self.events.append(r)
+        self._note(("warning", f"GPU at {r.get('temperature_c')} °C: training paused to cool"))
 
     def _ingest_thermal_resume(self, r: dict) -> None:
         self.status = "training"
@@ -157,6 +182,8 @@ class RunState:
 
     def _ingest_command(self, r: dict) -> None:
         self.events.append(r)
+        if r.get("source") == "request":
+            self._note(("information", f"{r['command']} applied at step {r['step']} (a request from watch)"))
         self.buffer_frozen, self.ema_frozen = r["buffer_frozen"], r["ema_frozen"]
         if r["paused"]:
             self.status = "paused"
@@ -165,6 +192,8 @@ class RunState:
 
     def _ingest_checkpoint(self, r: dict) -> None:
         self.events.append(r)
+        if r.get("reason") == "request":
+            self._note(("information", f"checkpoint saved at step {r['step']} and kept: {r.get('path')}"))
 
     def _ingest_end(self, r: dict) -> None:
         self.status = r["status"]

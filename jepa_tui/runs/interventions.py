@@ -1,0 +1,72 @@
+"""What happened to a run besides training, read from its ``events.jsonl``: freezes, pauses, track switches,
+thermal pauses, suspensions and forced resumes. The report lists them and draws them on its figures; the dashboard
+marks them on its curves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Commands that change what a run computes when applied by hand (ui, request, replayed after a kill).
+RESULT_CHANGING = frozenset({"freeze_buffer", "unfreeze_buffer", "freeze_ema", "unfreeze_ema"})
+LABELS = {"freeze_buffer": "buffer frozen", "unfreeze_buffer": "buffer unfrozen", "freeze_ema": "EMA frozen",
+          "unfreeze_ema": "EMA unfrozen", "pause": "paused", "resume": "resumed", "switch_away": "track switched away",
+          "switch_back": "track switched back", "thermal_pause": "thermal pause", "thermal_resume": "thermal resume",
+          "forced_resume": "forced resume", "suspended": "suspended (pause_request.flag)",
+          "restart": "restarted from its checkpoint"}
+# Short ASCII marks for the dashboard's curves.
+MARKS = {"freeze_buffer": "bF", "unfreeze_buffer": "bU", "freeze_ema": "eF", "unfreeze_ema": "eU", "pause": "P",
+         "resume": "R", "switch_away": "S>", "switch_back": "S<", "thermal_pause": "T", "thermal_resume": "T<",
+         "forced_resume": "F!", "suspended": "Z", "restart": "R*"}
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Something that happened to a run besides training: a freeze, pause, track switch, thermal pause, forced
+    resume. ``source`` is who did it: "ui", "request" (from ``watch``), "profile" (scheduled), "replay" (re-applied
+    after a kill), "switch" (the dashboard changed track), "thermal", "resume --force", "flag"."""
+
+    step: int
+    kind: str
+    source: str
+    detail: str = ""
+
+    @property
+    def changes_results(self) -> bool:
+        """A freeze or unfreeze not scheduled by the profile, or a resume forced past a difference."""
+        return (self.kind in RESULT_CHANGING and self.source != "profile") or self.kind == "forced_resume"
+
+    @property
+    def label(self) -> str:
+        return f"{LABELS.get(self.kind, self.kind)} ({self.source})"
+
+    @property
+    def mark(self) -> str:
+        """A two-character ASCII mark for a curve (the dashboard's help lists them)."""
+        return MARKS.get(self.kind, "?")
+
+
+def interventions(events: list[dict]) -> list[Intervention]:
+    """The interventions recorded in a run's ``events.jsonl`` records, in order."""
+    out = []
+    for e in events:
+        kind, step = e.get("kind"), e.get("step")
+        if not isinstance(step, int):
+            continue
+        if kind == "command":
+            command, source = str(e.get("command")), str(e.get("source", "?"))
+            if source == "switch" and command in ("pause", "resume"):
+                command = "switch_away" if command == "pause" else "switch_back"
+            if command in LABELS:
+                out.append(Intervention(step, command, source))
+        elif kind in ("thermal_pause", "thermal_resume"):
+            out.append(Intervention(step, kind, "thermal", f"{e.get('temperature_c', '?')} °C"))
+        elif kind == "pause_request":
+            out.append(Intervention(step, "suspended", "flag"))
+        elif kind == "resume":
+            notices = e.get("notices", []) if isinstance(e.get("notices"), list) else []
+            forced = [n.removeprefix("forced: ") for n in notices if str(n).startswith("forced: ")]
+            if forced:
+                out.append(Intervention(step, "forced_resume", "resume --force", "; ".join(forced)))
+            else:
+                out.append(Intervention(step, "restart", "resume"))
+    return out

@@ -1,0 +1,306 @@
+"""The dashboard in small and large terminals, its event marks, its run browser, and what it says when it stops."""
+
+import asyncio
+import json
+
+import pytest
+import torch
+from textual.widgets import DataTable
+from typer.testing import CliRunner
+
+from jepa_tui.cli.main import app as cli_app
+from jepa_tui.config import load_config
+from jepa_tui.ui.app import MIN_PANEL_HEIGHT, MIN_PANEL_WIDTH, Dashboard, grid_shape
+from jepa_tui.ui.controllers import LiveController, WatchController
+from jepa_tui.ui.panels import BufferPanel, LossPanel, Plot, ShiftPanel, nice_ticks, tick_label
+
+from .test_snapshot import FixedController, FixedSensor
+from .test_ui import until
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(("size", "per_page"), [((80, 24), 2), ((100, 30), 2), ((120, 36), 6), ((160, 45), 6)])
+def test_panels_stay_legible_at_every_size(size, per_page):
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            app.refresh_panels(force=True)
+            await pilot.pause()
+            seen = set()
+            for _ in range(len(app.pages())):
+                shown = [p for p in app.panels if p.display]
+                assert len(shown) == min(per_page, 6 - len(seen))
+                for panel in shown:
+                    seen.add(type(panel).__name__)
+                    outer = panel.outer_size
+                    assert outer.width >= MIN_PANEL_WIDTH - 1 and outer.height >= MIN_PANEL_HEIGHT - 1
+                    for plot in panel.query(Plot):
+                        if plot.display:
+                            assert plot.size.height >= 8, (type(panel).__name__, plot.size)
+                await pilot.press("tab")
+                await pilot.pause()
+            assert len(seen) == 6  # every panel is reachable by paging
+            await pilot.press("z")
+            await pilot.pause()
+            assert [type(p) for p in app.panels if p.display] == [LossPanel]  # zoomed: one panel, whole screen
+            assert app.query_one(LossPanel).size.height >= size[1] - 6
+            await pilot.press("tab")
+            await pilot.pause()
+            assert [type(p) for p in app.panels if p.display] == [ShiftPanel]
+            await pilot.press("z")
+            await pilot.pause()
+            assert len([p for p in app.panels if p.display]) == per_page
+
+    asyncio.run(scenario())
+
+
+def test_grid_shape_and_nice_ticks():
+    assert grid_shape(80, 24) == (2, 1) and grid_shape(100, 30) == (2, 1) and grid_shape(160, 45) == (3, 2)
+    assert nice_ticks(10, 3000, 3) == [1000, 2000, 3000]
+    assert nice_ticks(0.93, 1.82, 4) == [1.0, 1.25, 1.5, 1.75]
+    assert [tick_label(t, 500, steps_axis=True) for t in (500, 1000, 1500, 12000)] == ["500", "1k", "1.5k", "12k"]
+    assert [tick_label(t, 0.25) for t in (1.0, 1.25)] == ["1.00", "1.25"]
+    assert tick_label(0.4, 0.2) == "0.4"
+
+
+def test_counts_start_at_zero_and_an_empty_count_panel_is_0_to_1(monkeypatch):
+    limits = []
+    real = Plot.axes
+
+    def spy(self, *args, **kwargs):
+        calls = []
+        monkeypatch.setattr(self.plt, "ylim", lambda low, high: calls.append((low, high)))
+        real(self, *args, **kwargs)
+        limits.append((type(self.parent).__name__, calls))
+
+    monkeypatch.setattr(Plot, "axes", spy)
+    controller = FixedController()
+    controller.states["C"].buffer.xs.clear()
+    controller.states["C"].buffer.ys.clear()
+    app = Dashboard(controller, FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            app.refresh_panels(force=True)
+            await pilot.pause()
+
+    asyncio.run(scenario())
+    found = dict(limits)
+    assert found["BufferPanel"][-1] == (0.0, 1.0)  # no entries yet: 0 … 1
+    assert found["EventsPanel"][-1][0] == 0.0 and found["LoraPanel"][-1][0] == 0.0
+
+
+def test_every_curve_shows_the_runs_interventions(monkeypatch):
+    drawn = []
+    real = Plot.markers
+
+    def spy(self, state):
+        texts = []
+        monkeypatch.setattr(self.plt, "text", lambda label, x, y, **kw: texts.append((label, x)))
+        real(self, state)
+        drawn.append((type(self.parent).__name__, texts))
+
+    monkeypatch.setattr(Plot, "markers", spy)
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            app.refresh_panels(force=True)
+            await pilot.pause()
+
+    asyncio.run(scenario())
+    panels = {name for name, texts in drawn if ("bF", 3000) in texts}
+    assert panels == {"LossPanel", "ShiftPanel", "BufferPanel", "EventsPanel", "LoraPanel"}
+
+
+def test_each_series_has_its_own_marker(monkeypatch):
+    markers = {}
+    real = Plot.line
+
+    def spy(self, series, label, color, marker="braille", alpha=1.0):
+        if label:
+            markers.setdefault(type(self.parent).__name__, {})[label] = marker
+        real(self, series, label, color, marker, alpha)
+
+    monkeypatch.setattr(Plot, "line", spy)
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            app.refresh_panels(force=True)
+            await pilot.pause()
+
+    asyncio.run(scenario())
+    for name, series in markers.items():
+        assert len(set(series.values())) == len(series), (name, series)
+    assert markers["ShiftPanel"]["A D_shift"] == "A"
+
+
+def live(tmp_path, *overrides):
+    controller = LiveController(load_config("smoke", ["train.steps=100000", "eval.every_steps=1000", *overrides]),
+                                tmp_path, torch.device("cpu"))
+    return controller, Dashboard(controller, sensor=None, redraw_hz=4)
+
+
+def test_state_badges_redraw_at_once_while_curves_wait(tmp_path):
+    controller, app = live(tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await until(pilot, lambda: controller.runs["C"].trainer.progress.step >= 5)
+            app._next_curves = float("inf")  # curves throttled for good
+            await pilot.press("b")
+            gauge = app.query_one(BufferPanel).query_one("#gauge")
+            await until(pilot, lambda: "FROZEN" in str(gauge.render()), timeout=5)
+            await pilot.press("b")
+            await until(pilot, lambda: "FROZEN" not in str(gauge.render()), timeout=5)
+            await pilot.press("q")
+            await until(pilot, lambda: controller.runs["C"].summary is not None)
+
+    asyncio.run(scenario())
+
+
+def test_save_is_kept_and_confirmed_and_quit_says_how_to_continue(tmp_path):
+    controller, app = live(tmp_path, "eval.every_steps=20")
+    run = controller.runs["C"]
+    toasts = []
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            real = app.notify
+            app.notify = lambda message, **kw: (toasts.append(message), real(message, **kw))[1]
+            await until(pilot, lambda: run.trainer.progress.step >= 3)
+            await pilot.press("s")
+            await until(pilot, lambda: any("kept" in t and "checkpoint saved at step" in t for t in toasts))
+            await until(pilot, lambda: run.trainer.progress.step >= 90)  # several evaluations and checkpoints later
+            await pilot.press("q")
+            await until(pilot, lambda: run.summary is not None)
+
+    asyncio.run(scenario())
+    events = [json.loads(line) for line in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    saved = [e for e in events if e["kind"] == "checkpoint" and e["reason"] == "request"]
+    assert len(saved) == 1 and saved[0]["kept"] is True
+    assert (run.run_dir / saved[0]["path"]).is_file()  # not pruned by "last two plus best"
+    farewell = controller.farewell()
+    assert f"track C: stopped at step {run.trainer.progress.step}" in farewell
+    assert f"continue with: jepa-tui run --resume {run.run_dir}" in farewell
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browse")
+    for run_id, track in (("first_C", "C"), ("second_A", "A")):
+        result = runner.invoke(cli_app, ["train", "--profile", "smoke", "--runs-dir", str(root), "--run-id", run_id,
+                                         "--set", f'train.track="{track}"'])
+        assert result.exit_code == 0, result.output
+    return root
+
+
+def test_runs_command_lists_runs_as_a_table_and_json(tiny_runs):
+    result = runner.invoke(cli_app, ["runs", str(tiny_runs)])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].startswith("run ") and "peak D_shift @ step" in lines[0]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert set(rows) == {"first_C", "second_A"} and rows["first_C"][1:4] == ["C", "42", "done"]
+    assert rows["first_C"][4] == "40/40"
+    data = json.loads(runner.invoke(cli_app, ["runs", str(tiny_runs), "--json"]).output)
+    evals = [json.loads(line) for line in (tiny_runs / "first_C" / "metrics.jsonl").read_text().splitlines()
+             if '"kind":"eval"' in line]
+    first = next(d for d in data if d["run_id"] == "first_C")
+    assert first["peak_d_shift"] == min(e["d_shift"] for e in evals) and first["status"] == "done"
+    assert runner.invoke(cli_app, ["runs", str(tiny_runs / "nowhere")]).exit_code == 2
+
+
+def test_the_run_browser_overlays_runs_and_watch_attaches_to_one(tiny_runs):
+    controller = WatchController(tiny_runs / "first_C")
+    app = Dashboard(controller, sensor=None, redraw_hz=4)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            assert str(app.query_one("#status").render()).startswith("watching")
+            assert not app.check_action("next_track", ()) and "track" not in str(app.query_one("Footer").render())
+            await pilot.press("r")
+            await pilot.pause(0.3)
+            table = app.screen.query_one(DataTable)
+            assert table.row_count == 2
+            names = [table.get_row_at(i)[0] for i in range(2)]
+            await pilot.press(*["down"] * names.index("second_A"), "enter")
+            await pilot.pause(0.3)
+            overlays = app.query_one(ShiftPanel).overlays
+            assert list(overlays) == ["second_A"] and len(overlays["second_A"]) == 2  # evaluations at 20 and 40
+            await pilot.press("r")
+            await pilot.pause(0.3)
+            await pilot.press(*["down"] * names.index("second_A"), "w")
+            await pilot.pause(0.3)
+            assert controller.run_dir == tiny_runs / "second_A" and controller.active == "A"
+            assert "second_A" in str(app.query_one("#status").render()) or controller.states["A"].run_id == \
+                "second_A"
+
+    asyncio.run(scenario())
+
+
+def test_the_cpu_panel_replaces_the_gpu_panel_without_a_gpu():
+    from jepa_tui.system import PsutilSensor
+    from jepa_tui.ui.panels import GpuPanel, SystemPanel
+
+    app = Dashboard(FixedController(), sensor=None, redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            assert not app.query(GpuPanel) and app.query_one(SystemPanel)
+            app.sample_gpu()
+            await pilot.pause()
+            text = str(app.query_one(SystemPanel).query_one("#cpu-values").render())
+            assert "training process" in text and "steal" in text and "RSS" in text and "threads" in text
+
+    asyncio.run(scenario())
+    sample = PsutilSensor().sample()
+    assert sample.rss_mib > 10 and sample.threads >= 1 and sample.cores >= 1
+
+
+def test_screenshots_are_saved_where_the_runs_are(tmp_path):
+    controller = FixedController()
+    controller.runs_root = tmp_path
+    app = Dashboard(controller, FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await pilot.press("x")
+            await pilot.pause()
+
+    asyncio.run(scenario())
+    (svg,) = tmp_path.glob("*.svg")
+    assert svg.read_text().startswith("<svg")
+
+
+def test_version_and_did_you_mean():
+    assert runner.invoke(cli_app, ["--version"]).output.startswith("jepa-tui 0.1.0+")
+    result = runner.invoke(cli_app, ["train", "--profile", "trak_c"])
+    assert result.exit_code == 2 and "Did you mean 'track_c'?" in result.output
+    result = runner.invoke(cli_app, ["train", "--profile", "smoke", "--set", "trian.lr=1"])
+    assert "Did you mean 'train'? Known sections:" in result.output
+    assert "<bool>" not in runner.invoke(cli_app, ["train", "--help"]).output
+
+
+def test_headless_lines_after_a_resume_show_the_last_evaluation_and_requests_from_watch(tmp_path):
+    from jepa_tui.training.control import Command, write_request
+
+    assert runner.invoke(cli_app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id",
+                                   "r"]).exit_code == 0
+    write_request(tmp_path / "r", Command.FREEZE_EMA)
+    result = runner.invoke(cli_app, ["train", "--resume", str(tmp_path / "r"), "--steps", "60", "--force",
+                                     "--set", "train.print_every_seconds=0.0001"])
+    assert result.exit_code == 0, result.output
+    step_lines = [line for line in result.output.splitlines() if line.startswith("step ")]
+    assert step_lines and "D_shift -" not in step_lines[0] and "@40" in step_lines[0]
+    assert "freeze_ema applied at step 50 from a request (watch)" in result.output  # the 50-step poll
