@@ -9,10 +9,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "jepa_tui"
-GROUND = {"config", "formatting", "gpu", "provenance", "system"}  # importable from every layer
+GROUND = {"config", "formatting", "gpu", "provenance", "system", "threads"}  # importable from every layer
 # What each layer may import besides the ground floor and itself (README, "Development").
 ALLOWED = {
-    "config": set(), "formatting": set(), "gpu": set(), "provenance": set(), "system": set(),
+    "config": set(), "formatting": set(), "gpu": set(), "provenance": set(), "system": set(), "threads": set(),
     "data": set(), "model": set(), "runs": set(),
     "evaluation": {"model", "data"},
     "training": {"model", "data", "evaluation", "runs"},

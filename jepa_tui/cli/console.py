@@ -89,6 +89,8 @@ class ConsolePrinter:
         elif kind == "command" and record.get("source") in ("request", "profile", "replay"):
             via = {"request": "a request (watch)", "profile": "the profile", "replay": "a replay after a kill"}
             self._print(f"{record['command']} applied at step {record['step']} from {via[record['source']]}")
+        elif kind == "compiled":
+            self._print(f"compiled the training step ({record['mode']}) in {record['seconds']:.1f} s")
         elif kind == "request_rejected":
             self._print(f"request {record['name']} set aside: {record['reason']}")
         elif kind == "non_finite":

@@ -61,6 +61,8 @@ SecondsOption = Annotated[float | None, typer.Option(help="Budget in training se
 DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
 RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are created.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+ThreadsOption = Annotated[int | None, typer.Option(min=0, help="CPU threads for training (default train.threads; "
+                                                               "0: the cores this process may use).")]
 
 
 def say(text: str, err: bool = False) -> None:
@@ -147,11 +149,13 @@ def train(
     run_id: Annotated[str | None, typer.Option(help="Name of the new run directory (default: time, track, seed).")]
     = None,
     set_: SetOption = None,
+    threads: ThreadsOption = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
     from jepa_tui.runs import RunDirError
+    from jepa_tui.threads import apply as apply_threads
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.loop import RunLoop
     from jepa_tui.training.session import prepare_run
@@ -160,8 +164,9 @@ def train(
     keep_freed_memory()
     try:
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
-                                 device=device)
+                                 device=device, threads=threads)
         torch_device = pick_device(config.train.device)
+        thread_count = apply_threads(config.train.threads)
         prepared = prepare_run(config, torch_device, runs_dir, run_id, resume=point)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
@@ -169,8 +174,10 @@ def train(
     t = config.train
     budget = f"{t.steps} steps" if t.steps is not None else f"{t.seconds:g} s"
     verb = f"resuming at step {trainer.progress.step}" if point is not None else "new run"
+    where = f"{torch_device}, {thread_count} thread{'s' * (thread_count != 1)}" if torch_device.type == "cpu" \
+        else str(torch_device)
     say(f"run {run_dir.run_id} ({verb}) in {run_dir.path}: track {t.track}, seed {t.seed}, {budget} "
-        f"({_budget_source(profile, set_, steps, seconds)}), device {torch_device}, evaluating every "
+        f"({_budget_source(profile, set_, steps, seconds)}), device {where}, evaluating every "
         f"{config.eval.every_steps} steps")
     for notice in [*prepared.notices, prepared.thermal_note]:
         say(f"  {notice}")
@@ -209,10 +216,12 @@ def run(
     device: DeviceOption = None,
     runs_dir: RunsDirOption = Path("runs"),
     set_: SetOption = None,
+    threads: ThreadsOption = None,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?); or --resume a run in it."""
     from jepa_tui.gpu import NvmlSensor
+    from jepa_tui.threads import apply as apply_threads
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.trainer import pick_device
     from jepa_tui.ui.app import Dashboard
@@ -221,7 +230,8 @@ def run(
     keep_freed_memory()
     try:
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
-                                 device=device)
+                                 device=device, threads=threads)
+        apply_threads(config.train.threads)
         controller = LiveController(config, runs_dir, pick_device(config.train.device), resume=point)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
@@ -503,8 +513,24 @@ def _quiet_streams() -> None:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
+def _threads_argument(argv: list[str]) -> int:
+    """The value of ``--threads N`` (or ``--threads=N``) on the command line, 0 when absent or malformed."""
+    for i, arg in enumerate(argv):
+        value = arg.partition("=")[2] if arg.startswith("--threads=") else (
+            argv[i + 1] if arg == "--threads" and i + 1 < len(argv) else None)
+        if value is not None:
+            try:
+                return max(0, int(value))
+            except ValueError:
+                return 0
+    return 0
+
+
 def main() -> None:
     """Console-script entry point: the command's exit code, whatever happens to the terminal after it."""
+    from jepa_tui.threads import prepare_environment
+
+    prepare_environment(_threads_argument(sys.argv[1:]))  # before torch starts OpenMP (jepa_tui.threads)
     code: int | str | None = 0
     try:
         app(args=expand_multi_value_options(sys.argv[1:]))

@@ -94,6 +94,11 @@ class TrainConfig:
     var_eps: float = 1e-4  # ours: VICReg default
     grad_clip: float = 0.0  # ours: 0 means no clipping, as the paper mentions none
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # torch.compile of the step's forward and backward ("off": eager, as the paper ran)
+    compile: Literal["off", "default", "max-autotune"] = "off"
+    threads: int = 0  # CPU threads for the step (0: the cores this process may use, cgroup quota included)
+    # the paper's fp32; "tf32" lets CUDA matmuls use TF32; "bf16" runs the forward under bfloat16 autocast
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     log_every_steps: int = 10  # train records in metrics.jsonl average this many steps
     print_every_seconds: float = 5.0  # headless console line cadence
     freeze_buffer_at: int | None = None  # step at which the buffer freezes (replays an interactive ablation)

@@ -135,6 +135,7 @@ def check(config: Config, source: str) -> None:
     need(t.var_eps > 0, "train.var_eps", "a number > 0", t.var_eps)
     need(t.grad_clip >= 0, "train.grad_clip", "a number >= 0 (0 = off)", t.grad_clip)
     between("train.log_every_steps", t.log_every_steps, 1, 10**6)
+    between("train.threads", t.threads, 0, 1024)
     need(0 < t.print_every_seconds <= 86400, "train.print_every_seconds", "0 < value <= 86400 (s)",
          t.print_every_seconds)
     for key in ("freeze_buffer_at", "freeze_ema_at"):

@@ -12,7 +12,7 @@ from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
 from jepa_tui.reporting.statistics import OUTCOMES, SeedSummary, outcome, relative_delta_pct, summarise, welch
 
 # Keys that say how a run is shown or where it ran, not what it computes.
-PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds"})
+PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds", "train.threads"})
 MIN_SEEDS = 3  # the paper's pre-registered comparison ran three seeds per track
 
 

@@ -121,6 +121,7 @@ class RunLoop:
         self.notices = list(notices)
         self.replay = sorted(replay, key=lambda item: item[0])
         self.paused = False
+        self._compile_reported = False
         self.stop_reason: str | None = None  # from a command or the pause_request flag
         self.saved_steps: list[int] = list(run_dir.checkpoint_paths())
         # Checkpoints a person asked for (s, a save request) are kept for good, across resumes too.
@@ -277,6 +278,9 @@ class RunLoop:
             if reason is not None:
                 return reason
             t.train_step()
+            if t.compile_seconds is not None and not self._compile_reported:
+                self._compile_reported = True
+                self._event("compiled", seconds=round(t.compile_seconds, 2), mode=cfg.train.compile)
             step = t.progress.step
             if step % cfg.train.log_every_steps == 0:
                 self._log_train()

@@ -7,6 +7,7 @@ stay on the device and are read every ``train.log_every_steps`` steps, so a GPU 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -54,9 +55,12 @@ class Trainer:
         config: the resolved configuration.
         device: where the model, the worlds and the sampler live.
         worlds: prepared worlds (built from ``config.data`` when omitted).
+        compile_backend: the ``torch.compile`` backend when ``train.compile`` is on ("inductor" by default;
+            tests pass a counting backend to see every graph compiled).
     """
 
-    def __init__(self, config: Config, device: torch.device, worlds: Worlds | None = None) -> None:
+    def __init__(self, config: Config, device: torch.device, worlds: Worlds | None = None,
+                 compile_backend: str | Callable | None = None) -> None:
         self.config = config
         self.device = device
         if worlds is not None and (worlds.cfg != config.data or worlds.seed != config.world_seed):
@@ -80,6 +84,14 @@ class Trainer:
         self._stat_steps = 0
         # Host-side upper bound on filled buffer slots: at most one push per step, made exact at every stats read.
         self._slots_bound = 0
+        if device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = config.train.precision == "tf32"
+            torch.backends.cudnn.allow_tf32 = config.train.precision == "tf32"
+        self._compiled = config.train.compile != "off"
+        self.compile_seconds: float | None = None  # the first compiled call (compilation included), once known
+        self._forward = self.forward_loss if not self._compiled else torch.compile(
+            self.forward_loss, fullgraph=True, mode=None if config.train.compile == "default" else "max-autotune",
+            backend=compile_backend or "inductor")
 
     # -- schedules -------------------------------------------------------------------------------------------
     def fraction_done(self) -> float:
@@ -113,22 +125,51 @@ class Trainer:
         t = torch.randint(last_start, (batch, 1), device=self.device, generator=self.sampler)
         return self.worlds.render(split, seq, t + self._offsets)
 
+    def forward_loss(self, frames: torch.Tensor, slots: int | None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                tuple[torch.Tensor, torch.Tensor] | None]:
+        """The differentiable part of a step, compiled as one graph when ``train.compile`` is on (spec §4, steps
+        1-3): online and target latents, experience, the predictor's rollout and the loss.
+
+        Args:
+            frames: (B, 1 + K, 1, H, W) x_t then x_{t+k} per horizon.
+            slots: an upper bound on the filled buffer slots (None: every slot, under its validity mask).
+
+        Returns:
+            total, prediction and variance terms (0-dim); z (B, d) online latents; targets (B, K, d); Track C's
+            LoRA scales (s1, s2), each (B, r), or None.
+        """
+        t = self.config.train
+        batch, horizons = frames.shape[0], len(self.model.horizons)
+        z = self.model.encode(frames[:, 0])
+        targets = self.model.encode_target(frames[:, 1:].flatten(0, 1)).view(batch, horizons, -1)
+        prediction = self.model.predict(z, self.model.experience(z, slots=slots))
+        terms = jepa_loss(prediction.latents, targets, t.lambda_var, t.gamma, t.var_eps)
+        return terms.total, terms.pred, terms.var, z, targets, prediction.lora_scales
+
     def train_step(self) -> None:
         """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6)."""
         t = self.config.train
         started = time.perf_counter()
         lr, tau = self.current_lr(), self.current_tau()
         frames = self.sample_batch()
-        batch, horizons = frames.shape[0], len(self.model.horizons)
-        z = self.model.encode(frames[:, 0])
-        targets = self.model.encode_target(frames[:, 1:].flatten(0, 1)).view(batch, horizons, -1)
-        prediction = self.model.predict(z, self.model.experience(z, slots=self._slots_bound))
-        terms = jepa_loss(prediction.latents, targets, t.lambda_var, t.gamma, t.var_eps)
+        # Compiled, the whole buffer is encoded under its validity mask (static shapes: one graph for the run).
+        slots = None if self._compiled else self._slots_bound
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
+            if self._compiled and self.compile_seconds is None:
+                compile_started = time.perf_counter()
+                total, pred, var, z, targets, scales = self._forward(frames, slots)
+                self.compile_seconds = time.perf_counter() - compile_started  # tracing and code generation
+            else:
+                total, pred, var, z, targets, scales = self._forward(frames, slots)
+        if t.precision == "bf16":  # the detector, the buffer and the statistics stay in fp32
+            z, targets = z.float(), targets.float()
+            scales = tuple(s.float() for s in scales) if scales is not None else None
 
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        total.backward()
         if t.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), t.grad_clip)
         self.optimizer.step()
@@ -150,13 +191,17 @@ class Trainer:
                 self._slots_bound = min(memory.buffer.capacity, self._slots_bound + 1)
 
         with torch.no_grad():
-            self._stats[:3] += torch.stack([terms.total.detach(), terms.pred.detach(), terms.var.detach()])
+            self._stats[:3] += torch.stack([total.detach(), pred.detach(), var.detach()])
             if (self.progress.step + 1) % t.log_every_steps == 0:  # sampled on logged steps only
-                norms = self.model.lora_delta_norms(prediction.lora_scales)
+                norms = self.model.lora_delta_norms(scales)
                 if norms:
                     self._stats[3:] = torch.stack(norms)
         self._stat_steps += 1
         self.progress.step += 1
+        if self.device.type == "cuda" and self.progress.step % t.log_every_steps == 0:
+            # CUDA queues work: wait for it on logged steps, so each window of steps counts the time its work took
+            # (budgets, seconds-mode schedules and steps/s are then right over every logging window).
+            torch.cuda.synchronize(self.device)
         self.progress.seconds += time.perf_counter() - started
 
     def drain_stats(self) -> dict[str, float]:
