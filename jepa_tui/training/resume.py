@@ -55,13 +55,14 @@ def _flatten(tables: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``"section.key: saved → current"`` for each computing key whose value differs (missing = default)."""
-    before, after = _flatten(saved), _flatten(current)
+    """``"section.key: saved → current"`` for each computing key whose value differs. A key the checkpoint's version
+    did not write yet counts as its default (keys whose default changed behaviour are in LEGACY_VALUES)."""
+    before, after, defaults = _flatten(saved), _flatten(current), _flatten(Config().to_dict())
     lines = []
     for key in sorted(before.keys() | after.keys()):
         if key in PRESENTATION_KEYS:
             continue
-        old, new = before.get(key, "(unset)"), after.get(key, "(unset)")
+        old, new = before.get(key, defaults.get(key, "(unset)")), after.get(key, "(unset)")
         if old != new:
             lines.append(f"{key}: {old!r} in the checkpoint, {new!r} now")
     return lines
