@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app, expand_multi_value_options
 from jepa_tui.config import ReportConfig, list_profiles
-from jepa_tui.evaluation.analysis import effective_rank
+from jepa_tui.evaluation.metrics import effective_rank
 from jepa_tui.experiments.spec import load_sweep
 from jepa_tui.reporting.statistics import outcome, relative_delta_pct, summarise
 

@@ -21,8 +21,9 @@ from .conftest import smoke_config
 CPU = torch.device("cpu")
 
 
-def test_training_batches_come_only_from_the_base_worlds_train_split(make_trainer):
-    trainer = make_trainer()
+def test_training_batches_come_only_from_the_base_worlds_train_split(smoke_worlds):
+    # (the kinematic probe fits on base train frames at evaluation; it is off here so only the protocol is seen)
+    trainer = Trainer(load_config("smoke", ["eval.diagnostics=false"]), CPU, smoke_worlds)
     worlds = trainer.worlds
     seen = []
     real = worlds.render

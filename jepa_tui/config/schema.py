@@ -51,6 +51,12 @@ class ModelConfig:
     horizons: tuple[int, ...] = (1, 2, 4)  # ours: "three horizons", values lost
     ema_tau_base: float = 0.996
     ema_tau_end: float = 0.9999
+    # The JEPA family (README, "Beyond the paper"); every option off reproduces the paper's model.
+    target: Literal["ema", "stopgrad"] = "ema"  # "stopgrad": targets from the online encoder, no target encoder
+    predict_residual: bool = False  # LeJEPA (seed 001): P predicts the change, ẑ = z + Δz
+    dynamics_prior: bool = False  # LeJEPA: ẑ = z + Δz_prior(z) + Δz_residual, with a small prior MLP
+    prior_hidden: int = 64
+    horizon_mode: Literal["rollout", "conditioned"] = "rollout"  # LeJEPA multi-k: P conditioned on k, one step
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,22 @@ class TrainConfig:
     threads: int = 0  # CPU threads for the step (0: the cores this process may use, cgroup quota included)
     # the paper's fp32; "tf32" lets CUDA matmuls use TF32; "bf16" runs the forward under bfloat16 autocast
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    # The JEPA family (README, "Beyond the paper"), all off by default.
+    k_set: tuple[int, ...] = (1, 2, 4, 8, 10)  # LeJEPA multi-k: horizons sampled per step (horizon_mode conditioned)
+    mask_ratio: float = 0.0  # LeJEPA context masking: share of mask_patch-px squares hidden from the online encoder
+    mask_patch: int = 8
+    regularizer: Literal["variance_hinge", "sigreg", "none"] = "variance_hinge"  # the paper's hinge, or SIGReg
+    sigreg_lambda: float = 0.05  # ours
+    sigreg_directions: int = 256  # random unit directions per step
+    delta_lambda: float = 0.0  # seed 002 Delta (Eq. 5); 0.5 there
+    ld_lambda: float = 0.0  # seed 002 latent dynamics head (Eq. 6); 1.0 there
+    ld_hidden: int = 256
+    fwm: bool = False  # seed 002 factorisation: static (Eq. 7) and orthogonality (Eq. 8) losses
+    fwm_app_fraction: float = 0.5
+    static_lambda: float = 0.05
+    orth_lambda: float = 0.01
+    hw_lambda: float = 0.0  # seed 002 hard-region weighting (Eqs. 9-11); 1.0 in FWM-HW-LD, 0.3 alone
+    hw_tau: float = 1.0
     log_every_steps: int = 10  # train records in metrics.jsonl average this many steps
     print_every_seconds: float = 5.0  # headless console line cadence
     freeze_buffer_at: int | None = None  # step at which the buffer freezes (replays an interactive ablation)
@@ -125,6 +147,10 @@ class EvalConfig:
     base_sequences: int = 200  # ours: base-world validation sequences used for d_base (0 = all)
     val_selection: bool = True  # ours: also evaluate the shift validation split, to pick steps without the test
     sigma_z_horizon: int | None = None  # ours: σ_z of the predictions at this horizon (None = the smallest)
+    horizons: tuple[int, ...] | None = None  # D_shift's horizons (None: model.horizons)
+    diagnostics: bool = True  # ours: effective rank and the kinematic probe at every evaluation
+    probe_sequences: int = 200  # base-world train sequences the kinematic probe is fitted on
+    probe_ridge: float = 1.0  # ridge penalty of the probe (on standardised latents)
 
 
 @dataclass(frozen=True)

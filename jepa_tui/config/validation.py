@@ -136,6 +136,25 @@ def check(config: Config, source: str) -> None:
     need(t.grad_clip >= 0, "train.grad_clip", "a number >= 0 (0 = off)", t.grad_clip)
     between("train.log_every_steps", t.log_every_steps, 1, 10**6)
     between("train.threads", t.threads, 0, 1024)
+    if m.horizon_mode == "conditioned":
+        need(len(t.k_set) > 0 and all(1 <= k < d.frames for k in t.k_set), "train.k_set",
+             f"a non-empty list of horizons 1 <= k < data.frames ({d.frames})", list(t.k_set))
+    need(0 <= t.mask_ratio < 1, "train.mask_ratio", "0 <= value < 1", t.mask_ratio)
+    need(1 <= t.mask_patch <= d.canvas and d.canvas % t.mask_patch == 0, "train.mask_patch",
+         f"a divisor of data.canvas ({d.canvas}) px", t.mask_patch)
+    for key in ("sigreg_lambda", "delta_lambda", "ld_lambda", "static_lambda", "orth_lambda", "hw_lambda"):
+        need(getattr(t, key) >= 0, f"train.{key}", "a number >= 0", getattr(t, key))
+    between("train.sigreg_directions", t.sigreg_directions, 1, 65536)
+    between("train.ld_hidden", t.ld_hidden, 1, 65536)
+    need(0 < t.fwm_app_fraction < 1 and 1 <= round(t.fwm_app_fraction * m.latent_dim) < m.latent_dim,
+         "train.fwm_app_fraction", "0 < value < 1, leaving both subspaces at least one dimension", t.fwm_app_fraction)
+    need(t.hw_tau > 0, "train.hw_tau", "a number > 0", t.hw_tau)
+    between("model.prior_hidden", m.prior_hidden, 1, 65536)
+    need(ev.horizons is None or (len(ev.horizons) > 0 and all(1 <= k < d.frames for k in ev.horizons)
+                                 and len(set(ev.horizons)) == len(ev.horizons)), "eval.horizons",
+         f"distinct horizons 1 <= k < data.frames ({d.frames})", list(ev.horizons or []))
+    between("eval.probe_sequences", ev.probe_sequences, 1, 10**6)
+    need(ev.probe_ridge > 0, "eval.probe_ridge", "a number > 0", ev.probe_ridge)
     need(0 < t.print_every_seconds <= 86400, "train.print_every_seconds", "0 < value <= 86400 (s)",
          t.print_every_seconds)
     for key in ("freeze_buffer_at", "freeze_ema_at"):

@@ -22,17 +22,9 @@ import torch
 from jepa_tui.config import Config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.evaluation.evaluate import buffer_restored, evaluate, prepare_shift_buffer, split_latents, start_latents
+from jepa_tui.evaluation.metrics import effective_rank
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.model.memory import WORLD_SHIFT
-
-
-def effective_rank(singular_values: torch.Tensor) -> float:
-    """exp of the Shannon entropy of the normalised singular values (Roy & Vetterli 2007); 1 ≤ value ≤ len."""
-    s = singular_values[singular_values > 0]
-    if s.numel() == 0:
-        return 0.0
-    p = s / s.sum()
-    return float(torch.exp(-(p * p.log()).sum()))
 
 
 @dataclass

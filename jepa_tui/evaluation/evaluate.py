@@ -26,7 +26,8 @@ import torch
 
 from jepa_tui.config import Config
 from jepa_tui.data.worlds import Trajectories, Worlds
-from jepa_tui.evaluation.metrics import all_normalised_errors, sigma_z
+from jepa_tui.evaluation.metrics import all_normalised_errors, latent_rank, sigma_z
+from jepa_tui.evaluation.probe import probe_scores
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.model.memory import WORLD_SHIFT
 
@@ -53,6 +54,8 @@ class EvalResult:
     formulas: dict[str, dict] = field(default_factory=dict)
     seconds: float = 0.0
     val_seconds: float = 0.0
+    effective_rank: float | None = None  # RankMe of the online latents of the shift test split (eval.diagnostics)
+    probe_r2: dict[str, dict[str, float]] | None = None  # kinematic probe: world -> {"position", "velocity"} R²
 
 
 def _encode(encoder: torch.nn.Module, frames: torch.Tensor) -> torch.Tensor:
@@ -71,14 +74,21 @@ def split_latents(model: JEPAWorldModel, worlds: Worlds, split: Trajectories, co
     return torch.cat(online), torch.cat(target)
 
 
-def start_latents(model: JEPAWorldModel, online: torch.Tensor) -> torch.Tensor:
+def eval_horizons(model: JEPAWorldModel, config: Config) -> tuple[int, ...]:
+    """The horizons D_shift is measured at: ``eval.horizons``, or the model's (ascending)."""
+    return tuple(sorted(config.eval.horizons or model.horizons))
+
+
+def start_latents(model: JEPAWorldModel, online: torch.Tensor, horizons: tuple[int, ...] | None = None
+                  ) -> torch.Tensor:
     """The (N, d) latents of every start t with t + max k inside its sequence, from (S, T, d) online latents."""
-    return online[:, :online.shape[1] - max(model.horizons)].flatten(0, 1)
+    return online[:, :online.shape[1] - max(horizons or model.horizons)].flatten(0, 1)
 
 
-def predict_split(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Predictions over every (sequence, start t) with t + max k inside the sequence.
+def predict_split(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor,
+                  horizons: tuple[int, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Predictions over every (sequence, start t) with t + max k inside the sequence, at ``horizons`` (the
+    model's when None).
 
     Args:
         online, target: (S, T, d) latents of S sequences.
@@ -86,15 +96,16 @@ def predict_split(model: JEPAWorldModel, online: torch.Tensor, target: torch.Ten
     Returns:
         predicted (N, K, d), targets (N, K, d), current target latents (N, d), with N = S·(T − max k).
     """
-    horizons = torch.tensor(model.horizons, device=online.device)
-    starts = online.shape[1] - int(horizons.max())
-    z = start_latents(model, online)
+    horizons = tuple(sorted(horizons or model.horizons))
+    ks = torch.tensor(horizons, device=online.device)
+    starts = online.shape[1] - int(ks.max())
+    z = start_latents(model, online, horizons)
     current = target[:, :starts].flatten(0, 1)
     t = torch.arange(starts, device=online.device)
-    future = target[:, t[:, None] + horizons]  # (S, starts, K, d)
+    future = target[:, t[:, None] + ks]  # (S, starts, K, d)
     slots = int(model.memory.buffer.size) if model.memory is not None else None
     experience = model.experience(z, slots)
-    predicted = model.predict(z, experience).latents
+    predicted = model.predict(z, experience, horizons=horizons).latents
     return predicted, future.flatten(0, 1), current
 
 
@@ -117,19 +128,22 @@ def _errors(model: JEPAWorldModel, online: torch.Tensor, target: torch.Tensor, c
             ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Per-horizon errors (K,) under every formula, and the predictions (N, d) at the σ_z horizon
     (``eval.sigma_z_horizon``, the smallest horizon by default)."""
-    predicted, future, current = predict_split(model, online, target)
-    k = config.eval.sigma_z_horizon or model.horizons[0]
+    horizons = eval_horizons(model, config)
+    predicted, future, current = predict_split(model, online, target, horizons)
+    k = config.eval.sigma_z_horizon or horizons[0]
     errors = all_normalised_errors(predicted, future, current, config.eval.denominator_eps)
-    return errors, predicted[:, model.horizons.index(k)]
+    return errors, predicted[:, horizons.index(k)]
 
 
 def _split_errors(model: JEPAWorldModel, worlds: Worlds, split: Trajectories, count: int, config: Config
-                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    return _errors(model, *split_latents(model, worlds, split, min(count, len(split))), config)
+                  ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """Errors and σ_z predictions (as :func:`_errors`) and the online latents (S, T, d) of the split."""
+    online, target = split_latents(model, worlds, split, min(count, len(split)))
+    return (*_errors(model, online, target, config), online)
 
 
-def _by_horizon(model: JEPAWorldModel, values: torch.Tensor) -> dict[str, float]:
-    return {str(k): float(v) for k, v in zip(model.horizons, values, strict=True)}
+def _by_horizon(horizons: tuple[int, ...], values: torch.Tensor) -> dict[str, float]:
+    return {str(k): float(v) for k, v in zip(horizons, values, strict=True)}
 
 
 def _finished(device: torch.device) -> float:
@@ -172,26 +186,33 @@ def evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -
     model.eval()
     val: dict[str, torch.Tensor] | None = None
     val_seconds = 0.0
+    diagnostics: dict = {}
+    horizons = eval_horizons(model, config)
     try:
         with buffer_restored(model):
             base = worlds.base["val"]
-            base_errors, _ = _split_errors(model, worlds, base, config.eval.base_sequences or len(base), config)
+            base_errors, _, base_online = _split_errors(model, worlds, base, config.eval.base_sequences or len(base),
+                                                        config)
             prepare_shift_buffer(model, worlds, config, step)
             test = worlds.shift["test"]
-            shift_errors, first = _split_errors(model, worlds, test, len(test), config)
+            shift_errors, first, test_online = _split_errors(model, worlds, test, len(test), config)
             if config.eval.val_selection:
                 started = _finished(worlds.device)
                 val = _split_errors(model, worlds, worlds.shift["val"], len(worlds.shift["val"]), config)[0]
                 val_seconds = _finished(worlds.device) - started
+            if config.eval.diagnostics:
+                diagnostics = {"effective_rank": latent_rank(test_online.flatten(0, 1)),
+                               "probe_r2": probe_scores(model, worlds, config, base_online, test_online)}
     finally:
         model.train(was_training)
     formulas = {}
     for name, per_horizon in shift_errors.items():
-        entry = {"d_shift": float(per_horizon.mean()), "d_shift_per_horizon": _by_horizon(model, per_horizon),
-                 "d_base": float(base_errors[name].mean()), "d_base_per_horizon": _by_horizon(model, base_errors[name])}
+        entry = {"d_shift": float(per_horizon.mean()), "d_shift_per_horizon": _by_horizon(horizons, per_horizon),
+                 "d_base": float(base_errors[name].mean()),
+                 "d_base_per_horizon": _by_horizon(horizons, base_errors[name])}
         if val is not None:
             entry["d_shift_val"] = float(val[name].mean())
-            entry["d_shift_val_per_horizon"] = _by_horizon(model, val[name])
+            entry["d_shift_val_per_horizon"] = _by_horizon(horizons, val[name])
         formulas[name] = entry
     chosen = formulas[config.eval.formula]
     return EvalResult(
@@ -203,4 +224,5 @@ def evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -
         d_shift_val=chosen.get("d_shift_val"),
         formulas=formulas,
         val_seconds=round(val_seconds, 3),
+        **diagnostics,
     )

@@ -57,3 +57,17 @@ def all_normalised_errors(predicted: torch.Tensor, target: torch.Tensor, current
 def sigma_z(predicted: torch.Tensor) -> float:
     """Mean over latent dimensions of the std over samples of predictions (N, d); collapse shows as → 0."""
     return float(predicted.std(dim=0).mean())
+
+
+def effective_rank(singular_values: torch.Tensor) -> float:
+    """exp of the Shannon entropy of the normalised singular values (Roy & Vetterli 2007); 1 ≤ value ≤ len."""
+    s = singular_values[singular_values > 0]
+    if s.numel() == 0:
+        return 0.0
+    p = s / s.sum()
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def latent_rank(latents: torch.Tensor) -> float:
+    """RankMe (Garrido et al. 2023): the effective rank of (N, d) latents, from their singular values."""
+    return effective_rank(torch.linalg.svdvals(latents.double()))

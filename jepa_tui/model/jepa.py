@@ -9,6 +9,7 @@ from torch import nn
 
 from jepa_tui.config import Config
 from jepa_tui.model.encoder import ConvEncoder, make_target
+from jepa_tui.model.heads import DynamicsHead
 from jepa_tui.model.memory import ExperienceMemory
 from jepa_tui.model.predictor import Predictor
 
@@ -41,7 +42,9 @@ class JEPAWorldModel(nn.Module):
         self.track = track
         self.horizons = tuple(sorted(config.model.horizons))
         self.encoder = ConvEncoder(config.model, config.data.canvas)
-        self.target_encoder = make_target(self.encoder)
+        # model.target = "stopgrad": no target encoder; targets are the online encoder's under stop-gradient
+        self.has_target = config.model.target == "ema"
+        self.target_encoder = make_target(self.encoder) if self.has_target else self.encoder
         mem = config.memory
         self.predictor = Predictor(config.model, track, mem.exp_dim, mem.lora_rank, mem.lora_scale, mem.lora_a_init)
         self.memory = ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in ("B", "C") else None
@@ -49,6 +52,11 @@ class JEPAWorldModel(nn.Module):
         self.surprisal_index = self.horizons.index(self.surprisal_horizon)
         self.surprisal_norm = mem.surprisal_norm
         self.entry_kind = mem.entry
+        t = config.train
+        self.dyn_head: DynamicsHead | None = None  # seed 002's latent-dynamics head, when LD is on
+        self.app_dim = round(t.fwm_app_fraction * config.model.latent_dim) if t.fwm else 0
+        if t.ld_lambda > 0:
+            self.dyn_head = DynamicsHead(config.model.latent_dim - self.app_dim, t.ld_hidden, config.model.latent_dim)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Online latents: (N, 1, H, W) -> (N, d)."""
@@ -59,10 +67,12 @@ class JEPAWorldModel(nn.Module):
         """Stop-gradient target latents: (N, 1, H, W) -> (N, d)."""
         return self.target_encoder(frames)
 
-    def predict(self, z: torch.Tensor, experience: torch.Tensor | None = None) -> Prediction:
-        """Roll the predictor out from z (N, d) to every horizon with experience e (N, d_e) or none."""
+    def predict(self, z: torch.Tensor, experience: torch.Tensor | None = None,
+                horizons: tuple[int, ...] | None = None) -> Prediction:
+        """Predictions from z (N, d) at every horizon (the model's unless given), with experience e (N, d_e) or
+        none: rolled out, or one conditioned application per horizon."""
         scales = self.predictor.lora_scales(experience)
-        latents = self.predictor.rollout(z, experience, scales)
+        latents = self.predictor.rollout(z, experience, scales, horizons)
         return Prediction(latents, experience, scales)
 
     def experience(self, z: torch.Tensor, slots: int | None = None) -> torch.Tensor | None:
@@ -84,8 +94,11 @@ class JEPAWorldModel(nn.Module):
         error's L2 norm.
         """
         current = z
-        for _ in range(self.surprisal_horizon):
-            current = self.predictor.step(current)
+        if self.predictor.conditioned:
+            current = self.predictor.step(current, k=self.surprisal_horizon)
+        else:
+            for _ in range(self.surprisal_horizon):
+                current = self.predictor.step(current)
         if self.surprisal_norm == "l2":
             return (current - target).norm(dim=-1).mean()
         return (current - target).pow(2).mean()

@@ -8,6 +8,11 @@ reach the horizons: ẑ_{t+1} = P(z_t), ẑ_{t+k} = P(ẑ_{t+k-1}) with the same
   (``model.injection_bias`` adds a bias).
 - Track C (EPM-JEPA): per-sample LoRA deltas W_l' = W_l + B_l·diag(s_l)·A_l with s_l = G_l e (bias-free),
   computed in factorised form, W_l x + B_l (s_l ⊙ (A_l x)), never materialising per-sample matrices.
+
+LeJEPA's options (seed 001), each off by default: ``model.predict_residual`` makes P output a change, ẑ = z + Δz;
+``model.dynamics_prior`` adds a small MLP's default change, ẑ = z + Δz_prior(z) + Δz_residual; and
+``model.horizon_mode = "conditioned"`` feeds the horizon k to P through a time embedding Linear(1 → 4)
+concatenated to its input, so P predicts z_{t+k} in one application instead of k.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from torch.nn import functional as F
 
 from jepa_tui.config import ModelConfig
 from jepa_tui.model.encoder import ACTIVATIONS
+
+TIME_EMBED = 4  # width of a conditioned predictor's time embedding Linear(1 → 4) (seed 001)
 
 
 class LoRAFactors(nn.Module):
@@ -90,9 +97,17 @@ class Predictor(nn.Module):
         super().__init__()
         self.track = track
         self.horizons = tuple(sorted(cfg.horizons))
-        self.w1 = nn.Linear(cfg.latent_dim, cfg.hidden_dim)
+        self.conditioned = cfg.horizon_mode == "conditioned"
+        self.residual = cfg.predict_residual or cfg.dynamics_prior
+        in_dim = cfg.latent_dim + (TIME_EMBED if self.conditioned else 0)
+        self.w1 = nn.Linear(in_dim, cfg.hidden_dim)
         self.act = ACTIVATIONS[cfg.predictor_activation]()
         self.w2 = nn.Linear(cfg.hidden_dim, cfg.latent_dim)
+        self.time: nn.Linear | None = nn.Linear(1, TIME_EMBED) if self.conditioned else None
+        self.prior: nn.Sequential | None = None
+        if cfg.dynamics_prior:
+            self.prior = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.prior_hidden), nn.GELU(),
+                                       nn.Linear(cfg.prior_hidden, cfg.latent_dim))
         self.inj: nn.Linear | None = None
         self.lora1: LoRAFactors | None = None
         self.lora2: LoRAFactors | None = None
@@ -100,26 +115,33 @@ class Predictor(nn.Module):
             self.inj = nn.Linear(exp_dim, cfg.hidden_dim, bias=cfg.injection_bias)
             self.inj.requires_grad_(track == "B")  # Track A carries it frozen and never uses its output
         if track == "C":
-            self.lora1 = LoRAFactors(cfg.latent_dim, cfg.hidden_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
+            self.lora1 = LoRAFactors(in_dim, cfg.hidden_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
             self.lora2 = LoRAFactors(cfg.hidden_dim, cfg.latent_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
 
-    def step(self, z: torch.Tensor, e: torch.Tensor | None = None, lora: LoRAModulation | None = None
-             ) -> torch.Tensor:
+    def step(self, z: torch.Tensor, e: torch.Tensor | None = None, lora: LoRAModulation | None = None,
+             k: float | None = None) -> torch.Tensor:
         """One application of P: (N, d) -> (N, d).
 
         ``e`` (N, d_e) is used by Track B; ``lora`` (from :meth:`modulation`) by Track C. Passing neither gives the
-        base predictor (no injection, no LoRA), as the boundary detector needs.
+        base predictor (no injection, no LoRA), as the boundary detector needs. ``k`` is the horizon a conditioned
+        predictor predicts (required then, ignored otherwise). With residual prediction the output is z plus the
+        predicted change (plus the dynamics prior's).
         """
+        x = z if self.time is None else torch.cat([z, self.time(z.new_full((z.shape[0], 1), float(k)))], dim=-1)
         if lora is not None and self.lora1 is not None and self.lora2 is not None:
-            low_rank = lora.s1 * F.linear(z, self.lora1.A)  # (N, r)
-            h = self.act(F.linear(torch.cat([z, low_rank], dim=-1), lora.w1, self.w1.bias))
+            low_rank = lora.s1 * F.linear(x, self.lora1.A)  # (N, r)
+            h = self.act(F.linear(torch.cat([x, low_rank], dim=-1), lora.w1, self.w1.bias))
             both = F.linear(h, lora.w2)  # (N, d + r): W2 h, then A2 h
             d = self.w2.out_features
-            return both[:, :d] + self.w2.bias + F.linear(lora.s2 * both[:, d:], self.lora2.B)
-        h = self.act(self.w1(z))
-        if e is not None and self.track == "B" and self.inj is not None:
-            h = h + self.inj(e)
-        return self.w2(h)
+            out = both[:, :d] + self.w2.bias + F.linear(lora.s2 * both[:, d:], self.lora2.B)
+        else:
+            h = self.act(self.w1(x))
+            if e is not None and self.track == "B" and self.inj is not None:
+                h = h + self.inj(e)
+            out = self.w2(h)
+        if not self.residual:
+            return out
+        return z + out if self.prior is None else z + self.prior(z) + out
 
     def lora_scales(self, e: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Track C's per-sample scales (s1, s2), each (N, r), from e; None for other tracks or no experience."""
@@ -135,15 +157,19 @@ class Predictor(nn.Module):
                               torch.cat([self.w2.weight, self.lora2.A], dim=0))
 
     def rollout(self, z: torch.Tensor, e: torch.Tensor | None = None,
-                scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-        """Autoregressive rollout to every horizon: (N, d) -> (N, len(horizons), d), horizons ascending.
-
-        Track C's scales are derived from ``e`` unless given.
+                scales: tuple[torch.Tensor, torch.Tensor] | None = None,
+                horizons: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Predictions at every horizon: (N, d) -> (N, len(horizons), d), horizons ascending (the model's unless
+        given). Rolled out autoregressively, P applied k times for z_{t+k}; a conditioned predictor instead
+        predicts each horizon directly. Track C's scales are derived from ``e`` unless given.
         """
+        horizons = tuple(sorted(horizons or self.horizons))
         lora = self.modulation(scales if scales is not None else self.lora_scales(e))
+        if self.conditioned:
+            return torch.stack([self.step(z, e, lora, k) for k in horizons], dim=1)
         outputs, current = [], z
-        for k in range(1, self.horizons[-1] + 1):
+        for k in range(1, horizons[-1] + 1):
             current = self.step(current, e, lora)
-            if k in self.horizons:
+            if k in horizons:
                 outputs.append(current)
         return torch.stack(outputs, dim=1)

@@ -348,6 +348,35 @@ def table3(report: Report) -> None:
                                       "| --- | --- | --- | --- | --- | --- | --- |", *rows]))
 
 
+def diagnostics_table(report: Report) -> None:
+    """Representation diagnostics at each run's peak, mean over seeds: effective rank (RankMe) of the online
+    latents on the shift test split, and the kinematic probe's R² (position, velocity) on base validation and shift
+    test frames. Written for runs that recorded them (``eval.diagnostics``)."""
+    def mean(values: list[float]) -> str:
+        return _f(sum(values) / len(values), 3) if values else "n/a"
+
+    def probe(peaks: list[dict], world: str, what: str) -> str:
+        return mean([p["probe_r2"][world][what] for p in peaks
+                     if isinstance(p.get("probe_r2", {}).get(world, {}).get(what), int | float)])
+
+    rows = []
+    for (variant, track), runs in sorted(report.groups.items()):
+        peaks = [r.peak for r in runs if isinstance(r.peak.get("effective_rank"), int | float)]
+        if peaks:
+            rows.append(f"| {variant or '-'} | {track} | {len(peaks)} | "
+                        f"{mean([p['effective_rank'] for p in peaks])} | "
+                        + " | ".join(probe(peaks, w, what) for w in ("base", "shift")
+                                     for what in ("position", "velocity")) + " |")
+    if rows:
+        report.sections.append("\n".join([
+            "## Representation diagnostics at the peak (ours)",
+            "Effective rank: RankMe of the online latents of the shift test split (1 … latent_dim). Probe: ridge "
+            "regression from frozen latents to each digit's position (px) and velocity (px/frame), fitted on "
+            "base-world train frames; R² on base validation and shift test frames (README, \"Beyond the paper\").",
+            "", "| variant | track | seeds | effective rank | R² base position | R² base velocity | "
+            "R² shift position | R² shift velocity |", "| --- " * 8 + "|", *rows]))
+
+
 def interventions_section(report: Report) -> None:
     """Every run's freezes, pauses, track switches, thermal pauses and forced resumes, with steps and sources."""
     listed = [(run, run.interventions) for run in report.runs if run.interventions]
@@ -381,5 +410,6 @@ def build_report(runs: list[RunRecord], skipped: list[Skipped] | None = None, fo
         comparisons(report)
         table2(report)
         table3(report)
+        diagnostics_table(report)
     interventions_section(report)
     return report

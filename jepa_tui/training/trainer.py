@@ -17,7 +17,17 @@ from jepa_tui.data.worlds import Worlds
 from jepa_tui.evaluation.evaluate import EvalResult, evaluate
 from jepa_tui.model.encoder import ema_update
 from jepa_tui.model.jepa import JEPAWorldModel
-from jepa_tui.training.losses import jepa_loss
+from jepa_tui.training.losses import jepa_loss, prediction_loss
+from jepa_tui.training.objectives import (
+    context_mask,
+    delta_loss,
+    l1_per_token,
+    orth_loss,
+    random_directions,
+    sigreg,
+    static_loss,
+    weighted_mean,
+)
 from jepa_tui.training.schedules import ema_tau, learning_rate
 
 STAT_NAMES = ("loss", "loss_pred", "loss_var", "lora_delta_norm_w1", "lora_delta_norm_w2")
@@ -79,8 +89,8 @@ class Trainer:
         self.buffer_frozen = False
         self.ema_frozen = False
         self.boundary_events = torch.zeros((), dtype=torch.long, device=device)
-        self._offsets = torch.tensor((0, *self.model.horizons), device=device)
-        self._stats = torch.zeros(len(STAT_NAMES), device=device)
+        self._layout(config)
+        self._stats = torch.zeros(len(STAT_NAMES) + len(self.aux_names), device=device)
         self._stat_steps = 0
         # Host-side upper bound on filled buffer slots: at most one push per step, made exact at every stats read.
         self._slots_bound = 0
@@ -116,52 +126,131 @@ class Trainer:
         return ema_tau(self.fraction_done(), m.ema_tau_base, m.ema_tau_end)
 
     # -- one step --------------------------------------------------------------------------------------------
+    def _layout(self, config: Config) -> None:
+        """Which frames a batch holds after x_t, and where the predicted, surprisal and next-frame targets are.
+
+        Rollout (the paper's): x_{t+k} for each of the model's horizons, then x_{t+1} if an objective needs it and
+        1 is not a horizon. Conditioned (LeJEPA multi-k): x_{t+k} for this step's k, x_{t+k_s} for the detector,
+        then x_{t+1} when needed.
+        """
+        t, m = config.train, self.model
+        self.aux_names = [name for name, on in (
+            ("loss_sigreg", t.regularizer == "sigreg"), ("loss_delta", t.delta_lambda > 0),
+            ("loss_ld", t.ld_lambda > 0), ("loss_hw", t.hw_lambda > 0),
+            ("loss_static", t.fwm), ("loss_orth", t.fwm)) if on]
+        self._needs_next = t.delta_lambda > 0 or t.ld_lambda > 0 or t.fwm
+        self._conditioned = m.predictor.conditioned
+        if self._conditioned:
+            extra = (1,) if self._needs_next else ()
+            self._frame_horizons = (t.k_set[0], m.surprisal_horizon, *extra)  # the first replaced each step
+            self._predicted, self._surprisal_at, self._next_at = 1, 1, 2 if self._needs_next else None
+        else:
+            extra = (1,) if self._needs_next and 1 not in m.horizons else ()
+            self._frame_horizons = (*m.horizons, *extra)
+            self._predicted, self._surprisal_at = len(m.horizons), m.surprisal_index
+            self._next_at = (m.horizons.index(1) if 1 in m.horizons else len(m.horizons)) if self._needs_next \
+                else None
+        self._offsets = torch.tensor((0, *self._frame_horizons), device=self.device)
+
     def sample_batch(self) -> torch.Tensor:
-        """A batch of base-world training frames (B, 1 + K, 1, H, W): x_t, then x_{t+k} for each horizon."""
+        """A batch of base-world training frames (B, 1 + F, 1, H, W): x_t, then x_{t+k} for each frame horizon
+        (the model's horizons, in the paper's configuration; see :meth:`_layout`)."""
         split = self.worlds.base["train"]
         batch = self.config.train.batch_size
         seq = torch.randint(len(split), (batch,), device=self.device, generator=self.sampler)
-        last_start = split.num_frames - self.model.horizons[-1]
+        last_start = split.num_frames - max(self._frame_horizons)
         t = torch.randint(last_start, (batch, 1), device=self.device, generator=self.sampler)
         return self.worlds.render(split, seq, t + self._offsets)
 
-    def forward_loss(self, frames: torch.Tensor, slots: int | None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                tuple[torch.Tensor, torch.Tensor] | None]:
+    def _sample_k(self) -> int:
+        """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` by the training sampler."""
+        k_set = self.config.train.k_set
+        k = k_set[int(torch.randint(len(k_set), (1,), device=self.device, generator=self.sampler))]
+        self._frame_horizons = (k, *self._frame_horizons[1:])
+        self._offsets = torch.tensor((0, *self._frame_horizons), device=self.device)
+        return k
+
+    def forward_loss(self, frames: torch.Tensor, slots: int | None, k: int | None = None,
+                     mask: torch.Tensor | None = None, directions: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor,
+                                torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """The differentiable part of a step, compiled as one graph when ``train.compile`` is on (spec §4, steps
-        1-3): online and target latents, experience, the predictor's rollout and the loss.
+        1-3): online and target latents, experience, the predictor's predictions and the loss, plus the JEPA
+        family's objectives that are switched on (:mod:`jepa_tui.training.objectives`).
 
         Args:
-            frames: (B, 1 + K, 1, H, W) x_t then x_{t+k} per horizon.
+            frames: (B, 1 + F, 1, H, W) x_t then the frame horizons' frames (:meth:`_layout`).
             slots: an upper bound on the filled buffer slots (None: every slot, under its validity mask).
+            k: this step's horizon (conditioned predictor only).
+            mask: (B, 1, H, W) context mask for the online encoder, or None.
+            directions: (d, M) SIGReg's unit directions, or None.
 
         Returns:
-            total, prediction and variance terms (0-dim); z (B, d) online latents; targets (B, K, d); Track C's
+            total, prediction term, variance-hinge term (0-dim each); the active auxiliary terms (A,) in the order of
+            :attr:`aux_names`, or None; z (B, d) online latents; targets (B, F, d) of every frame horizon; Track C's
             LoRA scales (s1, s2), each (B, r), or None.
         """
-        t = self.config.train
-        batch, horizons = frames.shape[0], len(self.model.horizons)
-        z = self.model.encode(frames[:, 0])
-        targets = self.model.encode_target(frames[:, 1:].flatten(0, 1)).view(batch, horizons, -1)
-        prediction = self.model.predict(z, self.model.experience(z, slots=slots))
-        terms = jepa_loss(prediction.latents, targets, t.lambda_var, t.gamma, t.var_eps)
-        return terms.total, terms.pred, terms.var, z, targets, prediction.lora_scales
+        t, m = self.config.train, self.model
+        batch = frames.shape[0]
+        z = m.encode(frames[:, 0] if mask is None else frames[:, 0] * mask)
+        targets = m.encode_target(frames[:, 1:].flatten(0, 1)).view(batch, len(self._frame_horizons), -1)
+        predicted_targets = targets[:, :self._predicted]
+        prediction = m.predict(z, m.experience(z, slots=slots), horizons=(k,) if k is not None else None)
+        if t.regularizer == "variance_hinge":
+            terms = jepa_loss(prediction.latents, predicted_targets, t.lambda_var, t.gamma, t.var_eps)
+            total, pred, var = terms.total, terms.pred, terms.var
+        else:
+            pred = prediction_loss(prediction.latents, predicted_targets)
+            total, var = pred, torch.zeros((), device=z.device)
+        if not self.aux_names:
+            return total, pred, var, None, z, targets, prediction.lora_scales
+        aux: dict[str, torch.Tensor] = {}
+        if directions is not None:
+            aux["loss_sigreg"] = sigreg(z, directions)
+            total = total + t.sigreg_lambda * aux["loss_sigreg"]
+        if self._next_at is not None:
+            z_next = m.encode(frames[:, 1 + self._next_at])
+            h_t, h_next = m.encode_target(frames[:, 0]), targets[:, self._next_at]
+            if t.delta_lambda > 0:
+                aux["loss_delta"] = delta_loss(z, z_next, h_t, h_next)
+                total = total + t.delta_lambda * aux["loss_delta"]
+            if m.dyn_head is not None:
+                errors = l1_per_token(m.dyn_head(z[:, m.app_dim:]), (h_next - h_t).detach())
+                aux["loss_ld"] = weighted_mean(errors, t.hw_tau if t.hw_lambda > 0 else None)
+                total = total + t.ld_lambda * aux["loss_ld"]
+            if t.fwm:
+                aux["loss_static"] = static_loss(z[:, :m.app_dim], z_next[:, :m.app_dim])
+                aux["loss_orth"] = orth_loss(z[:, :m.app_dim], z[:, m.app_dim:])
+                total = total + t.static_lambda * aux["loss_static"] + t.orth_lambda * aux["loss_orth"]
+        if t.hw_lambda > 0:
+            errors = l1_per_token(prediction.latents, predicted_targets.detach())  # (B, K): one token each
+            aux["loss_hw"] = weighted_mean(errors, t.hw_tau)
+            total = total + t.hw_lambda * aux["loss_hw"]
+        return total, pred, var, torch.stack([aux[n] for n in self.aux_names]), z, targets, prediction.lora_scales
 
     def train_step(self) -> None:
         """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6)."""
         t = self.config.train
         started = time.perf_counter()
         lr, tau = self.current_lr(), self.current_tau()
+        k = self._sample_k() if self._conditioned else None
         frames = self.sample_batch()
+        mask = directions = None
+        if t.mask_ratio > 0:
+            mask = context_mask(frames.shape[0], self.config.data.canvas, t.mask_patch, t.mask_ratio, self.sampler,
+                                self.device)
+        if t.regularizer == "sigreg":
+            directions = random_directions(self.config.model.latent_dim, t.sigreg_directions, self.sampler,
+                                           self.device)
         # Compiled, the whole buffer is encoded under its validity mask (static shapes: one graph for the run).
         slots = None if self._compiled else self._slots_bound
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
             if self._compiled and self.compile_seconds is None:
                 compile_started = time.perf_counter()
-                total, pred, var, z, targets, scales = self._forward(frames, slots)
+                total, pred, var, aux, z, targets, scales = self._forward(frames, slots, k, mask, directions)
                 self.compile_seconds = time.perf_counter() - compile_started  # tracing and code generation
             else:
-                total, pred, var, z, targets, scales = self._forward(frames, slots)
+                total, pred, var, aux, z, targets, scales = self._forward(frames, slots, k, mask, directions)
         if t.precision == "bf16":  # the detector, the buffer and the statistics stay in fp32
             z, targets = z.float(), targets.float()
             scales = tuple(s.float() for s in scales) if scales is not None else None
@@ -173,12 +262,13 @@ class Trainer:
         if t.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), t.grad_clip)
         self.optimizer.step()
-        ema_update(self.model.target_encoder, self.model.encoder, tau)
+        if self.model.has_target:  # model.target = "stopgrad" has no target encoder to move
+            ema_update(self.model.target_encoder, self.model.encoder, tau)
 
         memory = self.model.memory
         if memory is not None:
             z_now = z.detach()
-            target_k = targets[:, self.model.surprisal_index]
+            target_k = targets[:, self._surprisal_at]
             fired = memory.detector.observe(self.model.base_surprisal(z_now, target_k))
             self.boundary_events += fired.long()
             if not self.buffer_frozen:
@@ -192,10 +282,12 @@ class Trainer:
 
         with torch.no_grad():
             self._stats[:3] += torch.stack([total.detach(), pred.detach(), var.detach()])
+            if aux is not None:
+                self._stats[len(STAT_NAMES):] += aux.detach().float()
             if (self.progress.step + 1) % t.log_every_steps == 0:  # sampled on logged steps only
                 norms = self.model.lora_delta_norms(scales)
                 if norms:
-                    self._stats[3:] = torch.stack(norms)
+                    self._stats[3:len(STAT_NAMES)] = torch.stack(norms)
         self._stat_steps += 1
         self.progress.step += 1
         if self.device.type == "cuda" and self.progress.step % t.log_every_steps == 0:
@@ -209,9 +301,10 @@ class Trainer:
         (Track C), and the buffer and event counters."""
         values = self._stats.tolist()
         values[:3] = [v / max(1, self._stat_steps) for v in values[:3]]
+        values[len(STAT_NAMES):] = [v / max(1, self._stat_steps) for v in values[len(STAT_NAMES):]]
         self._stats.zero_()
         self._stat_steps = 0
-        out = dict(zip(STAT_NAMES, values, strict=True))
+        out = dict(zip((*STAT_NAMES, *self.aux_names), values, strict=True))
         memory = self.model.memory
         out["buffer_size"] = int(memory.buffer.size) if memory is not None else 0
         self._slots_bound = out["buffer_size"]

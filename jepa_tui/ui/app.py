@@ -429,10 +429,18 @@ class Dashboard(App[None]):
         self.controller.command(Command.UNFREEZE_BUFFER if self.state.buffer_frozen else Command.FREEZE_BUFFER)
 
     def action_freeze_ema(self) -> None:
+        if not self.state.has_ema:
+            self.notify("model.target = \"stopgrad\": the targets come from the online encoder, so there is no EMA "
+                        "target to freeze", timeout=5)
+            return
         self.controller.command(Command.UNFREEZE_EMA if self.state.ema_frozen else Command.FREEZE_EMA)
 
     def action_dual_freeze(self) -> None:
         """Freeze buffer and EMA together (the paper's dual freeze); when both are frozen, unfreeze both."""
+        if not self.state.has_ema:
+            self.notify("no EMA target (model.target = \"stopgrad\"): f freezes the buffer alone", timeout=5)
+            self.action_freeze_buffer()
+            return
         both = self.state.buffer_frozen and self.state.ema_frozen
         for command in ((Command.UNFREEZE_BUFFER, Command.UNFREEZE_EMA) if both else
                         (Command.FREEZE_BUFFER, Command.FREEZE_EMA)):

@@ -55,6 +55,7 @@ class RunState:
     surprisal_sigma: float | None = None
     buffer_frozen: bool = False
     ema_frozen: bool = False
+    has_ema: bool = True  # False for model.target = "stopgrad": there is no EMA target to freeze
     peak_step: int | None = None
     peak_d_shift: float | None = None
     loss: Series = field(default_factory=Series)
@@ -80,7 +81,7 @@ class RunState:
         train = config.train
         return cls(track=train.track, run_id=run_id, capacity=config.memory.capacity,
                    kappa=config.kappa if train.track != "A" else None,
-                   budget_steps=train.steps, budget_seconds=train.seconds)
+                   budget_steps=train.steps, budget_seconds=train.seconds, has_ema=config.model.target == "ema")
 
     @property
     def last_d_shift(self) -> float | None:
