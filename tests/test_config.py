@@ -34,8 +34,8 @@ def test_unknown_section_and_wrong_type():
         build_config([("p.toml", {"trian": {}})])
     with pytest.raises(ConfigError, match=r"'model\.horizons'.*expected a list of integers"):
         build_config([("p.toml", {"model": {"horizons": "1,2"}})])
-    with pytest.raises(ConfigError, match=r"'train\.track'.*one of 'A', 'B', 'C'"):
-        build_config([("p.toml", {"train": {"track": "D"}})])
+    with pytest.raises(ConfigError, match=r"'train\.track'.*one of 'A', 'B', 'C', 'D', 'E'"):
+        build_config([("p.toml", {"train": {"track": "F"}})])
 
 
 @pytest.mark.parametrize(("layer", "key"), [

@@ -46,7 +46,9 @@ def test_each_world_gets_its_own_gravity(monkeypatch):
                         lambda num, c, gravity, *a: (calls.append((num, gravity)), real(num, c, gravity, *a))[1])
     pool = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
     worlds = Worlds(cfg, CPU, pool)
-    assert calls == [(320, 0.0), (320, 0.5)]  # base first, then shift, each with its own gravity
+    # base first, then shift, each with its own gravity (down, towards larger rows)
+    assert [(num, physics.gravity_row, physics.gravity_col) for num, physics in calls] == [(320, 0.0, 0.0),
+                                                                                           (320, 0.5, 0.0)]
     rows = {name: w["train"].positions[:, 10:, :, 0].float().mean().item()
             for name, w in (("base", worlds.base), ("shift", worlds.shift))}
     assert rows["shift"] > rows["base"] + 3  # the shift world's digits fall towards the floor

@@ -14,7 +14,8 @@ from jepa_tui.ui.state import RunState
 
 def synthetic_state(track: str, offset: float) -> RunState:
     state = RunState(track=track, run_id=f"20260101_000000_{track}_s42", capacity=256,
-                     kappa={"A": None, "B": 2.0, "C": 1.5}[track], budget_steps=5000)
+                     kappa={"A": None, "B": 2.0, "C": 1.5}[track], budget_steps=5000,
+                     shift="gravity 0.5 px/frame² down")
     events = 0
     for step in range(10, 3010, 10):
         events += 1 if (step // 10) % 7 == 0 and step > 1300 else 0

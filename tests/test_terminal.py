@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 # The last panel is the GPU's on a machine NVML can read, else the CPU and memory panel.
-TITLES = ("Loss", "Shift-world error", "Experience buffer", "Boundary events", "LoRA deltas")
+TITLES = ("Loss", "Shift-world error", "Experience buffer", "Boundary events", "Modulation")
 
 
 def tmux(*args: str) -> str:

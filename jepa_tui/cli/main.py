@@ -178,7 +178,7 @@ def train(
         else str(torch_device)
     say(f"run {run_dir.run_id} ({verb}) in {run_dir.path}: track {t.track}, seed {t.seed}, {budget} "
         f"({_budget_source(profile, set_, steps, seconds)}), device {where}, evaluating every "
-        f"{config.eval.every_steps} steps")
+        f"{config.eval.every_steps} steps; shift world: {config.shift_description}")
     for notice in [*prepared.notices, prepared.thermal_note]:
         say(f"  {notice}")
     with SignalStop() as signals:

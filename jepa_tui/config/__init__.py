@@ -19,6 +19,7 @@ from jepa_tui.config.loading import (
     with_legacy_values,
 )
 from jepa_tui.config.schema import (
+    MEMORY_TRACKS,
     SECTIONS,
     SIGMA_Z_COLLAPSE_LINE,
     TRACKS,
@@ -28,12 +29,14 @@ from jepa_tui.config.schema import (
     MemoryConfig,
     ModelConfig,
     ReportConfig,
+    ShiftConfig,
     ThermalConfig,
     TrainConfig,
+    describe_shift,
 )
 from jepa_tui.config.validation import ConfigError
 
-__all__ = ["LEGACY_VALUES", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS", "Config", "ConfigError", "DataConfig",
-           "EvalConfig", "MemoryConfig", "ModelConfig", "ReportConfig", "ThermalConfig", "TrainConfig", "build_config",
-           "list_profiles", "load_config", "load_run_config", "parse_set", "profile_description", "profile_dir",
-           "read_toml", "resolve_profile", "with_legacy_values"]
+__all__ = ["LEGACY_VALUES", "MEMORY_TRACKS", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS", "Config", "ConfigError",
+           "DataConfig", "EvalConfig", "MemoryConfig", "ModelConfig", "ReportConfig", "ShiftConfig", "ThermalConfig",
+           "TrainConfig", "build_config", "describe_shift", "list_profiles", "load_config", "load_run_config",
+           "parse_set", "profile_description", "profile_dir", "read_toml", "resolve_profile", "with_legacy_values"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
+import typing
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,12 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
+def _instance(cls: type, values: dict[str, Any]) -> Any:
+    """``cls(**values)`` with nested dataclass fields built from their dicts."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _instance(hints[k], v) if dataclasses.is_dataclass(hints[k]) else v for k, v in values.items()})
+
+
 def build_config(layers: list[tuple[str, dict[str, Any]]]) -> Config:
     """Apply override layers (source name, tables) to the defaults, in order, then range-check.
 
@@ -93,7 +100,7 @@ def build_config(layers: list[tuple[str, dict[str, Any]]]) -> Config:
     for source, layer in layers:
         layer = {k: v for k, v in layer.items() if k != "description"}
         apply_layer(tables, layer, source)
-    config = Config(**{name: SECTIONS[name](**values) for name, values in tables.items()})
+    config = Config(**{name: _instance(SECTIONS[name], values) for name, values in tables.items()})
     check(config, layers[-1][0] if layers else "defaults")
     return config
 

@@ -11,8 +11,24 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-TRACKS = ("A", "B", "C")
+TRACKS = ("A", "B", "C", "D", "E")
+MEMORY_TRACKS = ("B", "C", "D", "E")  # the tracks with a boundary detector, buffer, encoder and aggregator
 SIGMA_Z_COLLAPSE_LINE = 0.5  # σ_z below this warns of representation collapse (spec §5.2, Fig. 5)
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    """The shift world's physics (``[data.shift]``; the paper shifts gravity only, §5.3 asks for other kinds).
+
+    Accelerations in px/frame², velocities in px/frame. Unset (None) keys keep today's values: ``gravity`` is then
+    ``data.shift_gravity`` (the paper's 0.5) and ``restitution`` ``data.wall_restitution``.
+    """
+
+    gravity: float | None = None  # magnitude; None: data.shift_gravity
+    gravity_direction_deg: float = 0.0  # 0 = down (towards larger rows), 90 = towards larger columns
+    friction: float = 0.0  # μ: each frame the velocity is multiplied by 1 − μ
+    speed_scale: float = 1.0  # initial velocities × this
+    restitution: float | None = None  # share of the speed kept at a wall; None: data.wall_restitution
 
 
 @dataclass(frozen=True)
@@ -31,7 +47,8 @@ class DataConfig:
     integration: Literal["semi_implicit", "explicit"] = "semi_implicit"  # ours: v += g, then p += v
     wall_restitution: float = 1.0  # ours: elastic walls (a bounce keeps this fraction of the speed)
     base_gravity: float = 0.0
-    shift_gravity: float = 0.5
+    shift_gravity: float = 0.5  # the paper's shift (gravity down, px/frame²); [data.shift] describes other kinds
+    shift: ShiftConfig = field(default_factory=ShiftConfig)
     compositing: Literal["max", "sum_clip"] = "max"  # ours
     base_splits: tuple[int, ...] = (8000, 1000, 1000)
     shift_splits: tuple[int, ...] = (800, 100, 100)
@@ -74,6 +91,10 @@ class MemoryConfig:
     token_type_embedding: bool = True  # ours
     aggregator_bias: bool = False  # the spec's guess: q = W_q z, k = W_k m, v = W_v m, no biases
     lora_rank: int = 4
+    film_output: bool = False  # Track D: FiLM on the output layer too, not only the hidden one (ours)
+    hyper_hidden: int = 32  # Track E: hidden width of the hypernetwork (ours)
+    hyper_chunk_dim: int = 16  # Track E: width of its learned chunk embeddings (ours)
+    hyper_block: int = 256  # Track E: chunks (hidden units) generated at a time
     lora_scale: float = 1.0  # ours: ΔW = scale · B diag(s) A (LoRA's α/r); the paper names no scale
     lora_a_init: Literal["kaiming_uniform", "gaussian"] = "kaiming_uniform"  # ours; B starts at zero either way
     surprisal_horizon: int | None = None  # ours: None = the smallest of model.horizons
@@ -87,7 +108,7 @@ class MemoryConfig:
 class TrainConfig:
     """Track, seed, budget and optimiser (spec §4). Exactly one of ``steps`` / ``seconds`` is the budget."""
 
-    track: Literal["A", "B", "C"] = "C"
+    track: Literal["A", "B", "C", "D", "E"] = "C"  # D (FiLM) and E (hypernetwork): the paper's future work
     seed: int = 42
     steps: int | None = 22000  # ours: the 3,600 s Track C runs ended at steps 17,749-24,225 (Table 6; mean 21,568)
     seconds: float | None = None
@@ -208,13 +229,38 @@ class Config:
         return 2.0 if self.train.track == "B" else 1.5
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """The resolved configuration as plain TOML-ready tables (``None`` values are left out)."""
-        out: dict[str, dict[str, Any]] = {}
-        for section in dataclasses.fields(self):
-            values = dataclasses.asdict(getattr(self, section.name))
-            out[section.name] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in values.items()
-                                 if v is not None}
-        return out
+        """The resolved configuration as plain TOML-ready tables (``None`` values are left out; nested tables such
+        as ``[data.shift]`` stay nested)."""
+
+        def plain(values: dict[str, Any]) -> dict[str, Any]:
+            return {k: plain(v) if isinstance(v, dict) else (list(v) if isinstance(v, tuple) else v)
+                    for k, v in values.items() if v is not None}
+
+        return {section.name: plain(dataclasses.asdict(getattr(self, section.name)))
+                for section in dataclasses.fields(self)}
+
+    @property
+    def shift_description(self) -> str:
+        """The shift world's physics in a few words, e.g. "gravity 0.5 px/frame² down"."""
+        return describe_shift(self.data)
+
+
+def describe_shift(data: DataConfig) -> str:
+    """What makes the shift world differ from the base world, in a few words."""
+    s = data.shift
+    gravity = data.shift_gravity if s.gravity is None else s.gravity
+    parts = []
+    if gravity:
+        way = {0.0: "down", 90.0: "right", 180.0: "up", 270.0: "left", -90.0: "left"}.get(
+            s.gravity_direction_deg % 360.0, f"at {s.gravity_direction_deg:g}°")
+        parts.append(f"gravity {gravity:g} px/frame² {way}")
+    if s.friction:
+        parts.append(f"friction {s.friction:g}")
+    if s.speed_scale != 1.0:
+        parts.append(f"speed ×{s.speed_scale:g}")
+    if s.restitution is not None and s.restitution != data.wall_restitution:
+        parts.append(f"restitution {s.restitution:g}")
+    return ", ".join(parts) or "the base world's physics"
 
 
 SECTIONS: dict[str, type] = {"train": TrainConfig, "data": DataConfig, "model": ModelConfig, "memory": MemoryConfig,

@@ -3,6 +3,7 @@ source, the key and what is allowed (with the nearest known key suggested for a 
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import types
@@ -80,6 +81,27 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     raise bad
 
 
+def _apply_table(table: dict[str, Any], values: dict[str, Any], cls: type, where: str, source: str) -> None:
+    """Coerce ``values`` into ``table`` by the fields of dataclass ``cls``; a dotted key (``shift.gravity``, from
+    ``--set data.shift.gravity=1``) or a table value reaches a nested dataclass such as ``[data.shift]``."""
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        head, dot, rest = key.partition(".")
+        if head not in hints:
+            raise ConfigError(f"{source}: unknown key '{where}.{head}'.{suggest(head, list(hints))}")
+        nested = hints[head]
+        if dataclasses.is_dataclass(nested):
+            inner = {rest: value} if dot else value
+            if not isinstance(inner, dict):
+                raise ConfigError(f"{source}: '{where}.{head}' is a table ([{where}.{head}]) of keys: "
+                                  f"{', '.join(f.name for f in dataclasses.fields(nested))}.")
+            _apply_table(table[head], inner, nested, f"{where}.{head}", source)
+        elif dot:
+            raise ConfigError(f"{source}: '{where}.{head}' is not a table; unknown key '{where}.{key}'.")
+        else:
+            table[head] = _coerce(value, nested, f"{source}: '{where}.{head}'")
+
+
 def apply_layer(tables: dict[str, dict[str, Any]], layer: dict[str, Any], source: str) -> None:
     """Merge one layer of overrides into ``tables`` in place, type-checking every key."""
     for section, values in layer.items():
@@ -87,11 +109,7 @@ def apply_layer(tables: dict[str, dict[str, Any]], layer: dict[str, Any], source
             raise ConfigError(f"{source}: unknown section [{section}].{suggest(section, list(SECTIONS), 'sections')}")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{section}] must be a table of keys.")
-        hints = typing.get_type_hints(SECTIONS[section])
-        for key, value in values.items():
-            if key not in hints:
-                raise ConfigError(f"{source}: unknown key '{section}.{key}'.{suggest(key, list(hints))}")
-            tables[section][key] = _coerce(value, hints[key], f"{source}: '{section}.{key}'")
+        _apply_table(tables[section], values, SECTIONS[section], section, source)
         train = values if section == "train" else {}
         if "steps" in train and "seconds" in train and train["steps"] is not None \
                 and train["seconds"] is not None:
@@ -169,8 +187,15 @@ def check(config: Config, source: str) -> None:
     between("data.frames", d.frames, 2, 1000)
     need(0 <= d.wall_restitution <= 1, "data.wall_restitution", "0 <= value <= 1 (1 = elastic)", d.wall_restitution)
     between("data.velocity_max", d.velocity_max, 0, d.canvas, " px/frame (data.canvas)")
-    for key, g in (("data.base_gravity", d.base_gravity), ("data.shift_gravity", d.shift_gravity)):
-        between(key, g, -d.canvas, d.canvas, " px/frame² (± data.canvas)")
+    for key, g in (("data.base_gravity", d.base_gravity), ("data.shift_gravity", d.shift_gravity),
+                   ("data.shift.gravity", d.shift.gravity)):
+        if g is not None:
+            between(key, g, -d.canvas, d.canvas, " px/frame² (± data.canvas)")
+    between("data.shift.gravity_direction_deg", d.shift.gravity_direction_deg, -360.0, 360.0, "°")
+    need(0 <= d.shift.friction < 1, "data.shift.friction", "0 <= value < 1", d.shift.friction)
+    need(0 < d.shift.speed_scale <= 10, "data.shift.speed_scale", "0 < value <= 10", d.shift.speed_scale)
+    need(d.shift.restitution is None or 0 <= d.shift.restitution <= 1, "data.shift.restitution",
+         "0 <= value <= 1 (1 = elastic)", d.shift.restitution)
     for key, splits in (("data.base_splits", d.base_splits), ("data.shift_splits", d.shift_splits)):
         need(len(splits) == 3 and all(1 <= n <= 10**6 for n in splits), key,
              "three integers [train, val, test], each 1 <= n <= 1e6", list(splits))
@@ -201,6 +226,9 @@ def check(config: Config, source: str) -> None:
     between("memory.exp_ff_dim", mem.exp_ff_dim, 1, 65536)
     between("memory.lora_rank", mem.lora_rank, 1, min(m.latent_dim, m.hidden_dim))
     need(mem.lora_scale > 0, "memory.lora_scale", "a number > 0", mem.lora_scale)
+    between("memory.hyper_hidden", mem.hyper_hidden, 1, 4096)
+    between("memory.hyper_chunk_dim", mem.hyper_chunk_dim, 1, 4096)
+    between("memory.hyper_block", mem.hyper_block, 1, 65536)
     for key, horizon in (("memory.surprisal_horizon", mem.surprisal_horizon),
                          ("eval.sigma_z_horizon", ev.sigma_z_horizon)):
         need(horizon is None or horizon in m.horizons, key, f"one of model.horizons {list(m.horizons)}", horizon)

@@ -7,15 +7,19 @@ megabytes and well under a second once the digit pool is loaded.
 Physics per frame (semi-implicit Euler, spec §1 [GUESS]): first ``v_y += g``, then ``p += v``; a digit leaving
 ``[0, canvas - digit_size]`` on an axis is mirrored back and that velocity component negated (elastic walls, floor
 included). ``g = 0`` in the base world and ``0.5`` px/frame² (downwards, towards larger row index) in the shift world.
-Each guess is a setting: ``data.integration = "explicit"`` moves first and accelerates after; ``data.wall_restitution``
-r < 1 keeps the fraction r of the speed and of the overshoot at a bounce; ``data.start_positions = "central_half"``
-starts digits inside the middle half of the free range; ``data.digit_size`` resamples the 28 px digits.
+The shift world's physics is ``[data.shift]`` (:class:`Physics`): gravity as a vector, friction (applied after the
+move and the bounce), a speed change (initial velocities scaled), the wall restitution; by default the paper's gravity
+0.5 down. Each guess is a setting: ``data.integration = "explicit"`` moves first and accelerates after;
+``data.wall_restitution`` r < 1 keeps the fraction r of the speed and of the overshoot at a bounce;
+``data.start_positions = "central_half"`` starts digits inside the middle half of the free range; ``data.digit_size``
+resamples the 28 px digits.
 Everything is deterministic given the world seed (``data.data_seed``, or the run's seed when it is "run"): the base
 and shift worlds use independent child seeds.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,29 +51,70 @@ class Trajectories:
         return int(self.positions.shape[1])
 
 
-def simulate(num: int, cfg: DataConfig, gravity: float, pool_size: int, rng: np.random.Generator
+@dataclass(frozen=True)
+class Physics:
+    """One world's physics: gravity (row, col) in px/frame², friction μ (velocity × (1 − μ) each frame), the initial
+    velocity scale, and the wall restitution (share of the speed kept at a bounce)."""
+
+    gravity_row: float = 0.0
+    gravity_col: float = 0.0
+    friction: float = 0.0
+    speed_scale: float = 1.0
+    restitution: float = 1.0
+
+    @classmethod
+    def base(cls, cfg: DataConfig) -> Physics:
+        """The base world: ``data.base_gravity`` straight down, the walls of ``data.wall_restitution``."""
+        return cls(gravity_row=cfg.base_gravity, restitution=cfg.wall_restitution)
+
+    @classmethod
+    def shift(cls, cfg: DataConfig) -> Physics:
+        """The shift world of ``[data.shift]`` (gravity ``data.shift_gravity`` down when nothing else is set)."""
+        s = cfg.shift
+        g = cfg.shift_gravity if s.gravity is None else s.gravity
+        angle = math.radians(s.gravity_direction_deg)
+        row, col = g * math.cos(angle), g * math.sin(angle)
+        return cls(gravity_row=0.0 if abs(row) < 1e-12 else row, gravity_col=0.0 if abs(col) < 1e-12 else col,
+                   friction=s.friction, speed_scale=s.speed_scale,
+                   restitution=cfg.wall_restitution if s.restitution is None else s.restitution)
+
+
+def simulate(num: int, cfg: DataConfig, gravity: float | Physics, pool_size: int, rng: np.random.Generator
              ) -> tuple[np.ndarray, np.ndarray]:
     """Simulate ``num`` sequences of ``cfg.num_digits`` bouncing digits (physics in the module docstring).
+
+    ``gravity`` is a world's :class:`Physics`, or just a downward gravity in px/frame² (with
+    ``data.wall_restitution``).
 
     Returns:
         positions: float64 (num, frames, digits, 2) in px (row, col); digit_ids: int64 (num, digits).
     """
+    physics = gravity if isinstance(gravity, Physics) else Physics(gravity_row=gravity,
+                                                                    restitution=cfg.wall_restitution)
     limit = float(cfg.canvas - cfg.digit_size)
     shape = (num, cfg.num_digits, 2)
     low_start, high_start = (0.0, limit) if cfg.start_positions == "uniform" else (limit / 4, 3 * limit / 4)
     pos = rng.uniform(low_start, high_start, size=shape)
     vel = rng.uniform(-cfg.velocity_max, cfg.velocity_max, size=shape)
+    if physics.speed_scale != 1.0:
+        vel = vel * physics.speed_scale
     digit_ids = rng.integers(0, pool_size, size=(num, cfg.num_digits))
-    r = cfg.wall_restitution
+    r = physics.restitution
     out = np.empty((num, cfg.frames, cfg.num_digits, 2))
     out[:, 0] = pos
+
+    def accelerate() -> None:
+        vel[..., 0] += physics.gravity_row
+        if physics.gravity_col:
+            vel[..., 1] += physics.gravity_col
+
     for frame in range(1, cfg.frames):
         if cfg.integration == "semi_implicit":
-            vel[..., 0] += gravity
+            accelerate()
             pos = pos + vel
         else:
             pos = pos + vel
-            vel[..., 0] += gravity
+            accelerate()
         low, high = pos < 0.0, pos > limit
         if r == 1.0:  # elastic: the mirror image, exactly as without a restitution factor
             pos = np.where(low, -pos, np.where(high, 2.0 * limit - pos, pos))
@@ -77,6 +122,8 @@ def simulate(num: int, cfg: DataConfig, gravity: float, pool_size: int, rng: np.
         else:
             pos = np.where(low, -r * pos, np.where(high, limit - r * (pos - limit), pos))
             vel = np.where(low | high, -r * vel, vel)
+        if physics.friction:
+            vel = vel * (1.0 - physics.friction)
         pos = np.clip(pos, 0.0, limit)
         out[:, frame] = pos
     return out, digit_ids
@@ -124,9 +171,9 @@ class Worlds:
         self.seed = seed
         base_seed, shift_seed = np.random.SeedSequence(seed).spawn(2)
         worlds = {}
-        for name, seed, gravity, sizes in (("base", base_seed, cfg.base_gravity, cfg.base_splits),
-                                           ("shift", shift_seed, cfg.shift_gravity, cfg.shift_splits)):
-            positions, ids = simulate(sum(sizes), cfg, gravity, len(pool), np.random.default_rng(seed))
+        for name, seed, physics, sizes in (("base", base_seed, Physics.base(cfg), cfg.base_splits),
+                                           ("shift", shift_seed, Physics.shift(cfg), cfg.shift_splits)):
+            positions, ids = simulate(sum(sizes), cfg, physics, len(pool), np.random.default_rng(seed))
             worlds[name] = _split(positions, ids, sizes, device)
         self.base: dict[str, Trajectories] = worlds["base"]
         self.shift: dict[str, Trajectories] = worlds["shift"]

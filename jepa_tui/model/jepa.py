@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from jepa_tui.config import Config
+from jepa_tui.config import MEMORY_TRACKS, Config
 from jepa_tui.model.encoder import ConvEncoder, make_target
 from jepa_tui.model.heads import DynamicsHead
 from jepa_tui.model.memory import ExperienceMemory
@@ -46,8 +46,10 @@ class JEPAWorldModel(nn.Module):
         self.has_target = config.model.target == "ema"
         self.target_encoder = make_target(self.encoder) if self.has_target else self.encoder
         mem = config.memory
-        self.predictor = Predictor(config.model, track, mem.exp_dim, mem.lora_rank, mem.lora_scale, mem.lora_a_init)
-        self.memory = ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in ("B", "C") else None
+        self.predictor = Predictor(config.model, track, mem.exp_dim, mem.lora_rank, mem.lora_scale, mem.lora_a_init,
+                                   mem.film_output, mem.hyper_hidden, mem.hyper_chunk_dim, mem.hyper_block)
+        self.memory = (ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in MEMORY_TRACKS
+                       else None)
         self.surprisal_horizon = mem.surprisal_horizon or self.horizons[0]
         self.surprisal_index = self.horizons.index(self.surprisal_horizon)
         self.surprisal_norm = mem.surprisal_norm
@@ -113,6 +115,22 @@ class JEPAWorldModel(nn.Module):
         """
         first = z.mean(0) if self.entry_kind == "online_target" else self.encode_target(frames_t).mean(0)
         return torch.stack([first, target.mean(0)])
+
+    @torch.no_grad()
+    def modulation_norms(self, experience: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """The size of the experience's effect on the predictor, two 0-dim batch means, or empty (Tracks A, B):
+        Track C ‖ΔW1‖_F, ‖ΔW2‖_F of the LoRA deltas; D ‖γ‖₂, ‖β‖₂ of the hidden layer's FiLM; E ‖ΔW1‖_F, ‖ΔW2‖_F of
+        the generated weights (on the first 8 samples)."""
+        if experience is None:
+            return ()
+        p = self.predictor
+        if p.film is not None:
+            mod = p.film.modulation(experience)
+            return mod.gamma.norm(dim=-1).mean(), mod.beta.norm(dim=-1).mean()
+        if p.hyper is not None:
+            delta1, delta2 = p.hyper.modulation(experience[:8]).materialise()
+            return delta1.flatten(1).norm(dim=-1).mean(), delta2.flatten(1).norm(dim=-1).mean()
+        return self.lora_delta_norms(p.lora_scales(experience))
 
     def lora_delta_norms(self, scales: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
         """Batch-mean Frobenius norms of ΔW1 and ΔW2 (0-dim each), or empty for Tracks A and B."""

@@ -8,6 +8,14 @@ reach the horizons: ẑ_{t+1} = P(z_t), ẑ_{t+k} = P(ẑ_{t+k-1}) with the same
   (``model.injection_bias`` adds a bias).
 - Track C (EPM-JEPA): per-sample LoRA deltas W_l' = W_l + B_l·diag(s_l)·A_l with s_l = G_l e (bias-free),
   computed in factorised form, W_l x + B_l (s_l ⊙ (A_l x)), never materialising per-sample matrices.
+- Track D (FiLM, Perez et al. 2018; the paper's §5.3 future work): h' = (1 + γ(e)) ⊙ h + β(e) on the hidden layer
+  (and, with ``memory.film_output``, on the output), γ and β linear maps of e initialised to zero.
+- Track E (hypernetwork, Ha et al. 2017; §5.3): e generates full-rank per-sample ΔW1 (H × d) and ΔW2 (d × H) through a
+  2-layer MLP, one chunk per hidden unit j, (ΔW1[j, :], ΔW2[:, j]) = (U1 φ_j + c1, U2 φ_j + c2) with
+  φ_j = GELU(W_e e + W_c c_j + b) and c_j learned chunk embeddings; the last layer (U, c) starts at zero. Because that
+  layer is linear, ΔW1 x and ΔW2 h are computed from φ without forming ΔW: (ΔW1 x)_j = φ_j · (U1ᵀ x) + c1 · x and
+  ΔW2 h = U2 (Σ_j h_j φ_j) + c2 Σ_j h_j, ``memory.hyper_block`` hidden units at a time.
+  D and E start as a no-op, as LoRA's B = 0 does: e has no effect at step 0.
 
 LeJEPA's options (seed 001), each off by default: ``model.predict_residual`` makes P output a change, ẑ = z + Δz;
 ``model.dynamics_prior`` adds a small MLP's default change, ẑ = z + Δz_prior(z) + Δz_residual; and
@@ -82,18 +90,110 @@ class LoRAModulation:
     w2: torch.Tensor
 
 
+@dataclass
+class FilmModulation:
+    """Track D's modulation for one rollout: γ, β (N, H) of the hidden layer, and of the output (N, d) or None."""
+
+    gamma: torch.Tensor
+    beta: torch.Tensor
+    gamma_out: torch.Tensor | None = None
+    beta_out: torch.Tensor | None = None
+
+
+class FiLM(nn.Module):
+    """γ(e), β(e) = Linear(d_e → H) each, zero-initialised (Perez et al. 2018), optionally also for the output."""
+
+    def __init__(self, exp_dim: int, hidden: int, latent: int, output: bool) -> None:
+        super().__init__()
+        self.gamma, self.beta = nn.Linear(exp_dim, hidden), nn.Linear(exp_dim, hidden)
+        self.gamma_out = nn.Linear(exp_dim, latent) if output else None
+        self.beta_out = nn.Linear(exp_dim, latent) if output else None
+        for layer in (self.gamma, self.beta, self.gamma_out, self.beta_out):
+            if layer is not None:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def modulation(self, e: torch.Tensor) -> FilmModulation:
+        """(N, d_e) -> the per-sample γ, β."""
+        if self.gamma_out is None or self.beta_out is None:
+            return FilmModulation(self.gamma(e), self.beta(e))
+        return FilmModulation(self.gamma(e), self.beta(e), self.gamma_out(e), self.beta_out(e))
+
+
+@dataclass
+class HyperModulation:
+    """Track E's modulation for one rollout: the pre-activations of φ from e (N, hh) and from the chunks (H, hh)."""
+
+    hyper: HyperNetwork
+    from_e: torch.Tensor
+    from_chunks: torch.Tensor
+
+    def blocks(self):
+        """(j0, φ) for each block of hidden units: φ (N, block, hh)."""
+        block = self.hyper.block
+        for j0 in range(0, self.from_chunks.shape[0], block):
+            yield j0, F.gelu(self.from_e[:, None, :] + self.from_chunks[None, j0:j0 + block])
+
+    def delta1(self, x: torch.Tensor) -> torch.Tensor:
+        """ΔW1 x per sample: (N, in) -> (N, H)."""
+        u = x @ self.hyper.out1.weight  # (N, hh)
+        c = x @ self.hyper.out1.bias  # (N,)
+        parts = [torch.einsum("nbk,nk->nb", phi, u) for _, phi in self.blocks()]
+        return torch.cat(parts, dim=1) + c[:, None]
+
+    def delta2(self, h: torch.Tensor) -> torch.Tensor:
+        """ΔW2 h per sample: (N, H) -> (N, d)."""
+        v = sum(torch.einsum("nbk,nb->nk", phi, h[:, j0:j0 + phi.shape[1]]) for j0, phi in self.blocks())
+        return F.linear(v, self.hyper.out2.weight) + h.sum(1, keepdim=True) * self.hyper.out2.bias
+
+    def materialise(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample ΔW1 (N, H, in) and ΔW2 (N, d, H). For tests and norms on a few samples only."""
+        phi = torch.cat([p for _, p in self.blocks()], dim=1)  # (N, H, hh)
+        delta1 = F.linear(phi, self.hyper.out1.weight, self.hyper.out1.bias)
+        delta2 = F.linear(phi, self.hyper.out2.weight, self.hyper.out2.bias).transpose(1, 2)
+        return delta1, delta2
+
+
+class HyperNetwork(nn.Module):
+    """Track E's weight generator (Ha et al. 2017): learned chunk embeddings c_j (H × chunk_dim), one per hidden unit,
+    and a 2-layer MLP [e; c_j] → hh → (ΔW1[j, :], ΔW2[:, j]) whose output layer starts at zero."""
+
+    def __init__(self, exp_dim: int, in_dim: int, hidden: int, latent: int, hyper_hidden: int, chunk_dim: int,
+                 block: int) -> None:
+        super().__init__()
+        self.block = block
+        self.chunks = nn.Parameter(torch.randn(hidden, chunk_dim) * 0.02)
+        self.from_e = nn.Linear(exp_dim, hyper_hidden)
+        self.from_chunk = nn.Linear(chunk_dim, hyper_hidden, bias=False)
+        self.out1 = nn.Linear(hyper_hidden, in_dim)
+        self.out2 = nn.Linear(hyper_hidden, latent)
+        for layer in (self.out1, self.out2):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def modulation(self, e: torch.Tensor) -> HyperModulation:
+        return HyperModulation(self, self.from_e(e), self.from_chunk(self.chunks))
+
+
+Modulation = LoRAModulation | FilmModulation | HyperModulation
+
+
 class Predictor(nn.Module):
     """The predictor of one track; see the module docstring.
 
     Args:
         cfg: model configuration (latent_dim d, hidden_dim H, activation, horizons).
-        track: "A", "B" or "C".
+        track: "A" … "E".
         exp_dim: experience vector size d_e (memory.exp_dim).
-        lora_rank: r for Track C.
+        lora_rank, lora_scale, lora_a_init: Track C's LoRA (rank r, scale, init of A).
+        film_output: Track D also modulates the output layer.
+        hyper_hidden, hyper_chunk_dim, hyper_block: Track E's hypernetwork (hidden width, chunk embedding width,
+            hidden units generated per block).
     """
 
     def __init__(self, cfg: ModelConfig, track: str, exp_dim: int, lora_rank: int, lora_scale: float = 1.0,
-                 lora_a_init: str = "kaiming_uniform") -> None:
+                 lora_a_init: str = "kaiming_uniform", film_output: bool = False, hyper_hidden: int = 32,
+                 hyper_chunk_dim: int = 16, hyper_block: int = 256) -> None:
         super().__init__()
         self.track = track
         self.horizons = tuple(sorted(cfg.horizons))
@@ -111,6 +211,13 @@ class Predictor(nn.Module):
         self.inj: nn.Linear | None = None
         self.lora1: LoRAFactors | None = None
         self.lora2: LoRAFactors | None = None
+        self.film: FiLM | None = None
+        self.hyper: HyperNetwork | None = None
+        if track == "D":
+            self.film = FiLM(exp_dim, cfg.hidden_dim, cfg.latent_dim, film_output)
+        if track == "E":
+            self.hyper = HyperNetwork(exp_dim, in_dim, cfg.hidden_dim, cfg.latent_dim, hyper_hidden, hyper_chunk_dim,
+                                      hyper_block)
         if track in ("A", "B"):
             self.inj = nn.Linear(exp_dim, cfg.hidden_dim, bias=cfg.injection_bias)
             self.inj.requires_grad_(track == "B")  # Track A carries it frozen and never uses its output
@@ -118,22 +225,30 @@ class Predictor(nn.Module):
             self.lora1 = LoRAFactors(in_dim, cfg.hidden_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
             self.lora2 = LoRAFactors(cfg.hidden_dim, cfg.latent_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
 
-    def step(self, z: torch.Tensor, e: torch.Tensor | None = None, lora: LoRAModulation | None = None,
+    def step(self, z: torch.Tensor, e: torch.Tensor | None = None, lora: Modulation | None = None,
              k: float | None = None) -> torch.Tensor:
         """One application of P: (N, d) -> (N, d).
 
-        ``e`` (N, d_e) is used by Track B; ``lora`` (from :meth:`modulation`) by Track C. Passing neither gives the
-        base predictor (no injection, no LoRA), as the boundary detector needs. ``k`` is the horizon a conditioned
-        predictor predicts (required then, ignored otherwise). With residual prediction the output is z plus the
-        predicted change (plus the dynamics prior's).
+        ``e`` (N, d_e) is used by Track B; ``lora`` (from :meth:`modulate`) by Tracks C, D and E. Passing neither
+        gives the base predictor (no injection, no modulation), as the boundary detector needs. ``k`` is the horizon
+        a conditioned predictor predicts (required then, ignored otherwise). With residual prediction the output is
+        z plus the predicted change (plus the dynamics prior's).
         """
         x = z if self.time is None else torch.cat([z, self.time(z.new_full((z.shape[0], 1), float(k)))], dim=-1)
-        if lora is not None and self.lora1 is not None and self.lora2 is not None:
+        if isinstance(lora, LoRAModulation) and self.lora1 is not None and self.lora2 is not None:
             low_rank = lora.s1 * F.linear(x, self.lora1.A)  # (N, r)
             h = self.act(F.linear(torch.cat([x, low_rank], dim=-1), lora.w1, self.w1.bias))
             both = F.linear(h, lora.w2)  # (N, d + r): W2 h, then A2 h
             d = self.w2.out_features
             out = both[:, :d] + self.w2.bias + F.linear(lora.s2 * both[:, d:], self.lora2.B)
+        elif isinstance(lora, FilmModulation):
+            h = (1 + lora.gamma) * self.act(self.w1(x)) + lora.beta
+            out = self.w2(h)
+            if lora.gamma_out is not None and lora.beta_out is not None:
+                out = (1 + lora.gamma_out) * out + lora.beta_out
+        elif isinstance(lora, HyperModulation):
+            h = self.act(self.w1(x) + lora.delta1(x))
+            out = self.w2(h) + lora.delta2(h)
         else:
             h = self.act(self.w1(x))
             if e is not None and self.track == "B" and self.inj is not None:
@@ -156,6 +271,18 @@ class Predictor(nn.Module):
         return LoRAModulation(scales[0], scales[1], torch.cat([self.w1.weight, self.lora1.B], dim=1),
                               torch.cat([self.w2.weight, self.lora2.A], dim=0))
 
+    def modulate(self, e: torch.Tensor | None, scales: tuple[torch.Tensor, torch.Tensor] | None = None
+                 ) -> Modulation | None:
+        """The per-rollout modulation of Tracks C (LoRA; from ``scales`` when given), D (FiLM) and E
+        (hypernetwork) from experience e (N, d_e); None for Tracks A and B or no experience."""
+        if e is None:
+            return None
+        if self.film is not None:
+            return self.film.modulation(e)
+        if self.hyper is not None:
+            return self.hyper.modulation(e)
+        return self.modulation(scales if scales is not None else self.lora_scales(e))
+
     def rollout(self, z: torch.Tensor, e: torch.Tensor | None = None,
                 scales: tuple[torch.Tensor, torch.Tensor] | None = None,
                 horizons: tuple[int, ...] | None = None) -> torch.Tensor:
@@ -164,7 +291,7 @@ class Predictor(nn.Module):
         predicts each horizon directly. Track C's scales are derived from ``e`` unless given.
         """
         horizons = tuple(sorted(horizons or self.horizons))
-        lora = self.modulation(scales if scales is not None else self.lora_scales(e))
+        lora = self.modulate(e, scales)
         if self.conditioned:
             return torch.stack([self.step(z, e, lora, k) for k in horizons], dim=1)
         outputs, current = [], z

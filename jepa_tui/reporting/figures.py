@@ -11,7 +11,10 @@ from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
 
 EVENT_WINDOW = 200  # steps
-STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", "..")}
+# (line, marker, grey, hatch) per track: told apart in black and white.
+STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", ".."),
+          "D": ("-.", "D", "0.3", "xx"), "E": ((0, (5, 1, 1, 1, 1, 1)), "v", "0.6", "\\\\")}
+MODULATED_TRACKS = ("C", "D", "E")  # the tracks whose experience modulates the predictor (Fig. 4 per track)
 
 
 def pyplot():
@@ -161,9 +164,10 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path | None:
     return save_figure(fig, path)
 
 
-def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
-    """Fig. 4: each Track C seed's D_shift with its peak marked and the post-peak drift (final − peak) annotated."""
-    runs = [r for r in _evaluated(runs) if r.track == "C"]
+def track_trajectories(runs: list[RunRecord], path: Path, track: str = "C") -> Path | None:
+    """Fig. 4: each seed of ``track`` (the paper's is C): D_shift with its peak marked and the post-peak drift
+    (final − peak) annotated."""
+    runs = [r for r in _evaluated(runs) if r.track == track]
     if not runs:
         return None
     plt = pyplot()
@@ -180,7 +184,7 @@ def track_c_trajectories(runs: list[RunRecord], path: Path) -> Path | None:
     mark_interventions(ax, runs)
     ax.set_xlabel("training step")
     ax.set_ylabel("D_shift (normalised)")
-    ax.set_title("Track C per seed: peak (▼) and post-peak drift" + (" († changed interactively)"
+    ax.set_title(f"Track {track} per seed: peak (▼) and post-peak drift" + (" († changed interactively)"
                                                                      if any(r.interactive for r in runs) else ""))
     ax.legend(fontsize=8)
     return save_figure(fig, path)
@@ -205,7 +209,7 @@ def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path | None:
 
 
 def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
-    """Buffer occupancy and boundary events per 100 steps against step, the buffer-full step marked (B and C)."""
+    """Buffer occupancy and boundary events per 100 steps against step, the buffer-full step marked (memory tracks)."""
     runs = [r for r in runs if r.track != "A" and r.trains]
     if not runs:
         return None
@@ -250,6 +254,7 @@ def write_figures(runs: list[RunRecord], folder: Path) -> list[Path]:
     """
     make_folder(folder)
     made = [bar_chart(runs, folder / "fig2_peak_bars.png"), d_shift_curves(runs, folder / "fig3_d_shift.png"),
-            track_c_trajectories(runs, folder / "fig4_track_c.png"), sigma_z_curves(runs, folder / "fig5_sigma_z.png"),
+            *(track_trajectories(runs, folder / f"fig4_track_{t.lower()}.png", t) for t in MODULATED_TRACKS),
+            sigma_z_curves(runs, folder / "fig5_sigma_z.png"),
             buffer_and_events(runs, folder / "buffer_and_events.png")]
     return [p for p in made if p is not None]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations
 
+from jepa_tui.config import describe_shift
 from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
 from jepa_tui.reporting.statistics import OUTCOMES, SeedSummary, outcome, relative_delta_pct, summarise, welch
 
@@ -199,12 +200,19 @@ def table1(report: Report) -> None:
              "Val-picked (ours): the test D_shift at the step with the lowest D_shift on the shift *validation* "
              "split, beside the paper's choice of the peak on the test split itself. Gap: D_shift − d_base at the peak "
              "(how much worse the shift world is than the base world).",
-             "",
-             "| variant | track | seeds | D_shift (mean) | CI (paper) | CI t (ours) | std | σ_z | val-picked (ours) "
-             "| gap | flags |",
-             "| --- " * 11 + "|"]
+             ""]
+    header = ["| variant | track | seeds | D_shift (mean) | CI (paper) | CI t (ours) | std | σ_z | val-picked (ours) "
+              "| gap | flags |", "| --- " * 11 + "|"]
+    shown_variant = None
     for key, runs in sorted(report.groups.items()):
         variant, track = key
+        if variant != shown_variant:  # one table per variant, named with its shift world (one per kind of shift)
+            shifts = sorted({describe_shift(r.config.data) for (v, _), group in report.groups.items() if v == variant
+                             for r in group})
+            title = f"### {variant}: " if len(report.variants) > 1 else ""
+            lines += ([""] if shown_variant is not None else []) + \
+                [f"{title}Shift world: {'; '.join(shifts)}", "", *header]
+            shown_variant = variant
         s = report.summaries[key]
         sigma = sum(r.peak.get("sigma_z", 0.0) for r in runs) / len(runs)
         picks = [r.d_shift(r.val_pick) for r in runs if r.val_pick is not None]
@@ -252,8 +260,8 @@ def _welch_line(a: list[RunRecord], b: list[RunRecord], names: str) -> str:
 
 
 def comparisons(report: Report) -> None:
-    """Per variant: C against B (pre-registered: δ and the outcome, only when the preconditions hold) and C against
-    A (not pre-registered), each with the paper's and our statistics."""
+    """Per variant: C against B (pre-registered: δ and the outcome, only when the preconditions hold); D and E against
+    C and C against A (not pre-registered), each with the paper's and our statistics."""
     cfg = report.config
     lines = ["## Comparisons"]
     for variant in report.variants:
@@ -276,6 +284,13 @@ def comparisons(report: Report) -> None:
                               f"({OUTCOMES[report.outcome[variant]]}; A ≥ {cfg.strong_pct:g}%, B ≥ "
                               f"{cfg.null_band_pct:g}%, C within ±{cfg.null_band_pct:g}%, D ≤ −{cfg.null_band_pct:g}%; "
                               "the 5 % null band is from a published summary of the paper, the 10 % line is ours)."]
+        for other in ("D", "E"):
+            o = report.summaries.get((variant, other))
+            if o is not None and c is not None:
+                lines += ["", f"### {other} against C{name}: not pre-registered (§5.3's future work)", "",
+                          f"- {_describe(c, 'C')}", f"- {_describe(o, other)}",
+                          f"- relative difference (D_C − D_{other}) / D_C: {relative_delta_pct(c.mean, o.mean):.2f}%",
+                          f"- {_welch_line(report.groups[(variant, other)], groups['C'], f'{other} against C')}"]
         if a is not None and c is not None:
             best_a = min(r.d_shift(r.peak) for r in groups["A"])
             lines += ["", f"### C against A{name}: not pre-registered", "",
@@ -304,9 +319,47 @@ def _freeze_of(run: RunRecord) -> tuple[int, str, str] | None:
     return at, kind, f"interactive ({manual[0].source})"
 
 
+SETTLING_SHARE = 0.9  # ours: the settling ends where the rise first reaches this share of its final size
+MODULATED_TRACKS = ("C", "D", "E")  # experience modulates the predictor: where the settling transient is asked about
+
+
+@dataclass(frozen=True)
+class Settling:
+    """The rise of D_shift after a reference evaluation (the peak, or the last one at or before a freeze; spec §6
+    Table 2): ``rise`` = final − reference, and ``length`` the steps from the reference to the first evaluation
+    reaching ``SETTLING_SHARE`` of the rise (None when there is no rise)."""
+
+    reference: dict
+    final: dict
+    rise: float
+    length: int | None
+
+
+def settling(run: RunRecord, reference: dict) -> Settling:
+    """The settling after ``reference`` (an eval record of ``run``) to the run's final evaluation."""
+    start = run.d_shift(reference)
+    final = run.final
+    rise = run.d_shift(final) - start
+    length = None
+    if rise > 0:
+        after = [e for e in run.scored_evals if e["step"] > reference["step"]]
+        reached = next(e for e in after if run.d_shift(e) - start >= SETTLING_SHARE * rise)
+        length = reached["step"] - reference["step"]
+    return Settling(reference, final, rise, length)
+
+
+def _settling_row(run: RunRecord, freeze: str, result: Settling, at: str) -> str:
+    length = "no rise" if result.length is None else f"{result.length:,}"
+    return (f"| {run.label} | {freeze} | {run.d_shift(result.reference):.4f} ({at} {result.reference['step']}) | "
+            f"{run.d_shift(result.final):.4f} (step {result.final['step']}) | {result.rise:+.4f} | {length} | "
+            f"{_f(result.final.get('sigma_z'))} |")
+
+
 def table2(report: Report) -> None:
-    """Freeze runs: D_shift at the freeze step, final, settling = final − at freeze (baselines: final − peak)."""
-    rows = []
+    """Freeze runs and the settling transient: D_shift at the freeze step, final, settling = final − at freeze and
+    its length in steps; runs of Tracks C, D and E without a freeze as baselines (final − peak). Then the mean
+    settling per track and reference, which answers §5.3's question for FiLM (D) and the hypernetwork (E)."""
+    rows, settled = [], []
     scored = [r for r in report.runs if r.peak is not None]
     for run in scored:
         freeze = _freeze_of(run)
@@ -315,24 +368,38 @@ def table2(report: Report) -> None:
         at, kind, how = freeze
         before = [e for e in run.scored_evals if e["step"] <= at]
         if not before:
-            rows.append(f"| {run.label} | {kind} at {at}, {how} | no evaluation before the freeze | - | - | - |")
+            rows.append(f"| {run.label} | {kind} at {at}, {how} | no evaluation before the freeze | - | - | - | - |")
             continue
-        ref, final = before[-1], run.final
-        rows.append(f"| {run.label} | {kind} at {at}, {how} | {run.d_shift(ref):.4f} (step {ref['step']}) | "
-                    f"{run.d_shift(final):.4f} (step {final['step']}) | "
-                    f"{run.d_shift(final) - run.d_shift(ref):+.4f} | {_f(final.get('sigma_z'))} |")
-    if not rows:
+        result = settling(run, before[-1])
+        rows.append(_settling_row(run, f"{kind} at {at}, {how}", result, "step"))
+        settled.append((run.track, f"{kind} freeze", result))
+    baselines = [r for r in scored if r.track in MODULATED_TRACKS and _freeze_of(r) is None]
+    if not rows and not any(r.track != "C" for r in baselines):
         return
-    baselines = [r for r in scored if r.track == "C" and _freeze_of(r) is None]
-    for run in baselines:
-        peak, final = run.peak, run.final
-        rows.insert(0, f"| {run.label} | none (peak) | {run.d_shift(peak):.4f} (step {peak['step']}) | "
-                       f"{run.d_shift(final):.4f} (step {final['step']}) | "
-                       f"{run.d_shift(final) - run.d_shift(peak):+.4f} | {_f(final.get('sigma_z'))} |")
-    report.sections.append("\n".join([
-        "## Table 2: freeze ablations", "Settling = final − value at the freeze step (for runs without a freeze: "
-        "final − peak).", "", "| run | freeze | D_shift at freeze | final D_shift | settling | final σ_z |",
-        "| --- | --- | --- | --- | --- | --- |", *rows]))
+    for run in reversed(baselines):
+        result = settling(run, run.peak)
+        rows.insert(0, _settling_row(run, "none (peak)", result, "peak at"))
+        settled.append((run.track, "after the peak", result))
+    lines = ["## Table 2: freeze ablations and the settling transient",
+             "Settling = final − value at the freeze step (for runs without a freeze: final − peak). Length (ours): "
+             f"steps from there to the first evaluation that reaches {SETTLING_SHARE:.0%} of the settling (the paper: "
+             "about 2,000 steps after a dual freeze).", "",
+             "| run | freeze | D_shift at freeze | final D_shift | settling | length (steps) | final σ_z |",
+             "| --- | --- | --- | --- | --- | --- | --- |", *rows]
+    groups: dict[tuple[str, str], list[Settling]] = {}
+    for track, reference, result in settled:
+        groups.setdefault((track, reference), []).append(result)
+    if len({track for track, _ in groups}) > 1:
+        lines += ["", "Per track (mean over runs; D and E are not pre-registered, §5.3's open question):", "",
+                  "| track | reference | runs | mean settling | mean length (steps) | runs with a rise |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for (track, reference), results in sorted(groups.items()):
+            lengths = [r.length for r in results if r.length is not None]
+            mean_length = f"{sum(lengths) / len(lengths):,.0f}" if lengths else "-"
+            lines.append(f"| {track} | {reference} | {len(results)} | "
+                         f"{sum(r.rise for r in results) / len(results):+.4f} | {mean_length} | "
+                         f"{len(lengths)}/{len(results)} |")
+    report.sections.append("\n".join(lines))
 
 
 def table3(report: Report) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from jepa_tui.config import Config
+from jepa_tui.config import MEMORY_TRACKS, Config
 from jepa_tui.model.encoder import feature_side
 from jepa_tui.model.jepa import JEPAWorldModel
 
@@ -50,7 +50,7 @@ def estimate_bytes(config: Config) -> int:
     rollout = max(m.horizons)
     step = _encoder_activations(config, t.batch_size * (1 + horizons))
     step += t.batch_size * rollout * (4 * m.hidden_dim + 4 * m.latent_dim)
-    if t.track in ("B", "C"):
+    if t.track in MEMORY_TRACKS:
         step += mem.capacity * 2 * (8 * mem.exp_dim + 2 * mem.exp_ff_dim) * mem.exp_layers
         step += t.batch_size * mem.capacity * 3
     sequences = sum(d.base_splits) + sum(d.shift_splits)

@@ -31,6 +31,10 @@ from jepa_tui.training.objectives import (
 from jepa_tui.training.schedules import ema_tau, learning_rate
 
 STAT_NAMES = ("loss", "loss_pred", "loss_var", "lora_delta_norm_w1", "lora_delta_norm_w2")
+# Train-record names of the two modulation norms (and their combination) per track.
+MODULATION_NAMES = {"C": ("lora_delta_norm_w1", "lora_delta_norm_w2", "lora_delta_norm"),
+                    "D": ("film_gamma_norm", "film_beta_norm"),
+                    "E": ("hyper_delta_norm_w1", "hyper_delta_norm_w2", "hyper_delta_norm")}
 
 
 def pick_device(name: str) -> torch.device:
@@ -173,7 +177,7 @@ class Trainer:
     def forward_loss(self, frames: torch.Tensor, slots: int | None, k: int | None = None,
                      mask: torch.Tensor | None = None, directions: torch.Tensor | None = None
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor,
-                                torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+                                torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor] | None]:
         """The differentiable part of a step, compiled as one graph when ``train.compile`` is on (spec §4, steps
         1-3): online and target latents, experience, the predictor's predictions and the loss, plus the JEPA
         family's objectives that are switched on (:mod:`jepa_tui.training.objectives`).
@@ -187,8 +191,9 @@ class Trainer:
 
         Returns:
             total, prediction term, variance-hinge term (0-dim each); the active auxiliary terms (A,) in the order of
-            :attr:`aux_names`, or None; z (B, d) online latents; targets (B, F, d) of every frame horizon; Track C's
-            LoRA scales (s1, s2), each (B, r), or None.
+            :attr:`aux_names`, or None; z (B, d) online latents; targets (B, F, d) of every frame horizon; the
+            experience e (B, d_e) the predictor saw, or None (Track A); Track C's LoRA scales (s1, s2), each
+            (B, r), or None.
         """
         t, m = self.config.train, self.model
         batch = frames.shape[0]
@@ -203,7 +208,7 @@ class Trainer:
             pred = prediction_loss(prediction.latents, predicted_targets)
             total, var = pred, torch.zeros((), device=z.device)
         if not self.aux_names:
-            return total, pred, var, None, z, targets, prediction.lora_scales
+            return total, pred, var, None, z, targets, prediction.experience, prediction.lora_scales
         aux: dict[str, torch.Tensor] = {}
         if directions is not None:
             aux["loss_sigreg"] = sigreg(z, directions)
@@ -226,7 +231,8 @@ class Trainer:
             errors = l1_per_token(prediction.latents, predicted_targets.detach())  # (B, K): one token each
             aux["loss_hw"] = weighted_mean(errors, t.hw_tau)
             total = total + t.hw_lambda * aux["loss_hw"]
-        return total, pred, var, torch.stack([aux[n] for n in self.aux_names]), z, targets, prediction.lora_scales
+        return (total, pred, var, torch.stack([aux[n] for n in self.aux_names]), z, targets, prediction.experience,
+                prediction.lora_scales)
 
     def train_step(self) -> None:
         """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6)."""
@@ -245,14 +251,13 @@ class Trainer:
         # Compiled, the whole buffer is encoded under its validity mask (static shapes: one graph for the run).
         slots = None if self._compiled else self._slots_bound
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
+            compile_started = time.perf_counter()
+            total, pred, var, aux, z, targets, experience, scales = self._forward(frames, slots, k, mask, directions)
             if self._compiled and self.compile_seconds is None:
-                compile_started = time.perf_counter()
-                total, pred, var, aux, z, targets, scales = self._forward(frames, slots, k, mask, directions)
                 self.compile_seconds = time.perf_counter() - compile_started  # tracing and code generation
-            else:
-                total, pred, var, aux, z, targets, scales = self._forward(frames, slots, k, mask, directions)
         if t.precision == "bf16":  # the detector, the buffer and the statistics stay in fp32
             z, targets = z.float(), targets.float()
+            experience = experience.float() if experience is not None else None
             scales = tuple(s.float() for s in scales) if scales is not None else None
 
         for group in self.optimizer.param_groups:
@@ -285,7 +290,9 @@ class Trainer:
             if aux is not None:
                 self._stats[len(STAT_NAMES):] += aux.detach().float()
             if (self.progress.step + 1) % t.log_every_steps == 0:  # sampled on logged steps only
-                norms = self.model.lora_delta_norms(scales)
+                # Track C: the step's own scales, as always; D and E: from the step's experience
+                norms = self.model.lora_delta_norms(scales) if scales is not None else \
+                    self.model.modulation_norms(experience)
                 if norms:
                     self._stats[3:len(STAT_NAMES)] = torch.stack(norms)
         self._stat_steps += 1
@@ -312,10 +319,12 @@ class Trainer:
         if memory is not None:
             out["surprisal_mu"] = float(memory.detector.mu)
             out["surprisal_sigma"] = float(memory.detector.sigma)
-        if self.model.track == "C":
-            out["lora_delta_norm"] = (out["lora_delta_norm_w1"] ** 2 + out["lora_delta_norm_w2"] ** 2) ** 0.5
-        else:
-            del out["lora_delta_norm_w1"], out["lora_delta_norm_w2"]
+        first, second = out.pop("lora_delta_norm_w1"), out.pop("lora_delta_norm_w2")
+        names = MODULATION_NAMES.get(self.model.track)
+        if names is not None:  # C: LoRA ΔW; D: FiLM γ and β; E: generated ΔW
+            out[names[0]], out[names[1]] = first, second
+            if len(names) == 3:
+                out[names[2]] = (first**2 + second**2) ** 0.5
         return out
 
     # -- evaluation ------------------------------------------------------------------------------------------

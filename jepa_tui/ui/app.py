@@ -46,7 +46,7 @@ from jepa_tui.ui.panels import (
 )
 from jepa_tui.ui.state import RunState, Series
 
-TRACKS = ("A", "B", "C")
+TRACKS = ("A", "B", "C", "D", "E")
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
 # 3-4 % of a core and training kept 0.98 of its headless speed (2/s and 3 %: 5-8 % and 0.92; tui_overhead.py).
 UI_BUDGET = 0.015
@@ -64,14 +64,15 @@ persistence prediction), the peak (*), d_base on the base world, other tracks (m
 run browser (1, 2, ...) overlaid; σ_z below (collapse under 0.5), or in the note on a small terminal.
 [b]Experience buffer[/b]: how many of the FIFO's slots hold boundary-event transitions, and whether it is frozen.
 [b]Boundary events[/b]: how often surprisal crossed μ + κσ, per 100 steps, with the detector's current μ, σ and κ.
-[b]LoRA deltas[/b]: batch-mean Frobenius norms of Track C's per-sample weight deltas ΔW1 and ΔW2.
+[b]Modulation[/b]: how strongly experience changes the predictor: Track C's LoRA deltas ‖ΔW1‖, ‖ΔW2‖ (batch-mean \
+Frobenius norms), Track D's FiLM ‖γ‖, ‖β‖, Track E's generated ‖ΔW1‖, ‖ΔW2‖.
 [b]GPU[/b] (NVML temperature, power, clocks, utilisation, memory, throttling) or, without an NVIDIA GPU, \
 [b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
 
 Marks on the curves: bF/bU buffer frozen/unfrozen, eF/eU EMA frozen/unfrozen, P/R paused/resumed, S>/S< track \
 switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume.
 
-Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 or t \
+Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 4 5 or t \
 switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
 l log-scale loss · + - smoothing · r run browser · x screenshot (SVG) · q quit (run: every run checkpoints first; \
 watch only detaches) · ? this help.
@@ -192,7 +193,7 @@ def status_line(state: RunState, watching: bool = False) -> str:
     # States first: on a narrow terminal the end of the line is what gets cut.
     return (f"[b]{who}{' · '.join(flags)}[/b]  Track {state.track}  {budget}  {state.steps_per_s:.1f} steps/s  "
             f"elapsed {format_duration(state.elapsed)}  ETA {eta}  lr {state.lr:.2e}  τ {state.ema_tau:.5f}  "
-            f"{state.run_id}")
+            f"shift: {state.shift or '?'}  {state.run_id}")
 
 
 def grid_shape(width: int, height: int) -> tuple[int, int]:
@@ -228,6 +229,8 @@ class Dashboard(App[None]):
         Binding("1", "track('A')", "A", show=False),
         Binding("2", "track('B')", "B", show=False),
         Binding("3", "track('C')", "C", show=False),
+        Binding("4", "track('D')", "D", show=False),
+        Binding("5", "track('E')", "E", show=False),
         Binding("t", "next_track", "track"),
         Binding("s", "save", "save"),
         Binding("tab", "page(1)", "page", priority=True),

@@ -23,7 +23,9 @@ from jepa_tui.runs.interventions import interventions
 from jepa_tui.system import SystemSample
 from jepa_tui.ui.state import RunState, Series
 
-TRACK_COLORS = {"A": "blue", "B": "magenta", "C": "green"}
+TRACK_COLORS = {"A": "blue", "B": "magenta", "C": "green", "D": "yellow", "E": "cyan"}
+MODULATION_LABELS = {"C": ("LoRA ‖ΔW1‖", "LoRA ‖ΔW2‖"), "D": ("FiLM ‖γ‖", "FiLM ‖β‖"),
+                     "E": ("hyper ‖ΔW1‖", "hyper ‖ΔW2‖")}
 SMOOTHING = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # EMA weights of the newest point; 1.0 = raw
 CAP_OVER_BEST = 2.5  # the D_shift chart shows up to this multiple of the best value (or 1.5), early spikes clipped
 MIN_SIGMA_PLOT_ROWS = 24  # below this panel height σ_z is a number in the note, not a second chart
@@ -345,7 +347,10 @@ class EventsPanel(Panel):
 
 
 class LoraPanel(Panel):
-    TITLE = "LoRA deltas ‖ΔW‖_F (batch mean)"
+    """How strongly experience changes the predictor's weights or activations, per track (names in
+    :data:`MODULATION_LABELS`)."""
+
+    TITLE = "Modulation by experience (batch mean)"
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
         return (state.track, len(state.lora_w1), len(state.events), self.size)
@@ -356,20 +361,22 @@ class LoraPanel(Panel):
 
     def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         note = self.query_one("#lora-note", Static)
-        if state.track != "C":
+        labels = MODULATION_LABELS.get(state.track)
+        if labels is None:
             why = "adds experience to the hidden state" if state.track == "B" else "uses no experience"
-            note.update(f"Empty: Track {state.track} {why}; only Track C modulates the predictor's weights.")
+            note.update(f"Empty: Track {state.track} {why}; Tracks C, D and E modulate the predictor.")
             return
-        w1 = f"{state.lora_w1.ys[-1]:.4f}" if state.lora_w1 else "-"
-        w2 = f"{state.lora_w2.ys[-1]:.4f}" if state.lora_w2 else "-"
-        note.update(f"ΔW1 {w1}  ΔW2 {w2}")
+        first = f"{state.lora_w1.ys[-1]:.4f}" if state.lora_w1 else "-"
+        second = f"{state.lora_w2.ys[-1]:.4f}" if state.lora_w2 else "-"
+        note.update(f"{labels[0]} {first}  {labels[1]} {second}")
 
     def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
-        if state.track == "C":
-            plot.line(state.lora_w1, "ΔW1", "green")
-            plot.line(state.lora_w2, "ΔW2", "cyan", marker="+")
+        labels = MODULATION_LABELS.get(state.track)
+        if labels is not None:
+            plot.line(state.lora_w1, labels[0], "green")
+            plot.line(state.lora_w2, labels[1], "cyan", marker="+")
         plot.axes(y_from_zero=True)
         plot.markers(state)
         plot.refresh()

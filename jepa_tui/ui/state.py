@@ -56,6 +56,7 @@ class RunState:
     buffer_frozen: bool = False
     ema_frozen: bool = False
     has_ema: bool = True  # False for model.target = "stopgrad": there is no EMA target to freeze
+    shift: str = ""  # what the shift world changes, e.g. "gravity 0.5 px/frame² down"
     peak_step: int | None = None
     peak_d_shift: float | None = None
     loss: Series = field(default_factory=Series)
@@ -81,7 +82,8 @@ class RunState:
         train = config.train
         return cls(track=train.track, run_id=run_id, capacity=config.memory.capacity,
                    kappa=config.kappa if train.track != "A" else None,
-                   budget_steps=train.steps, budget_seconds=train.seconds, has_ema=config.model.target == "ema")
+                   budget_steps=train.steps, budget_seconds=train.seconds, has_ema=config.model.target == "ema",
+                   shift=config.shift_description)
 
     @property
     def last_d_shift(self) -> float | None:
@@ -129,8 +131,9 @@ class RunState:
         self.loss_pred.add(step, r["loss_pred"])
         self.loss_var.add(step, r["loss_var"])
         self.buffer.add(step, r["buffer_size"])
-        self.lora_w1.add(step, r.get("lora_delta_norm_w1"))
-        self.lora_w2.add(step, r.get("lora_delta_norm_w2"))
+        for names, series in ((("lora_delta_norm_w1", "film_gamma_norm", "hyper_delta_norm_w1"), self.lora_w1),
+                              (("lora_delta_norm_w2", "film_beta_norm", "hyper_delta_norm_w2"), self.lora_w2)):
+            series.add(step, next((r[n] for n in names if r.get(n) is not None), None))
         if self.status == "starting":
             self.status = "training"
 
