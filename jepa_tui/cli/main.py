@@ -277,15 +277,34 @@ def sweep(
     = None,
     variants: Annotated[list[str] | None, typer.Option(help="Only these variants of a sweep profile: --variants "
                                                              "NAME ...")] = None,
-    jobs: Annotated[int, typer.Option(min=1, help="Runs at once, each in its own process.")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Runs at once, each in its own process (local backend).")] = 1,
     steps: StepsOption = None,
     runs_dir: RunsDirOption = Path("runs"),
     sweep_id: Annotated[str | None, typer.Option(help="Name of the sweep directory (default: time, profile).")]
     = None,
     set_: SetOption = None,
+    backend: Annotated[str, typer.Option(help="Where runs execute: local (processes here), submitit (SLURM jobs; "
+                                              "pip install 'jepa-tui[slurm]') or ray (Ray tasks; "
+                                              "pip install 'jepa-tui[ray]').")] = "local",
+    partition: Annotated[str | None, typer.Option(help="submitit: the SLURM partition.")] = None,
+    cluster: Annotated[str | None, typer.Option(help="submitit: slurm, local (jobs as processes here, to try a "
+                                                     "sweep) or auto.")] = None,
+    gpus_per_run: Annotated[float | None, typer.Option(min=0, help="submitit: GPUs per job; ray: num_gpus per "
+                                                                   "task (fractions share a GPU).")] = None,
+    cpus_per_run: Annotated[float | None, typer.Option(min=0, help="submitit: CPUs per job; ray: num_cpus per "
+                                                                   "task.")] = None,
+    time_min: Annotated[int | None, typer.Option(min=1, help="submitit: the job time limit in minutes (a job "
+                                                             "past it checkpoints and is requeued).")] = None,
+    array_parallelism: Annotated[int | None, typer.Option(min=1, help="submitit, ray: runs queued at once "
+                                                                      "(default: all).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="ray: the cluster to join (auto, ray://host:10001); "
+                                                         "default: start Ray on this machine.")] = None,
 ) -> None:
-    """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/."""
+    """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/, on
+    this machine or a cluster engine (--backend)."""
     from jepa_tui.cli.signals import EXIT_CODES
+    from jepa_tui.experiments.backends import make_backend
+    from jepa_tui.experiments.cluster import resolve
     from jepa_tui.experiments.spec import load_sweep, make_sweep_id, read_manifest
     from jepa_tui.experiments.sweep import run_sweep
     from jepa_tui.runs.directory import check_name
@@ -308,12 +327,17 @@ def sweep(
             if (sweep_dir / "manifest.json").is_file() and read_manifest(sweep_dir) != spec:
                 raise ConfigError(f"sweep directory '{sweep_dir}' holds a different sweep; continue it with "
                                   f"`jepa-tui sweep --resume {sweep_dir}` or choose another --sweep-id.")
+        runs = spec.runs()
+        settings = None if backend == "local" else resolve(backend, spec.backends, {
+            "partition": partition, "cluster": cluster, "gpus_per_run": gpus_per_run, "cpus_per_run": cpus_per_run,
+            "time_min": time_min, "array_parallelism": array_parallelism, "address": ray_address})
+        engine = make_backend(backend, settings, len(runs), jobs, sweep_dir)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
-    runs = spec.runs()
-    say(f"sweep {sweep_dir}: {len(runs)} runs ({', '.join(r.name for r in runs)}), {jobs} at a time")
+    say(f"sweep {sweep_dir}: {len(runs)} runs ({', '.join(r.name for r in runs)}), {engine.slots} at a time on "
+        f"the {engine.name} backend" + (f": {settings.describe()}" if settings is not None else ""))
     try:
-        result = run_sweep(spec, sweep_dir, jobs, say=say)
+        result = run_sweep(spec, sweep_dir, jobs, say=say, backend=engine)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     if result.stopped_by is not None:

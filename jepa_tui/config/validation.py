@@ -78,7 +78,28 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise bad
         return value
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{where}: got {value!r}, expected a table of key = value.")
+        return dict(value)
     raise bad
+
+
+def table_to_dataclass(cls: type, table: Any, where: str) -> Any:
+    """A ``cls`` (a dataclass of plain fields) from a TOML table, every key type-checked.
+
+    Raises:
+        ConfigError: naming ``where`` and the key, for an unknown key (with the nearest known one) or a bad type.
+    """
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table of keys.")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in table.items():
+        if key not in hints:
+            raise ConfigError(f"{where}: unknown key '{key}'.{suggest(key, list(hints))}")
+        values[key] = _coerce(value, hints[key], f"{where}: '{key}'")
+    return cls(**values)
 
 
 def _apply_table(table: dict[str, Any], values: dict[str, Any], cls: type, where: str, source: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import tomli_w
 
 from jepa_tui.config import TRACKS, ConfigError, load_config, read_toml, resolve_profile
+from jepa_tui.experiments.cluster import parse_tables
 from jepa_tui.runs import manifest
 from jepa_tui.runs.directory import check_name
 
@@ -41,6 +42,7 @@ class SweepSpec:
     extra: tuple[str, ...] = ()  # overrides for every run (``--set``, ``--steps``)
     description: str = ""
     variant_tracks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # variants run on some tracks only
+    backends: dict[str, dict] = field(default_factory=dict)  # the profile's [sweep.slurm] and [sweep.ray] tables
 
     def runs(self) -> list[SweepRun]:
         """Every (variant, track, seed), variants outermost; a variant with its own ``tracks`` runs those of
@@ -80,7 +82,7 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
         spec = SweepSpec(str(path), tuple(tracks or [base_track]), tuple(seeds or [42]),
                          extra=tuple(extra or ()), description=str(body.get("description", "")))
     else:
-        known = {"base", "tracks", "seeds", "variant"}
+        known = {"base", "tracks", "seeds", "variant", "slurm", "ray"}
         for key in sweep:
             if key not in known:
                 raise ConfigError(f"{where}: unknown key '{key}'; known keys: {', '.join(sorted(known))}.")
@@ -113,7 +115,8 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
             table = {name: table[name] for name in variants}
         spec = SweepSpec(str(resolve_profile(base)), tuple(tracks or sweep.get("tracks", ["C"])),
                          tuple(seeds or sweep.get("seeds", [42])), table or {"": ()}, tuple(extra or ()),
-                         str(body.get("description", "")), {k: v for k, v in only.items() if k in table})
+                         str(body.get("description", "")), {k: v for k, v in only.items() if k in table},
+                         parse_tables(sweep, where))
     for track in (*spec.tracks, *(t for ts in spec.variant_tracks.values() for t in ts)):
         if track not in TRACKS:
             raise ConfigError(f"{where if sweep else 'tracks'}: track {track!r} is not one of {', '.join(TRACKS)}.")
@@ -127,11 +130,37 @@ def make_sweep_id(spec: SweepSpec, now: datetime | None = None) -> str:
     return f"{(now or datetime.now()):%Y%m%d_%H%M%S}_sweep_{Path(spec.base).stem}"
 
 
+def _jobs_so_far(sweep_dir: Path) -> dict[str, list]:
+    """Each run's job records in an existing manifest (none when there is no readable one)."""
+    try:
+        runs = manifest.read_manifest(sweep_dir).get("runs", [])
+        return {r["name"]: list(r.get("jobs", [])) for r in runs if isinstance(r, dict) and "name" in r}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return {}
+
+
 def write_manifest(sweep_dir: Path, spec: SweepSpec) -> None:
-    """Record ``spec`` and its runs in the sweep directory's ``manifest.json``."""
+    """Record ``spec`` and its runs in the sweep directory's ``manifest.json``, keeping the jobs already recorded
+    for each run (:func:`record_job`)."""
+    jobs = _jobs_so_far(sweep_dir)
     body = {"spec": {**asdict(spec), "variants": {k: list(v) for k, v in spec.variants.items()},
                      "variant_tracks": {k: list(v) for k, v in spec.variant_tracks.items()}},
-            "runs": [asdict(r) for r in spec.runs()]}
+            "runs": [{**asdict(r), "jobs": jobs.get(r.name, [])} for r in spec.runs()]}
+    manifest.write_manifest(sweep_dir, body)
+
+
+def record_job(sweep_dir: Path, name: str, backend: str, job_id: str) -> None:
+    """Append to run ``name``'s entry in the manifest which backend started it as which job, and when. Written by
+    the sweep that holds the sweep directory's lock.
+
+    Raises:
+        RunDirError: when the manifest cannot be written.
+    """
+    body = manifest.read_manifest(sweep_dir)
+    for run in body.get("runs", []):
+        if run.get("name") == name:
+            run.setdefault("jobs", []).append({"backend": backend, "job_id": job_id,
+                                               "started": datetime.now().astimezone().isoformat(timespec="seconds")})
     manifest.write_manifest(sweep_dir, body)
 
 
@@ -149,6 +178,7 @@ def read_manifest(sweep_dir: Path) -> SweepSpec:
     try:
         spec["variants"] = {k: tuple(v) for k, v in spec["variants"].items()}
         spec["variant_tracks"] = {k: tuple(v) for k, v in spec.get("variant_tracks", {}).items()}
+        spec["backends"] = dict(spec.get("backends", {}))
         loaded = SweepSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
         for run in loaded.runs():
             check_name(run.name, "run name")

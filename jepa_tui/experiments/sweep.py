@@ -1,9 +1,12 @@
 """Running a sweep: one run directory per (variant, track, seed) under ``runs/<sweep_id>/``, each run one
-``jepa-tui train`` process started by a :class:`~jepa_tui.experiments.backends.Backend`.
+``jepa-tui train`` process started by a :class:`~jepa_tui.experiments.backends.Backend` (local processes, SLURM jobs
+through submitit, or Ray tasks).
 
 A run that already finished is skipped and one that stopped is resumed with ``--resume``, so running a sweep again
-continues it. A failed run does not stop the others; :func:`run_sweep` reports every outcome at the end.
-``manifest.json`` lists the runs; ``logs/<name>.log`` holds each run's output.
+continues it, with any backend. A run whose directory another live process still writes (a job of an earlier
+session still running on a cluster) is left to it. A failed run does not stop the others; :func:`run_sweep` reports
+every outcome at the end. ``manifest.json`` lists the runs and which backend and job ran each; ``logs/<name>.log``
+holds each run's output.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jepa_tui.experiments.backends import Backend, Job, LocalBackend
-from jepa_tui.experiments.spec import SweepRun, SweepSpec, write_manifest
+from jepa_tui.experiments.backends import Backend, Job, LocalBackend, RunTask
+from jepa_tui.experiments.spec import SweepRun, SweepSpec, record_job, write_manifest
 from jepa_tui.runs import RunDirectory, last_step
-from jepa_tui.runs.files import WriterLock
+from jepa_tui.runs.files import WriterLock, describe_holder, writer_alive
 
 # Exit codes of `jepa-tui train` after which summary.json is this session's (done, non-finite, suspended, signals);
 # after any other (bad input, I/O error, a crash) it may be a stale one from an earlier session.
@@ -76,14 +79,20 @@ class RunOutcome:
     peak_d_shift: float | None = None
 
 
-def train_command(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> list[str]:
-    """The ``jepa-tui train`` command line of ``run``: a new run, or ``--resume`` once its directory exists."""
-    base = [sys.executable, "-m", "jepa_tui.cli.main", "train"]
-    if (sweep_dir / run.name / "config.toml").is_file():
-        return [*base, "--resume", str(sweep_dir / run.name)]
+def train_task(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> RunTask:
+    """The ``jepa-tui train`` arguments of ``run``, for a new run and for ``--resume`` once its directory exists
+    (absolute paths: a cluster worker may start elsewhere)."""
+    sweep_dir = Path(sweep_dir).absolute()
     sets = [a for item in run.overrides for a in ("--set", item)]
-    return [*base, "--profile", spec.base, "--seed", str(run.seed), "--set", f'train.track="{run.track}"', *sets,
-            "--runs-dir", str(sweep_dir), "--run-id", run.name]
+    new = ("--profile", spec.base, "--seed", str(run.seed), "--set", f'train.track="{run.track}"', *sets,
+           "--runs-dir", str(sweep_dir), "--run-id", run.name)
+    return RunTask(run.name, sweep_dir / run.name, sweep_dir / "logs" / f"{run.name}.log", new,
+                   ("--resume", str(sweep_dir / run.name)))
+
+
+def train_command(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> list[str]:
+    """The ``jepa-tui train`` command line of ``run`` now: a new run, or ``--resume`` once its directory exists."""
+    return train_task(spec, run, sweep_dir).command(sys.executable)
 
 
 def _summary(run_dir: Path) -> dict | None:
@@ -109,6 +118,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[st
         (sweep_dir / "logs").mkdir(exist_ok=True)
         return _run(spec, sweep_dir, backend, say, progress_every)
     finally:
+        backend.close()
         lock.release()
 
 
@@ -122,6 +132,11 @@ def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str]
         if summary is not None and summary.get("status") == "done":
             outcomes[run.name] = RunOutcome(run, "done", 0, summary.get("peak_d_shift"))
             say(f"{run.name}: done already (peak D_shift {summary.get('peak_d_shift')})")
+        elif writer_alive(sweep_dir / run.name):
+            holder = describe_holder(sweep_dir / run.name / "writer.lock")
+            outcomes[run.name] = RunOutcome(run, "running elsewhere", None)
+            say(f"{run.name}: still written by {holder} (a job of an earlier session?); not started again. "
+                "Resume the sweep once it has ended.")
         else:
             pending.append(run)
     running: dict[str, tuple[SweepRun, Job]] = {}
@@ -130,11 +145,13 @@ def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str]
         while running or (pending and signals.received is None):
             while pending and len(running) < backend.slots and signals.received is None:
                 run = pending.pop(0)
-                command = train_command(spec, run, sweep_dir)
-                verb = "resuming" if "--resume" in command else "starting"
-                say(f"{run.name}: {verb} ({len(outcomes) + len(running) + 1}/{len(runs)}), log "
+                task = train_task(spec, run, sweep_dir)
+                job = backend.start(task)
+                record_job(sweep_dir, run.name, backend.name, job.job_id)
+                say(f"{run.name}: {'resuming' if task.resuming else 'starting'} "
+                    f"({len(outcomes) + len(running) + 1}/{len(runs)}) as {backend.name} job {job.job_id}, log "
                     f"{sweep_dir.name}/logs/{run.name}.log")
-                running[run.name] = (run, backend.start(command, sweep_dir / "logs" / f"{run.name}.log"))
+                running[run.name] = (run, job)
             time.sleep(0.2)
             for name, (run, job) in list(running.items()):
                 code = job.poll()
@@ -143,8 +160,8 @@ def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str]
                 del running[name]
                 summary = _summary(sweep_dir / name) or {}
                 status = summary.get("status", "failed") if code in EXITS_WITH_SUMMARY else "failed"
-                outcomes[name] = RunOutcome(run, status if code == 0 else f"{status} (exit {code})", code,
-                                            summary.get("peak_d_shift"))
+                detail = f" ({job.error})" if job.error else ("" if code == 0 else f" (exit {code})")
+                outcomes[name] = RunOutcome(run, status + detail, code, summary.get("peak_d_shift"))
                 say(f"{name}: {outcomes[name].status}, peak D_shift {summary.get('peak_d_shift')}")
             if running and time.monotonic() - last_progress >= progress_every:
                 last_progress = time.monotonic()

@@ -1,7 +1,8 @@
 """A sweep directory's ``manifest.json``: the sweep it was started with and its runs, one run directory each.
 
 The file is the contract between whoever runs a sweep (:mod:`jepa_tui.experiments`) and whoever reads it (the
-report): ``{"spec": {...}, "runs": [{"name", "variant", "track", "seed", "overrides"}, ...]}``.
+report): ``{"spec": {...}, "runs": [{"name", "variant", "track", "seed", "overrides", "jobs"}, ...]}``, where
+``jobs`` lists every ``{"backend", "job_id", "started"}`` that ran the run, oldest first.
 """
 
 from __future__ import annotations
