@@ -217,3 +217,28 @@ def test_headless_lines_and_the_summary_mark_sigma_z_below_the_collapse_line(run
     result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "20", "--runs-dir", str(run_set.parent),
                                  "--run-id", "printed"])
     assert "(below 0.5: collapse?)" in result.output.split("eval  step 20")[1].splitlines()[0]
+
+
+def test_the_report_writes_runs_and_evals_as_csv(run_set, tmp_path):
+    """runs.csv (one row per run) and evals.csv (one row per evaluation, every formula) beside report.md, with the
+    numbers of the run directories."""
+    import csv
+
+    result = runner.invoke(app, ["report", str(run_set), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    runs = {r["directory"]: r for r in csv.DictReader((tmp_path / "runs.csv").open())}
+    evals = list(csv.DictReader((tmp_path / "evals.csv").open()))
+    records, _ = collect_runs([run_set])
+    assert set(runs) == {r.path.name for r in records}
+    done = next(r for r in records if r.path.name == "done_C")
+    row = runs["done_C"]
+    assert row["status"] == "done" and int(row["peak_step"]) == done.peak["step"]
+    assert float(row["peak_d_shift"]) == pytest.approx(done.d_shift(done.peak), rel=1e-5)
+    assert float(row["drift"]) == pytest.approx(done.d_shift(done.final) - done.d_shift(done.peak), abs=1e-5)
+    assert runs["never_evaluated_B"]["peak_step"] == "" and runs["frozen_by_hand_C"]["changed_interactively"] == "True"
+    mine = [e for e in evals if e["directory"] == "done_C"]
+    assert [int(e["step"]) for e in mine] == [e["step"] for e in done.evals]
+    first = done.evals[0]
+    for formula, values in first["formulas"].items():
+        assert float(mine[0][f"{formula}_d_shift"]) == pytest.approx(values["d_shift"], rel=1e-5)
+        assert float(mine[0][f"{formula}_d_base_k4"]) == pytest.approx(values["d_base_per_horizon"]["4"], rel=1e-5)

@@ -364,9 +364,11 @@ def report(
                                                      "eval.formula).")] = None,
 ) -> None:
     """Tables (Table 1 with bootstrap and t CIs; the pre-registered outcome when its preconditions hold; Welch's
-    t-tests; Tables 2, 3), every run's interventions, and figures over runs and sweeps."""
+    t-tests; Tables 2, 3), every run's interventions, figures over runs and sweeps, and the numbers behind them as
+    runs.csv and evals.csv."""
     from jepa_tui.evaluation.metrics import FORMULAS
     from jepa_tui.reporting.collect import collect_runs
+    from jepa_tui.reporting.export import write_csvs
     from jepa_tui.reporting.figures import write_figures
     from jepa_tui.reporting.report import build_report
     from jepa_tui.reporting.terminal import terminal_figures
@@ -386,12 +388,13 @@ def report(
         text = built.markdown() + "\n## Figures\n\n" + "\n".join(
             f"![{p.stem}](figures/{p.name})" for p in figures) + "\n"
         atomic_write_text(folder / "report.md", text)
+        write_csvs(runs, folder)
     except RunDirError as exc:
         raise _fail(f"{exc} Choose another folder with --out.") from None
     print(built.markdown())
     if terminal:
         print(terminal_figures(runs))
-    print(f"wrote {folder / 'report.md'} and {len(figures)} figures in {folder / 'figures'}")
+    print(f"wrote {folder / 'report.md'}, runs.csv, evals.csv and {len(figures)} figures in {folder / 'figures'}")
 
 
 @app.command()
