@@ -1,9 +1,10 @@
 """Training throughput of the paper-sized model (batch 64) for one track.
 
-    python benchmarks/throughput.py --track C --steps 200 --device cpu
+    python benchmarks/throughput.py --track C --steps 200 --device cpu [--set train.compile=default ...]
 
-Prints the figures and, as its last line, ``steps_per_s <value>``. Warm-up steps are excluded. Tracks B and C are
-timed with a full experience buffer, their steady state.
+Prints the figures and, as its last line, ``steps_per_s <value>``. Warm-up steps are excluded (with
+``train.compile`` they include the compilation). The memory tracks (B-E) are timed with a full experience buffer,
+their steady state.
 
 ``steps_per_s`` is steps over the wall-clock seconds of the loop (bracketed by synchronisations on CUDA). On CPU
 every step is also timed and the median step printed above it. On a shared virtual machine whose other guests take
@@ -32,18 +33,19 @@ def steal_note(share: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--track", choices=["A", "B", "C", "a", "b", "c"], default="C")
+    parser.add_argument("--track", choices=[*"ABCDE", *"abcde"], default="C")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--profile", default=None, help="profile to take the model from (default track_<t>)")
+    parser.add_argument("--set", action="append", default=[], help="override, e.g. --set train.compile=default")
     args = parser.parse_args()
     keep_freed_memory()  # as jepa-tui train and run do
     track = args.track.upper()
-    config = load_config(args.profile or f"track_{track.lower()}", [f'train.track="{track}"'])
+    config = load_config(args.profile or f"track_{track.lower()}", [f'train.track="{track}"', *args.set])
     device = pick_device(args.device)
     trainer = Trainer(config, device)
-    fill_buffer(trainer)  # steady state: B and C attend to a full buffer
+    fill_buffer(trainer)  # steady state: the memory tracks attend to a full buffer
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(args.warmup):
         trainer.train_step()
@@ -58,7 +60,8 @@ def main() -> None:
     sync()
     elapsed = time.perf_counter() - started
     print(f"track {track}  device {device}  threads {torch.get_num_threads()}  batch {config.train.batch_size}  "
-          f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}")
+          f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}"
+          + (f"  overrides {' '.join(args.set)}" if args.set else ""))
     if device.type == "cpu":  # CUDA steps are queued, not finished, when train_step returns
         print(f"median step {1000 * statistics.median(step_seconds):.1f} ms")
     print(f"steps_per_s {args.steps / elapsed:.3f}")

@@ -1,0 +1,74 @@
+"""Our trainer, eager and compiled, against an eager reference loop, in interleaved rounds.
+
+    python benchmarks/vs_reference.py --reference PATH/reference_epm.py [--rounds 5] [--steps 60] [--track C]
+
+The reference is a plain eager PyTorch step written as a single-file training script would be (given by path).
+Each round runs the reference, ``throughput.py`` eager and ``throughput.py --set train.compile=default`` as separate
+processes, the order rotating from round to round so that a slow stretch of a shared machine does not fall on one
+of them; each prints ``steps_per_s``. The median of each over the rounds and the ratios to the reference are
+printed, with the CPU steal over the whole measurement. Run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from common import StealMeter
+
+HERE = Path(__file__).resolve().parent
+
+
+def commands(args: argparse.Namespace) -> dict[str, list[str]]:
+    ours = [sys.executable, str(HERE / "throughput.py"), "--track", args.track, "--steps", str(args.steps),
+            "--device", "cpu"]
+    return {"reference": [sys.executable, str(args.reference), "--track", args.track, "--steps", str(args.steps),
+                          "--device", "cpu", "--lora", args.lora],
+            "eager": ours,
+            "compiled": [*ours, "--warmup", "25", "--set", "train.compile=default"]}
+
+
+def steps_per_s(command: list[str]) -> float:
+    out = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    found = re.findall(r"steps_per_s\s+([0-9.]+)", out.stdout)
+    if out.returncode != 0 or not found:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out.stdout}\n{out.stderr}")
+    return float(found[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", type=Path, required=True, help="the reference training script")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--track", default="C")
+    parser.add_argument("--lora", default="naive", choices=["naive", "factorised"],
+                        help="the reference's LoRA: per-sample matrices (naive) or factorised")
+    args = parser.parse_args()
+    runs = commands(args)
+    names = list(runs)
+    figures: dict[str, list[float]] = {name: [] for name in names}
+    steal = StealMeter()
+    for round_index in range(args.rounds):
+        for offset in range(len(names)):
+            name = names[(round_index + offset) % len(names)]
+            figures[name].append(steps_per_s(runs[name]))
+        print(f"round {round_index + 1}: " + "  ".join(f"{n} {figures[n][-1]:.2f}" for n in names), flush=True)
+    share = steal.share()
+    print(f"{datetime.now():%Y-%m-%d %H:%M}  {os.cpu_count()} CPUs  track {args.track}  {args.steps} steps per run  "
+          f"reference LoRA {args.lora}" + ("" if share is None else f"  steal {100 * share:.1f}%"))
+    base = statistics.median(figures["reference"])
+    for name in names:
+        median = statistics.median(figures[name])
+        print(f"{name:<10} median {median:.2f} steps/s  (min {min(figures[name]):.2f}, max {max(figures[name]):.2f})"
+              f"  ratio to reference {median / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
