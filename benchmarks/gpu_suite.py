@@ -8,11 +8,12 @@ For each track (A, B, C) × mode (eager; compiled with torch.compile) × precisi
 ``--steps`` steps after ``--warmup`` (compilation included in the warm-up and printed separately), with the
 experience buffer full (the steady state of B and C). On CUDA the timing brackets synchronisations, so it measures
 finished work. It then counts the kernels (CUDA) or operators (CPU) one step launches with ``torch.profiler``, and
-prints the peak memory. The last line extrapolates ``table1`` (9 runs × 22,000 steps, 11 evaluations each) from the
-slowest track's best steps/s and the measured evaluation time, for runs one after another.
+prints the peak memory. Then run groups (``train --seeds``: K seeds in one vectorised step) of 3 and 9 per track,
+in seed-steps per second. The last lines extrapolate ``table1`` (9 runs × 22,000 steps, 11 evaluations each): one
+run after another at the slowest track's best single-run speed, and as three groups of 3 (one per track) at the
+measured group speed.
 
-Not built yet: CUDA graphs (``train.cuda_graphs``) and run groups (K seeds in one vectorised step); the table says
-so instead of a figure.
+Not built yet: CUDA graphs (``train.cuda_graphs``); the table says so instead of a figure.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 
 import torch
 from common import fill_buffer
+from run_groups import group_rate
 
 from jepa_tui.config import load_config
 from jepa_tui.training.trainer import Trainer, pick_device
@@ -99,13 +101,20 @@ def main() -> None:
                 compile_s = "-" if row["compile_s"] is None else f"{row['compile_s']:.1f}"
                 print(f"{track:<6} {mode:<8} {precision:<10} {row['steps_per_s']:9.1f}  {compile_s:>9}  "
                       f"{row['kernels']:12d}  {row['peak_mib']:8.0f}  {row['eval_s']:6.2f}", flush=True)
-    print("groups of 3 and 9 (K seeds in one vectorised step): not built yet")
+    print("run groups, eager fp32 (seed-steps/s: K x group steps/s)")
+    groups: dict[tuple[str, int], float] = {}
+    for track in ("A", "B", "C"):
+        for k in (3, 9):
+            groups[track, k] = group_rate(track, k, args.steps, args.warmup, device, args.quick)
+            print(f"{track:<6} group of {k}: {groups[track, k]:9.1f} seed-steps/s", flush=True)
     print("CUDA graphs: not built yet")
     slowest = min(max(r["steps_per_s"] for r in rows if r["track"] == t) for t in ("A", "B", "C"))
     eval_s = max(r["eval_s"] for r in rows)
     total = TABLE1_RUNS * (TABLE1_STEPS / slowest + TABLE1_EVALS * eval_s)
     print(f"table1 extrapolated: {TABLE1_RUNS} runs x {TABLE1_STEPS} steps at {slowest:.1f} steps/s (the slowest "
           f"track's best) + {TABLE1_EVALS} evaluations of {eval_s:.2f} s each, one run after another: {total:.0f} s")
+    grouped = sum(3 * TABLE1_STEPS / groups[t, 3] for t in ("A", "B", "C")) + TABLE1_RUNS * TABLE1_EVALS * eval_s
+    print(f"table1 extrapolated as three groups of 3 (one per track), one group after another: {grouped:.0f} s")
 
 
 if __name__ == "__main__":

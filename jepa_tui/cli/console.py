@@ -12,6 +12,25 @@ from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config
 from jepa_tui.formatting import format_duration, format_value
 
 
+class PrefixedStream:
+    """A text stream that writes each line to ``stream`` behind ``prefix`` (runs of a group share one terminal)."""
+
+    def __init__(self, prefix: str, stream: TextIO | None = None) -> None:
+        self.prefix = prefix
+        self.stream = stream or sys.stdout
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        if lines:
+            self.stream.write("".join(f"{self.prefix}{line}\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 def _collapse_mark(sigma: float | None) -> str:
     """A warning after a σ_z value below the collapse line (spec §5.2), else nothing."""
     return f" (below {SIGMA_Z_COLLAPSE_LINE}: collapse?)" if sigma is not None and sigma < SIGMA_Z_COLLAPSE_LINE \

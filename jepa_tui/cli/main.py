@@ -150,8 +150,14 @@ def train(
     = None,
     set_: SetOption = None,
     threads: ThreadsOption = None,
+    seeds: Annotated[list[int] | None, typer.Option(
+        help="Train runs that differ only in seed as one vectorised step (a run group), e.g. --seeds 42 43 44: a "
+             "run directory per seed (--run-id NAME gives NAME_s42, ...), each a single run's.")] = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
+    if seeds:
+        _train_group(profile, resume, seed, seeds, steps, seconds, device, runs_dir, run_id, set_, threads)
+        return
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
     from jepa_tui.runs import RunDirError
@@ -203,6 +209,65 @@ def train(
         say(f"{summary['status']} ({summary['stop_reason']}); continue with: jepa-tui train --resume {run_dir.path}")
     if code:
         raise typer.Exit(code)
+
+
+def _check_seeds(seeds: list[int]) -> list[int]:
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: a run group needs two or more distinct seeds.")
+    return seeds
+
+
+def _train_group(profile: str | None, resume: Path | None, seed: int | None, seeds: list[int], steps: int | None,
+                 seconds: float | None, device: str | None, runs_dir: Path, run_id: str | None,
+                 set_: list[str] | None, threads: int | None) -> None:
+    """`train --seeds`: one run directory per seed, trained as a run group (jepa_tui.training.group)."""
+    from jepa_tui.cli.console import ConsolePrinter, PrefixedStream
+    from jepa_tui.cli.signals import SignalStop
+    from jepa_tui.runs import RunDirError
+    from jepa_tui.threads import apply as apply_threads
+    from jepa_tui.training.allocator import keep_freed_memory
+    from jepa_tui.training.group import check_groupable, train_group
+    from jepa_tui.training.session import prepare_run
+    from jepa_tui.training.trainer import pick_device
+
+    keep_freed_memory()
+    prepared = []
+    try:
+        if resume is not None or seed is not None:
+            raise ConfigError("--seeds starts new runs: it takes neither --resume (resume each member's run "
+                              "directory with `jepa-tui train --resume RUN_DIR`) nor --seed.")
+        configs = [_resolve(profile, None, False, set_, seed=s, steps=steps, seconds=seconds, device=device,
+                            threads=threads)[0] for s in _check_seeds(seeds)]
+        check_groupable(configs)  # before any run directory exists
+        torch_device = pick_device(configs[0].train.device)
+        thread_count = apply_threads(configs[0].train.threads)
+        for config in configs:
+            name = f"{run_id}_s{config.train.seed}" if run_id else None
+            prepared.append(prepare_run(config, torch_device, runs_dir, name))
+    except _bad_input_errors() as exc:
+        for run in prepared:
+            run.directory.close()
+        raise _fail(str(exc)) from None
+    t = configs[0].train
+    budget = f"{t.steps} steps" if t.steps is not None else f"{t.seconds:g} s"
+    say(f"run group of {len(prepared)} (seeds {', '.join(str(c.train.seed) for c in configs)}): track {t.track}, "
+        f"{budget}, device {torch_device}, {thread_count} thread{'s' * (thread_count != 1)}, one vectorised step")
+    for run in prepared:
+        say(f"  s{run.trainer.config.train.seed}: {run.directory.path}")
+    with SignalStop() as signals:
+        printers = [[ConsolePrinter(run.trainer.config, PrefixedStream(f"[s{run.trainer.config.train.seed}] "))]
+                    for run in prepared]
+        try:
+            summaries = train_group(prepared, printers, should_stop=signals)
+        except RunDirError as exc:
+            raise _fail(f"{exc} Resume each run with `jepa-tui train --resume RUN_DIR`.", EXIT_IO) from None
+    codes = [_exit_code(summary) for summary in summaries]
+    for run, summary in zip(prepared, summaries, strict=True):
+        if _exit_code(summary):
+            say(f"{run.directory.run_id}: {summary['status']}; continue with: jepa-tui train --resume "
+                f"{run.directory.path}")
+    if any(codes):
+        raise typer.Exit(max(codes))
 
 
 @app.command()
@@ -299,6 +364,9 @@ def sweep(
                                                                       "(default: all).")] = None,
     ray_address: Annotated[str | None, typer.Option(help="ray: the cluster to join (auto, ray://host:10001); "
                                                          "default: start Ray on this machine.")] = None,
+    group: Annotated[bool, typer.Option(help="Start the new runs of each variant and track as one run group "
+                                             "(`train --seeds`: one process, one vectorised step; local "
+                                             "backend).")] = False,
 ) -> None:
     """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/, on
     this machine or a cluster engine (--backend)."""
@@ -328,6 +396,9 @@ def sweep(
                 raise ConfigError(f"sweep directory '{sweep_dir}' holds a different sweep; continue it with "
                                   f"`jepa-tui sweep --resume {sweep_dir}` or choose another --sweep-id.")
         runs = spec.runs()
+        if group and backend != "local":
+            raise ConfigError(f"--group runs on the local backend; with --backend {backend} each run is its own "
+                              "job.")
         settings = None if backend == "local" else resolve(backend, spec.backends, {
             "partition": partition, "cluster": cluster, "gpus_per_run": gpus_per_run, "cpus_per_run": cpus_per_run,
             "time_min": time_min, "array_parallelism": array_parallelism, "address": ray_address})
@@ -337,7 +408,7 @@ def sweep(
     say(f"sweep {sweep_dir}: {len(runs)} runs ({', '.join(r.name for r in runs)}), {engine.slots} at a time on "
         f"the {engine.name} backend" + (f": {settings.describe()}" if settings is not None else ""))
     try:
-        result = run_sweep(spec, sweep_dir, jobs, say=say, backend=engine)
+        result = run_sweep(spec, sweep_dir, jobs, say=say, backend=engine, group=group)
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     if result.stopped_by is not None:

@@ -90,6 +90,42 @@ def train_task(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> RunTask:
                    ("--resume", str(sweep_dir / run.name)))
 
 
+def group_task(spec: SweepSpec, runs: list[SweepRun], sweep_dir: Path) -> RunTask:
+    """One ``jepa-tui train --seeds`` for new runs that differ only in seed (a run group), named
+    ``<variant>_<track>`` after its members' directories ``<variant>_<track>_s<seed>``."""
+    sweep_dir = Path(sweep_dir).absolute()
+    first = runs[0]
+    prefix = group_prefix(first)
+    sets = [a for item in first.overrides for a in ("--set", item)]
+    seeds = [a for r in runs for a in ("--seeds", str(r.seed))]
+    new = ("--profile", spec.base, *seeds, "--set", f'train.track="{first.track}"', *sets, "--runs-dir",
+           str(sweep_dir), "--run-id", prefix)
+    return RunTask(prefix, sweep_dir / first.name, sweep_dir / "logs" / f"{prefix}.log", new,
+                   ("--resume", str(sweep_dir / first.name)))
+
+
+def group_prefix(run: SweepRun) -> str:
+    """``<variant>_<track>`` of a run named ``<variant>_<track>_s<seed>``."""
+    return run.name.removesuffix(f"_s{run.seed}")
+
+
+def groups_of(runs: list[SweepRun], sweep_dir: Path, group: bool) -> list[list[SweepRun]]:
+    """The units a sweep starts: with ``group``, the new runs of one variant and track together (two or more), every
+    other run alone (a run with a directory resumes on its own)."""
+    if not group:
+        return [[run] for run in runs]
+    units: dict[tuple[str, str], list[SweepRun]] = {}
+    alone = []
+    for run in runs:
+        if (sweep_dir / run.name).exists():
+            alone.append([run])
+        else:
+            units.setdefault((run.variant, run.track), []).append(run)
+    grouped = [unit for unit in units.values() if len(unit) > 1]
+    singles = [[run] for unit in units.values() if len(unit) == 1 for run in unit]
+    return grouped + singles + alone
+
+
 def train_command(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> list[str]:
     """The ``jepa-tui train`` command line of ``run`` now: a new run, or ``--resume`` once its directory exists."""
     return train_task(spec, run, sweep_dir).command(sys.executable)
@@ -100,8 +136,11 @@ def _summary(run_dir: Path) -> dict | None:
 
 
 def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[str], None] = print,
-              progress_every: float = 30.0, backend: Backend | None = None) -> SweepResult:
+              progress_every: float = 30.0, backend: Backend | None = None, group: bool = False) -> SweepResult:
     """Run every run of ``spec`` not yet done, ``backend.slots`` at a time; one outcome per run that ended.
+
+    With ``group``, the new runs of each variant and track (the seeds) start as one run group, one process that
+    trains them as one vectorised step (``jepa-tui train --seeds``) and takes one slot.
 
     ``backend`` defaults to :class:`~jepa_tui.experiments.backends.LocalBackend` with ``jobs`` runs at once. A
     SIGINT, SIGTERM or SIGHUP is passed on to the running runs, which checkpoint and stop; the sweep waits for
@@ -116,14 +155,14 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[st
     lock.acquire("sweep directory")
     try:
         (sweep_dir / "logs").mkdir(exist_ok=True)
-        return _run(spec, sweep_dir, backend, say, progress_every)
+        return _run(spec, sweep_dir, backend, say, progress_every, group)
     finally:
         backend.close()
         lock.release()
 
 
 def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str], None],
-         progress_every: float) -> SweepResult:
+         progress_every: float, group: bool = False) -> SweepResult:
     runs = spec.runs()
     pending = []
     outcomes: dict[str, RunOutcome] = {}
@@ -139,19 +178,23 @@ def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str]
                 "Resume the sweep once it has ended.")
         else:
             pending.append(run)
+    units = groups_of(pending, sweep_dir, group)
     running: dict[str, tuple[SweepRun, Job]] = {}
     last_progress = time.monotonic()
     with SignalForwarder(running) as signals:
-        while running or (pending and signals.received is None):
-            while pending and len(running) < backend.slots and signals.received is None:
-                run = pending.pop(0)
-                task = train_task(spec, run, sweep_dir)
+        while running or (units and signals.received is None):
+            while units and len({id(j) for _, j in running.values()}) < backend.slots and signals.received is None:
+                unit = units.pop(0)
+                task = train_task(spec, unit[0], sweep_dir) if len(unit) == 1 else group_task(spec, unit, sweep_dir)
                 job = backend.start(task)
-                record_job(sweep_dir, run.name, backend.name, job.job_id)
-                say(f"{run.name}: {'resuming' if task.resuming else 'starting'} "
-                    f"({len(outcomes) + len(running) + 1}/{len(runs)}) as {backend.name} job {job.job_id}, log "
-                    f"{sweep_dir.name}/logs/{run.name}.log")
-                running[run.name] = (run, job)
+                names = ", ".join(run.name for run in unit)
+                kind = f"run group of {len(unit)}, " if len(unit) > 1 else ""
+                say(f"{names}: {'resuming' if task.resuming else 'starting'} "
+                    f"({len(outcomes) + len(running) + 1}/{len(runs)}) as {kind}{backend.name} job {job.job_id}, "
+                    f"log {sweep_dir.name}/logs/{task.log.name}")
+                for run in unit:
+                    record_job(sweep_dir, run.name, backend.name, job.job_id)
+                    running[run.name] = (run, job)
             time.sleep(0.2)
             for name, (run, job) in list(running.items()):
                 code = job.poll()

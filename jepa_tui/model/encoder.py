@@ -39,10 +39,11 @@ class ConvEncoder(nn.Module):
         side = feature_side(canvas, len(cfg.encoder_channels), cfg.encoder_padding)
         self.proj = nn.Linear(channels[-1] * side * side, cfg.latent_dim)
         self.norm = nn.LayerNorm(cfg.latent_dim)
+        self.channels_last = True  # faster convolutions on CPU; off in run groups (vmap has no channels-last)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) -> (N, latent_dim)."""
-        features = self.convs(frames.contiguous(memory_format=torch.channels_last))
+        features = self.convs(frames.contiguous(memory_format=torch.channels_last) if self.channels_last else frames)
         return self.norm(self.proj(features.flatten(1)))
 
 

@@ -236,9 +236,29 @@ class Trainer:
 
     def train_step(self) -> None:
         """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6)."""
-        t = self.config.train
         started = time.perf_counter()
         lr, tau = self.current_lr(), self.current_tau()
+        frames, k, mask, directions = self.step_inputs()
+        # Compiled, the whole buffer is encoded under its validity mask (static shapes: one graph for the run).
+        slots = None if self._compiled else self._slots_bound
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16"):
+            compile_started = time.perf_counter()
+            outputs = self._forward(frames, slots, k, mask, directions)
+            if self._compiled and self.compile_seconds is None:
+                self.compile_seconds = time.perf_counter() - compile_started  # tracing and code generation
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        outputs[0].backward()
+        if self.config.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), self.config.train.grad_clip)
+        self.optimizer.step()
+        self.finish_step(outputs, frames, tau, started)
+
+    def step_inputs(self) -> tuple[torch.Tensor, int | None, torch.Tensor | None, torch.Tensor | None]:
+        """This step's draws from the training sampler: frames (B, 1 + F, 1, H, W), the horizon k (conditioned
+        predictor, else None), the context mask (or None) and SIGReg's directions (or None)."""
+        t = self.config.train
         k = self._sample_k() if self._conditioned else None
         frames = self.sample_batch()
         mask = directions = None
@@ -248,25 +268,24 @@ class Trainer:
         if t.regularizer == "sigreg":
             directions = random_directions(self.config.model.latent_dim, t.sigreg_directions, self.sampler,
                                            self.device)
-        # Compiled, the whole buffer is encoded under its validity mask (static shapes: one graph for the run).
-        slots = None if self._compiled else self._slots_bound
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16"):
-            compile_started = time.perf_counter()
-            total, pred, var, aux, z, targets, experience, scales = self._forward(frames, slots, k, mask, directions)
-            if self._compiled and self.compile_seconds is None:
-                self.compile_seconds = time.perf_counter() - compile_started  # tracing and code generation
+        return frames, k, mask, directions
+
+    def finish_step(self, outputs: tuple, frames: torch.Tensor, tau: float, started: float) -> None:
+        """Everything after the optimiser step (spec §4, steps 4-6): the EMA update, the boundary detector and the
+        buffer push, the loss statistics and the counters.
+
+        Args:
+            outputs: what :meth:`forward_loss` returned for this step.
+            frames: the step's batch (B, 1 + F, 1, H, W).
+            tau: the EMA τ in force for this step (:meth:`current_tau` before the step).
+            started: ``time.perf_counter()`` when the step began (its seconds count towards the budget).
+        """
+        t = self.config.train
+        total, pred, var, aux, z, targets, experience, scales = outputs
         if t.precision == "bf16":  # the detector, the buffer and the statistics stay in fp32
             z, targets = z.float(), targets.float()
             experience = experience.float() if experience is not None else None
             scales = tuple(s.float() for s in scales) if scales is not None else None
-
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if t.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), t.grad_clip)
-        self.optimizer.step()
         if self.model.has_target:  # model.target = "stopgrad" has no target encoder to move
             ema_update(self.model.target_encoder, self.model.encoder, tau)
 
