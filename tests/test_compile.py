@@ -73,3 +73,20 @@ def test_compiled_and_eager_runs_agree_and_a_compiled_run_resumes_exactly(smoke_
     resumed = run("default", 100, half.state_dict())
     for name, value in compiled.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name  # bitwise within the compiled mode
+
+
+def test_cuda_graphs_pick_the_replaying_mode_and_are_refused_off_cuda(tmp_path):
+    """train.cuda_graphs = true compiles with "reduce-overhead" (CUDA graphs; max-autotune already replays them);
+    on a CPU it is bad input, exit 2, before any run directory exists."""
+    from typer.testing import CliRunner
+
+    from jepa_tui.cli.main import app
+    from jepa_tui.training.trainer import compile_mode
+
+    assert compile_mode("off", True) == compile_mode("default", True) == "reduce-overhead"
+    assert compile_mode("max-autotune", True) == compile_mode("max-autotune", False) == "max-autotune"
+    assert compile_mode("default", False) is None
+    result = CliRunner().invoke(app, ["train", "--profile", "smoke", "--device", "cpu", "--runs-dir", str(tmp_path),
+                                      "--set", "train.cuda_graphs=true"])
+    assert result.exit_code == 2 and "train.cuda_graphs = true needs a CUDA device" in result.output
+    assert not any(tmp_path.iterdir())

@@ -123,6 +123,8 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # torch.compile of the step's forward and backward ("off": eager, as the paper ran)
     compile: Literal["off", "default", "max-autotune"] = "off"
+    # CUDA only: replay the compiled step from CUDA graphs (torch.compile mode "reduce-overhead"; implies compile)
+    cuda_graphs: bool = False
     threads: int = 0  # CPU threads for the step (0: the cores this process may use, cgroup quota included)
     # the paper's fp32; "tf32" lets CUDA matmuls use TF32; "bf16" runs the forward under bfloat16 autocast
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"

@@ -59,7 +59,8 @@ def check_groupable(configs: Sequence[Config], steps: Sequence[int] = ()) -> Non
         raise GroupError("the runs of a group must start at the same step")
     t, m = first.train, first.model
     blockers = [name for name, on in (
-        ('train.compile (use "off")', t.compile != "off"), ("train.grad_clip (use 0)", t.grad_clip > 0),
+        ('train.compile (use "off")', t.compile != "off"), ("train.cuda_graphs", t.cuda_graphs),
+        ("train.grad_clip (use 0)", t.grad_clip > 0),
         ("train.mask_ratio (use 0)", t.mask_ratio > 0), ('train.regularizer = "sigreg"', t.regularizer == "sigreg"),
         ('model.horizon_mode = "conditioned"', m.horizon_mode == "conditioned")) if on]
     if blockers:

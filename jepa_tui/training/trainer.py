@@ -51,6 +51,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def compile_mode(compile: str, cuda_graphs: bool) -> str | None:
+    """``torch.compile``'s mode for ``train.compile`` and ``train.cuda_graphs``: None (default), "max-autotune"
+    (which already replays CUDA graphs on CUDA) or "reduce-overhead" (CUDA graphs without autotuning)."""
+    if compile == "max-autotune":
+        return "max-autotune"
+    return "reduce-overhead" if cuda_graphs else None
+
+
 @dataclass
 class Progress:
     """Counters that shape the schedules and the budget; all saved in checkpoints."""
@@ -71,12 +79,18 @@ class Trainer:
         worlds: prepared worlds (built from ``config.data`` when omitted).
         compile_backend: the ``torch.compile`` backend when ``train.compile`` is on ("inductor" by default;
             tests pass a counting backend to see every graph compiled).
+
+    Raises:
+        ValueError: ``train.cuda_graphs`` on a device that is not CUDA; worlds built from another configuration.
     """
 
     def __init__(self, config: Config, device: torch.device, worlds: Worlds | None = None,
                  compile_backend: str | Callable | None = None) -> None:
         self.config = config
         self.device = device
+        if config.train.cuda_graphs and device.type != "cuda":
+            raise ValueError(f"train.cuda_graphs = true needs a CUDA device, and this run is on {device.type}: set "
+                             "train.cuda_graphs = false, or train with --device cuda.")
         if worlds is not None and (worlds.cfg != config.data or worlds.seed != config.world_seed):
             raise ValueError("the worlds passed in were built from another data configuration or world seed")
         self.worlds = worlds if worlds is not None else Worlds(config.data, device, seed=config.world_seed)
@@ -101,10 +115,10 @@ class Trainer:
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = config.train.precision == "tf32"
             torch.backends.cudnn.allow_tf32 = config.train.precision == "tf32"
-        self._compiled = config.train.compile != "off"
+        self._compiled = config.train.compile != "off" or config.train.cuda_graphs
         self.compile_seconds: float | None = None  # the first compiled call (compilation included), once known
         self._forward = self.forward_loss if not self._compiled else torch.compile(
-            self.forward_loss, fullgraph=True, mode=None if config.train.compile == "default" else "max-autotune",
+            self.forward_loss, fullgraph=True, mode=compile_mode(config.train.compile, config.train.cuda_graphs),
             backend=compile_backend or "inductor")
 
     # -- schedules -------------------------------------------------------------------------------------------
