@@ -236,6 +236,8 @@ def test_the_report_writes_runs_and_evals_as_csv(run_set, tmp_path):
     assert float(row["peak_d_shift"]) == pytest.approx(done.d_shift(done.peak), rel=1e-5)
     assert float(row["drift"]) == pytest.approx(done.d_shift(done.final) - done.d_shift(done.peak), abs=1e-5)
     assert runs["never_evaluated_B"]["peak_step"] == "" and runs["frozen_by_hand_C"]["changed_interactively"] == "True"
+    summary = json.loads((run_set / "done_C" / "summary.json").read_text())
+    assert float(row["steps_per_s"]) == pytest.approx(summary["steps_per_s"], rel=1e-5)
     mine = [e for e in evals if e["directory"] == "done_C"]
     assert [int(e["step"]) for e in mine] == [e["step"] for e in done.evals]
     first = done.evals[0]

@@ -1,6 +1,7 @@
 """The numbers behind a report as two small CSV files beside ``report.md``: ``runs.csv`` (one row per run: how it
-ended, its peak and final evaluation, the step its buffer filled) and ``evals.csv`` (one row per evaluation, every
-recorded D_shift formula and d_base, per horizon too). Plain text that any tool reads, small enough to publish."""
+ended, its peak and final evaluation, the step its buffer filled, its training time and speed) and ``evals.csv``
+(one row per evaluation, every recorded D_shift formula and d_base, per horizon too). Plain text that any tool
+reads, small enough to publish."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import io
 from pathlib import Path
 
 from jepa_tui.reporting.collect import RunRecord
+from jepa_tui.runs import RunDirectory
 from jepa_tui.runs.files import atomic_write_text
 
 
@@ -22,6 +24,12 @@ def buffer_full_step(run: RunRecord) -> int | None:
 def _version(run: RunRecord) -> str:
     starts = [e for e in run.events if e.get("kind") in ("start", "resume") and e.get("version")]
     return starts[0]["version"] if starts else ""
+
+
+def _timing(run: RunRecord) -> dict[str, object]:
+    """Training seconds, wall seconds and steps/s from the run's summary.json (blank when it has none)."""
+    summary = RunDirectory(run.path).read_summary() or {}
+    return {key: summary.get(key) for key in ("train_seconds", "wall_seconds", "steps_per_s", "device")}
 
 
 def _cell(value: object) -> object:
@@ -46,7 +54,8 @@ def run_rows(runs: list[RunRecord]) -> list[dict[str, object]]:
             "val_pick_step": pick["step"] if pick else None, "val_pick_d_shift": run.d_shift(pick) if pick else None,
             "buffer_full_step": buffer_full_step(run), "buffer_entries": run.buffer_entries,
             "boundary_events": max((int(r.get("boundary_events") or 0) for r in run.trains), default=0),
-            "changed_interactively": run.interactive, "flags": "; ".join(run.flags()), "version": _version(run)})
+            "changed_interactively": run.interactive, "flags": "; ".join(run.flags()), "version": _version(run),
+            **_timing(run)})
     return rows
 
 
