@@ -127,3 +127,46 @@ def test_a_sweep_starts_each_tracks_seeds_as_one_group(tmp_path):
     assert report.exit_code == 0 and "C_s2" in report.output
     refused = runner.invoke(app, [*args, "--sweep-id", "ray", "--group", "--backend", "ray"])
     assert refused.exit_code == 2 and "--group runs on the local backend" in refused.output
+
+
+def test_a_group_of_resumed_runs_continues_as_they_would_alone():
+    """Trainers restored from checkpoints (optimiser moments included) and then grouped continue as the same
+    trainers stepped alone."""
+    configs = [load_config("smoke", [*FIRING, f"train.seed={s}"]) for s in (3, 4)]
+    started = [Trainer(c, CPU) for c in configs]
+    for trainer in started:
+        for _ in range(15):
+            trainer.train_step()
+    states = [t.state_dict() for t in started]
+    alone, grouped = [Trainer(c, CPU) for c in configs], [Trainer(c, CPU) for c in configs]
+    for trainer, state in [*zip(alone, states, strict=True), *zip(grouped, states, strict=True)]:
+        trainer.load_state_dict(state)
+    group = RunGroup(grouped)
+    for _ in range(15):
+        for trainer in alone:
+            trainer.train_step()
+        group.step([0, 1])
+    for a, g in zip(alone, grouped, strict=True):
+        assert g.progress.step == a.progress.step == 30
+        for (name, value), other in zip(a.model.named_parameters(), g.model.parameters(), strict=True):
+            assert _close(other.detach(), value.detach(), 1e-4), name
+
+
+def test_a_members_checkpoint_resumed_alone_continues_its_run():
+    """A member's checkpoint (contiguous moments) loaded by a single trainer (channels-last encoder) continues
+    as the run would have alone: each moment takes its parameter's layout on load, which the fused AdamW needs."""
+    configs = [load_config("smoke", [*FIRING, f"train.seed={s}"]) for s in (8, 9)]
+    grouped = [Trainer(c, CPU) for c in configs]
+    group = RunGroup(grouped)
+    for _ in range(15):
+        group.step([0, 1])
+    resumed = Trainer(configs[0], CPU)
+    resumed.load_state_dict(grouped[0].state_dict())
+    alone = Trainer(configs[0], CPU)
+    for _ in range(15):
+        alone.train_step()
+    for _ in range(15):
+        alone.train_step()
+        resumed.train_step()
+    for (name, value), other in zip(alone.model.named_parameters(), resumed.model.parameters(), strict=True):
+        assert _close(other.detach(), value.detach(), 1e-4), name

@@ -135,8 +135,9 @@ class RunGroup:
     # -- stacking ----------------------------------------------------------------------------------------------
     def _stack(self, names: list[str], parameter: bool) -> dict[str, torch.Tensor]:
         stacked = {}
+        members = [dict(s.named_parameters() if parameter else s.named_buffers()) for s in self._steps]
         for name in names:
-            tensors = [dict(s.named_parameters() if parameter else s.named_buffers())[name] for s in self._steps]
+            tensors = [member[name] for member in members]
             value = torch.stack([t.detach() for t in tensors]).contiguous()
             if parameter:
                 value.requires_grad_(tensors[0].requires_grad)
@@ -157,8 +158,9 @@ class RunGroup:
             for name in self._trainable:
                 optimizer.state[self.params[name]] = {
                     "step": states[0][name]["step"].clone(),
-                    "exp_avg": torch.stack([s[name]["exp_avg"] for s in states]),
-                    "exp_avg_sq": torch.stack([s[name]["exp_avg_sq"] for s in states])}
+                    # laid out as the stacked parameter is: the fused AdamW kernel walks both in memory order
+                    "exp_avg": torch.stack([s[name]["exp_avg"] for s in states]).contiguous(),
+                    "exp_avg_sq": torch.stack([s[name]["exp_avg_sq"] for s in states]).contiguous()}
         return optimizer
 
     def _member_moments(self, trainer: Trainer) -> dict[str, dict] | None:

@@ -395,6 +395,15 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
         }
 
+    def _match_moment_layouts(self) -> None:
+        """Give every optimiser moment its parameter's memory layout (a run group's checkpoint stores them
+        contiguous, our encoders are channels-last): the fused AdamW kernel walks a parameter and its moments in
+        memory order, so a moment laid out differently would update the wrong elements."""
+        for param, values in self.optimizer.state.items():
+            for key, value in values.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    values[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
     def load_state_dict(self, state: dict) -> list[str]:
         """Restore a :meth:`state_dict` (the configuration must match the one this trainer was built with).
 
@@ -406,6 +415,7 @@ class Trainer:
         notices = []
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self._match_moment_layouts()
         self.progress = Progress(**state["progress"])
         self.boundary_events.fill_(state["boundary_events"])
         self.buffer_frozen = state["buffer_frozen"]
