@@ -20,7 +20,7 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
-SPIN_COUNT = "10000"  # chosen by benchmarks/contention.py: solo speed kept, graceful under contention
+SPIN_COUNT = "10000"  # benchmarks/contention.py: fastest alone; two processes on two cores still get 0.25 each
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
