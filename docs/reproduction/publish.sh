@@ -40,6 +40,8 @@ for id in "$@"; do
   pack "$id"
   case $id in
     dual_freeze_8000) report "$id" "$RUNS/table1/C_s42" "$RUNS/$id" ;;  # Table 2: the baseline is Table 1's C s42
+    guesses) report "$id" "$RUNS/$id"
+             python docs/reproduction/guess_effects.py "$OUT/$id/evals.csv" > "$OUT/$id/effects.md" ;;
     *) report "$id" "$RUNS/$id" ;;
   esac
 done
