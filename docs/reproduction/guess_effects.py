@@ -37,12 +37,23 @@ def signed(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:+.{digits}f}"
 
 
+def change(mine: dict, base: dict | None):
+    """key -> mine[key] − base[key] (None when either is missing)."""
+    def delta(key: str) -> float | None:
+        if base is None or mine[key] is None or base[key] is None:
+            return None
+        return mine[key] - base[key]
+    return delta
+
+
 def main(path: str) -> None:
     runs: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for row in csv.DictReader(open(path)):
-        runs[row["variant"], row["track"]].append(row)
-    status = {(r["variant"], r["track"]): (r["status"], r["last_step"], r["budget_steps"])
-              for r in csv.DictReader(open(Path(path).with_name("runs.csv")))}
+    with open(path) as evals:
+        for row in csv.DictReader(evals):
+            runs[row["variant"], row["track"]].append(row)
+    with open(Path(path).with_name("runs.csv")) as listed:
+        status = {(r["variant"], r["track"]): (r["status"], r["last_step"], r["budget_steps"])
+                  for r in csv.DictReader(listed)}
     print("# Which guesses move the numbers\n")
     print("Each variant changes one guess of ours (profile `guesses`: Tracks A and C, seed 42, the `quick` budget of "
           "5,000 steps evaluated every 500). Peak = the lowest D_shift over the evaluations under that formula; "
@@ -56,14 +67,13 @@ def main(path: str) -> None:
         for (variant, track), rows in sorted(runs.items(), key=lambda kv: (kv[0][0] != "baseline", kv[0])):
             mine = peak(rows, formula)
             base = peak(runs["baseline", track], formula) if ("baseline", track) in runs else None
-            delta = (lambda key: mine[key] - base[key] if base and mine[key] is not None and base[key] is not None
-                     else None)
+            delta = change(mine, base)
             gap = mine["d_shift"] - mine["d_base"] if mine["d_base"] is not None else None
             state, last, budget = status.get((variant, track), ("?", "?", "?"))
             run = "done" if state == "done" else f"{state} at step {last} of {budget}"
-            print(f"| {variant} | {track} | {run} | {mine['d_shift']:.4f} | {signed(delta('d_shift'))} | {mine['step']} | "
-                  f"{signed(delta('step'), 0)} | {mine['d_base']:.4f} | {signed(delta('d_base'))} | {signed(gap)} | "
-                  f"{mine['sigma_z']:.3f} |")
+            print(f"| {variant} | {track} | {run} | {mine['d_shift']:.4f} | {signed(delta('d_shift'))} | "
+                  f"{mine['step']} | {signed(delta('step'), 0)} | {mine['d_base']:.4f} | {signed(delta('d_base'))} | "
+                  f"{signed(gap)} | {mine['sigma_z']:.3f} |")
         print("\nd_base per horizon at the peak:\n")
         for (variant, track), rows in sorted(runs.items(), key=lambda kv: (kv[0][0] != "baseline", kv[0])):
             mine = peak(rows, formula)
