@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from jepa_tui.training.trainer import Trainer
+
+
+def steps_per_s_line(output: str) -> float | None:
+    """The last ``steps_per_s <value>`` a benchmark script printed (``throughput.py``, the reference loop)."""
+    found = re.findall(r"steps_per_s\s+([0-9.]+)", output)
+    return float(found[-1]) if found else None
 
 
 def fill_buffer(trainer: Trainer) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from common import StealMeter, fill_buffer
+from common import StealMeter, fill_buffer, steps_per_s_line
 
 from jepa_tui.config import load_config
 from jepa_tui.training.group import RunGroup
@@ -84,10 +83,10 @@ def processes_rate(track: str, k: int, steps: int, warmup: int, device: torch.de
     rates = []
     for process in running:
         out, _ = process.communicate()
-        found = re.findall(r"steps_per_s\s+([0-9.]+)", out)
-        if process.returncode != 0 or not found:
+        rate = steps_per_s_line(out)
+        if process.returncode != 0 or rate is None:
             raise SystemExit(f"throughput.py failed:\n{out}")
-        rates.append(float(found[-1]))
+        rates.append(rate)
     return sum(rates)
 
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 
-from common import StealMeter
+from common import StealMeter, steps_per_s_line
 
 HERE = Path(__file__).resolve().parent
 
@@ -36,10 +35,10 @@ def commands(args: argparse.Namespace) -> dict[str, list[str]]:
 
 def steps_per_s(command: list[str]) -> float:
     out = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
-    found = re.findall(r"steps_per_s\s+([0-9.]+)", out.stdout)
-    if out.returncode != 0 or not found:
+    rate = steps_per_s_line(out.stdout)
+    if out.returncode != 0 or rate is None:
         raise SystemExit(f"{' '.join(command)} failed:\n{out.stdout}\n{out.stderr}")
-    return float(found[-1])
+    return rate
 
 
 def main() -> None:

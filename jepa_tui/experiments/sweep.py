@@ -82,25 +82,21 @@ class RunOutcome:
 def train_task(spec: SweepSpec, run: SweepRun, sweep_dir: Path) -> RunTask:
     """The ``jepa-tui train`` arguments of ``run``, for a new run and for ``--resume`` once its directory exists
     (absolute paths: a cluster worker may start elsewhere)."""
-    sweep_dir = Path(sweep_dir).absolute()
-    sets = [a for item in run.overrides for a in ("--set", item)]
-    new = ("--profile", spec.base, "--seed", str(run.seed), "--set", f'train.track="{run.track}"', *sets,
-           "--runs-dir", str(sweep_dir), "--run-id", run.name)
-    return RunTask(run.name, sweep_dir / run.name, sweep_dir / "logs" / f"{run.name}.log", new,
-                   ("--resume", str(sweep_dir / run.name)))
+    return group_task(spec, [run], sweep_dir)
 
 
 def group_task(spec: SweepSpec, runs: list[SweepRun], sweep_dir: Path) -> RunTask:
-    """One ``jepa-tui train --seeds`` for new runs that differ only in seed (a run group), named
-    ``<variant>_<track>`` after its members' directories ``<variant>_<track>_s<seed>``."""
+    """The task of new runs that differ only in seed: one ``jepa-tui train --seeds`` (a run group) named
+    ``<variant>_<track>`` after its members' directories ``<variant>_<track>_s<seed>``; for one run, its own
+    ``train --seed`` (:func:`train_task`)."""
     sweep_dir = Path(sweep_dir).absolute()
     first = runs[0]
-    prefix = group_prefix(first)
+    name = group_prefix(first) if len(runs) > 1 else first.name
+    seeds = [a for r in runs for a in ("--seeds", str(r.seed))] if len(runs) > 1 else ["--seed", str(first.seed)]
     sets = [a for item in first.overrides for a in ("--set", item)]
-    seeds = [a for r in runs for a in ("--seeds", str(r.seed))]
     new = ("--profile", spec.base, *seeds, "--set", f'train.track="{first.track}"', *sets, "--runs-dir",
-           str(sweep_dir), "--run-id", prefix)
-    return RunTask(prefix, sweep_dir / first.name, sweep_dir / "logs" / f"{prefix}.log", new,
+           str(sweep_dir), "--run-id", name)
+    return RunTask(name, sweep_dir / first.name, sweep_dir / "logs" / f"{name}.log", new,
                    ("--resume", str(sweep_dir / first.name)))
 
 
@@ -185,7 +181,7 @@ def _run(spec: SweepSpec, sweep_dir: Path, backend: Backend, say: Callable[[str]
         while running or (units and signals.received is None):
             while units and len({id(j) for _, j in running.values()}) < backend.slots and signals.received is None:
                 unit = units.pop(0)
-                task = train_task(spec, unit[0], sweep_dir) if len(unit) == 1 else group_task(spec, unit, sweep_dir)
+                task = group_task(spec, unit, sweep_dir)
                 job = backend.start(task)
                 names = ", ".join(run.name for run in unit)
                 kind = f"run group of {len(unit)}, " if len(unit) > 1 else ""

@@ -153,7 +153,7 @@ class RunGroup:
         optimizer = torch.optim.AdamW([self.params[n] for n in self._trainable], lr=group["lr"],
                                       weight_decay=group["weight_decay"], betas=group["betas"], eps=group["eps"],
                                       fused=group.get("fused") or None)
-        states = [self._member_moments(t) for t in self.trainers]
+        states = [self._member_moments(k) for k in range(len(self.trainers))]
         if all(states):
             for name in self._trainable:
                 optimizer.state[self.params[name]] = {
@@ -163,9 +163,9 @@ class RunGroup:
                     "exp_avg_sq": torch.stack([s[name]["exp_avg_sq"] for s in states]).contiguous()}
         return optimizer
 
-    def _member_moments(self, trainer: Trainer) -> dict[str, dict] | None:
-        own = dict(self._steps[self.trainers.index(trainer)].named_parameters())
-        states = {name: trainer.optimizer.state.get(own[name]) for name in self._trainable}
+    def _member_moments(self, index: int) -> dict[str, dict] | None:
+        own = dict(self._steps[index].named_parameters())
+        states = {name: self.trainers[index].optimizer.state.get(own[name]) for name in self._trainable}
         return states if all(states.values()) else None
 
     # -- the step ----------------------------------------------------------------------------------------------
