@@ -51,6 +51,20 @@ def test_a_fresh_modulator_is_a_no_op_and_equals_track_a(track):
     assert all(float(n) > 0.0 for n in other.modulation_norms(e))
 
 
+def test_an_empty_experience_gives_track_a_at_any_hypernetwork_weights():
+    """Track E's deltas are taken relative to e = 0, as Track C's generator and Track B's W_inj are bias-free: with
+    every weight moved, e = 0 predicts exactly what the base predictor does, and any other e does not."""
+    torch.manual_seed(0)
+    p = Predictor(MODEL, "E", exp_dim=5, lora_rank=2, hyper_hidden=7, hyper_chunk_dim=4, hyper_block=3).double()
+    _perturb(p, 4)
+    z = torch.randn(4, 6, dtype=torch.float64)
+    zero, e = torch.zeros(4, 5, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    assert torch.equal(p.rollout(z, zero), p.rollout(z))
+    with torch.no_grad():
+        assert all(float(d.abs().max()) == 0.0 for d in p.modulate(zero).materialise())
+    assert not torch.allclose(p.rollout(z, e), p.rollout(z))
+
+
 @pytest.mark.parametrize("film_output", [False, True])
 def test_film_modulation_equals_a_per_sample_loop(film_output):
     torch.manual_seed(0)
@@ -87,10 +101,11 @@ def test_hypernetwork_deltas_equal_naively_generated_weights(block):
     for n in range(4):
         delta1 = torch.zeros(10, 6, dtype=torch.float64)
         delta2 = torch.zeros(6, 10, dtype=torch.float64)
-        for j in range(10):  # chunk j: the j-th row of ΔW1 and the j-th column of ΔW2
-            phi = F.gelu(hyper.from_e.weight @ e[n] + hyper.from_e.bias + hyper.from_chunk.weight @ hyper.chunks[j])
-            delta1[j] = hyper.out1.weight @ phi + hyper.out1.bias
-            delta2[:, j] = hyper.out2.weight @ phi + hyper.out2.bias
+        for j in range(10):  # chunk j: the j-th row of ΔW1 and the j-th column of ΔW2, relative to e = 0, over hh
+            chunk = hyper.from_chunk.weight @ hyper.chunks[j]
+            phi = F.gelu(hyper.from_e.weight @ e[n] + hyper.from_e.bias + chunk) - F.gelu(hyper.from_e.bias + chunk)
+            delta1[j] = hyper.out1.weight @ phi / 7
+            delta2[:, j] = hyper.out2.weight @ phi / 7
         h = p.act((p.w1.weight + delta1) @ z[n] + p.w1.bias)
         out = (p.w2.weight + delta2) @ h + p.w2.bias
         assert torch.allclose(got[n], out, atol=1e-10)
@@ -127,7 +142,7 @@ def test_parameter_counts_of_the_modulators_beside_track_c():
     assert counts["C"] == 2 * (r * d + r * h + r * de)  # A, B and the generator G of both layers
     assert counts["D"] == 2 * (de * h + h)
     hh, cd = 32, 16
-    assert counts["E"] == h * cd + (de * hh + hh) + cd * hh + (hh * d + d) + (hh * d + d)
+    assert counts["E"] == h * cd + (de * hh + hh) + cd * hh + hh * d + hh * d  # U1, U2 bias-free
     assert counts["C"] < counts["E"] < counts["D"]
 
 

@@ -11,10 +11,13 @@ reach the horizons: ẑ_{t+1} = P(z_t), ẑ_{t+k} = P(ẑ_{t+k-1}) with the same
 - Track D (FiLM, Perez et al. 2018; the paper's §5.3 future work): h' = (1 + γ(e)) ⊙ h + β(e) on the hidden layer
   (and, with ``memory.film_output``, on the output), γ and β linear maps of e initialised to zero.
 - Track E (hypernetwork, Ha et al. 2017; §5.3): e generates full-rank per-sample ΔW1 (H × d) and ΔW2 (d × H) through a
-  2-layer MLP, one chunk per hidden unit j, (ΔW1[j, :], ΔW2[:, j]) = (U1 φ_j + c1, U2 φ_j + c2) with
-  φ_j = GELU(W_e e + W_c c_j + b) and c_j learned chunk embeddings; the last layer (U, c) starts at zero. Because that
-  layer is linear, ΔW1 x and ΔW2 h are computed from φ without forming ΔW: (ΔW1 x)_j = φ_j · (U1ᵀ x) + c1 · x and
-  ΔW2 h = U2 (Σ_j h_j φ_j) + c2 Σ_j h_j, ``memory.hyper_block`` hidden units at a time.
+  2-layer MLP, one chunk per hidden unit j: φ_j(e) = GELU(W_e e + W_c c_j + b) with c_j learned chunk embeddings, and
+  (ΔW1[j, :], ΔW2[:, j]) = (U1, U2) (φ_j(e) − φ_j(0)) / hh. Like Track B's W_inj and Track C's generator G, the
+  generated deltas vanish at e = 0 (an empty buffer gives Track A exactly), and the 1/hh keeps the generated weights'
+  Adam steps the size of a directly learned weight's; without both, the deltas learned while the buffer is empty
+  exploded when it filled (‖ΔW1‖_F 0.7 → 590, σ_z → 0; README, "Track E"). The last layer U starts at zero. Because
+  it is linear, ΔW1 x and ΔW2 h are computed from φ without forming ΔW: (ΔW1 x)_j = (φ_j(e) − φ_j(0)) · (U1ᵀ x) / hh
+  and ΔW2 h = U2 Σ_j h_j (φ_j(e) − φ_j(0)) / hh, ``memory.hyper_block`` hidden units at a time.
   D and E start as a no-op, as LoRA's B = 0 does: e has no effect at step 0.
 
 LeJEPA's options (seed 001), each off by default: ``model.predict_residual`` makes P output a change, ẑ = z + Δz;
@@ -122,57 +125,66 @@ class FiLM(nn.Module):
 
 @dataclass
 class HyperModulation:
-    """Track E's modulation for one rollout: the pre-activations of φ from e (N, hh) and from the chunks (H, hh)."""
+    """Track E's modulation for one rollout: the pre-activations of φ from e (N, hh), and from the chunks at e = 0
+    (H, hh) with their activations φ_j(0)."""
 
     hyper: HyperNetwork
     from_e: torch.Tensor
     from_chunks: torch.Tensor
+    at_zero: torch.Tensor
+    whole: torch.Tensor | None = None  # φ(e) − φ(0) of every hidden unit, when one block holds them all
 
     def blocks(self):
-        """(j0, φ) for each block of hidden units: φ (N, block, hh)."""
-        block = self.hyper.block
-        for j0 in range(0, self.from_chunks.shape[0], block):
-            yield j0, F.gelu(self.from_e[:, None, :] + self.from_chunks[None, j0:j0 + block])
+        """(j0, φ(e) − φ(0)) for each block of hidden units: (N, block, hh). When one block covers every hidden
+        unit it is computed once and reused by every step of the rollout (it is the only block there is)."""
+        block, hidden = self.hyper.block, self.from_chunks.shape[0]
+        if block >= hidden:
+            if self.whole is None:
+                self.whole = F.gelu(self.from_e[:, None, :] + self.from_chunks[None]) - self.at_zero[None]
+            yield 0, self.whole
+            return
+        for j0 in range(0, hidden, block):
+            chunks = self.from_chunks[None, j0:j0 + block]
+            yield j0, F.gelu(self.from_e[:, None, :] + chunks) - self.at_zero[None, j0:j0 + block]
 
     def delta1(self, x: torch.Tensor) -> torch.Tensor:
         """ΔW1 x per sample: (N, in) -> (N, H)."""
-        u = x @ self.hyper.out1.weight  # (N, hh)
-        c = x @ self.hyper.out1.bias  # (N,)
-        parts = [torch.einsum("nbk,nk->nb", phi, u) for _, phi in self.blocks()]
-        return torch.cat(parts, dim=1) + c[:, None]
+        u = (x @ self.hyper.out1.weight) * self.hyper.scale  # (N, hh)
+        return torch.cat([torch.einsum("nbk,nk->nb", phi, u) for _, phi in self.blocks()], dim=1)
 
     def delta2(self, h: torch.Tensor) -> torch.Tensor:
         """ΔW2 h per sample: (N, H) -> (N, d)."""
         v = sum(torch.einsum("nbk,nb->nk", phi, h[:, j0:j0 + phi.shape[1]]) for j0, phi in self.blocks())
-        return F.linear(v, self.hyper.out2.weight) + h.sum(1, keepdim=True) * self.hyper.out2.bias
+        return F.linear(v * self.hyper.scale, self.hyper.out2.weight)
 
     def materialise(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample ΔW1 (N, H, in) and ΔW2 (N, d, H). For tests and norms on a few samples only."""
-        phi = torch.cat([p for _, p in self.blocks()], dim=1)  # (N, H, hh)
-        delta1 = F.linear(phi, self.hyper.out1.weight, self.hyper.out1.bias)
-        delta2 = F.linear(phi, self.hyper.out2.weight, self.hyper.out2.bias).transpose(1, 2)
-        return delta1, delta2
+        phi = torch.cat([p for _, p in self.blocks()], dim=1) * self.hyper.scale  # (N, H, hh)
+        return F.linear(phi, self.hyper.out1.weight), F.linear(phi, self.hyper.out2.weight).transpose(1, 2)
 
 
 class HyperNetwork(nn.Module):
     """Track E's weight generator (Ha et al. 2017): learned chunk embeddings c_j (H × chunk_dim), one per hidden unit,
-    and a 2-layer MLP [e; c_j] → hh → (ΔW1[j, :], ΔW2[:, j]) whose output layer starts at zero."""
+    and a 2-layer MLP [e; c_j] → hh → (ΔW1[j, :], ΔW2[:, j]), taken relative to e = 0 and scaled by 1/hh (module
+    docstring), whose bias-free output layer starts at zero."""
 
     def __init__(self, exp_dim: int, in_dim: int, hidden: int, latent: int, hyper_hidden: int, chunk_dim: int,
                  block: int) -> None:
         super().__init__()
         self.block = block
+        self.scale = 1.0 / hyper_hidden
         self.chunks = nn.Parameter(torch.randn(hidden, chunk_dim) * 0.02)
         self.from_e = nn.Linear(exp_dim, hyper_hidden)
         self.from_chunk = nn.Linear(chunk_dim, hyper_hidden, bias=False)
-        self.out1 = nn.Linear(hyper_hidden, in_dim)
-        self.out2 = nn.Linear(hyper_hidden, latent)
-        for layer in (self.out1, self.out2):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        self.out1 = nn.Linear(hyper_hidden, in_dim, bias=False)
+        self.out2 = nn.Linear(hyper_hidden, latent, bias=False)
+        nn.init.zeros_(self.out1.weight)
+        nn.init.zeros_(self.out2.weight)
 
     def modulation(self, e: torch.Tensor) -> HyperModulation:
-        return HyperModulation(self, self.from_e(e), self.from_chunk(self.chunks))
+        """(N, d_e) -> the per-rollout :class:`HyperModulation`."""
+        from_chunks = self.from_chunk(self.chunks)  # (H, hh)
+        return HyperModulation(self, self.from_e(e), from_chunks, F.gelu(from_chunks + self.from_e.bias))
 
 
 Modulation = LoRAModulation | FilmModulation | HyperModulation
