@@ -22,6 +22,7 @@ import torch
 from common import StealMeter, fill_buffer
 
 from jepa_tui.config import load_config
+from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.allocator import keep_freed_memory
 from jepa_tui.training.trainer import Trainer, pick_device
 
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--profile", default=None, help="profile to take the model from (default track_<t>)")
     parser.add_argument("--set", action="append", default=[], help="override, e.g. --set train.compile=default")
+    parser.add_argument("--follow-load", action="store_true",
+                        help="adapt the CPU thread count to the load between steps, as jepa-tui train does with "
+                             "train.threads = 0 (jepa_tui.threads.ThreadGovernor)")
     args = parser.parse_args()
     keep_freed_memory()  # as jepa-tui train and run do
     track = args.track.upper()
@@ -47,21 +51,30 @@ def main() -> None:
     trainer = Trainer(config, device)
     fill_buffer(trainer)  # steady state: the memory tracks attend to a full buffer
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(args.warmup):
+    governor = ThreadGovernor(torch.get_num_threads()) if args.follow_load and device.type == "cpu" else None
+    changes = []
+
+    def step() -> None:
+        if governor is not None and (change := governor.poll()) is not None:
+            changes.append(f"{change[0]}→{change[1]}")
         trainer.train_step()
+
+    for _ in range(args.warmup):
+        step()
     sync()
     steal = StealMeter()
     step_seconds = []
     started = time.perf_counter()
     for _ in range(args.steps):
         step_started = time.perf_counter()
-        trainer.train_step()
+        step()
         step_seconds.append(time.perf_counter() - step_started)
     sync()
     elapsed = time.perf_counter() - started
     print(f"track {track}  device {device}  threads {torch.get_num_threads()}  batch {config.train.batch_size}  "
           f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}"
-          + (f"  overrides {' '.join(args.set)}" if args.set else ""))
+          + (f"  overrides {' '.join(args.set)}" if args.set else "")
+          + (f"  thread changes {' '.join(changes) or 'none'}" if governor is not None else ""))
     if device.type == "cpu":  # CUDA steps are queued, not finished, when train_step returns
         print(f"median step {1000 * statistics.median(step_seconds):.1f} ms")
     print(f"steps_per_s {args.steps / elapsed:.3f}")

@@ -29,3 +29,15 @@ def make_trainer(smoke_worlds):
 
 
 __all__ = ["build_config", "smoke_config"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fixed_thread_count():
+    """Tests compare records bitwise across runs and processes, so their CPU thread count is fixed (the count
+    torch starts with, exported for the runs the tests start): a thread count that follows the load
+    (jepa_tui.threads.ThreadGovernor) is tested on its own, with a simulated load."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    os.environ.pop("JEPA_TUI_OMP_THREADS", None)
+    yield

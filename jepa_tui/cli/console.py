@@ -108,6 +108,9 @@ class ConsolePrinter:
         elif kind == "command" and record.get("source") in ("request", "profile", "replay"):
             via = {"request": "a request (watch)", "profile": "the profile", "replay": "a replay after a kill"}
             self._print(f"{record['command']} applied at step {record['step']} from {via[record['source']]}")
+        elif kind == "threads":
+            self._print(f"CPU threads {record['previous']} → {record['threads']} at step {record['step']}: other "
+                        f"processes use {record['others_cores']:.1f} of {record['cores']} cores")
         elif kind == "compiled":
             self._print(f"compiled the training step ({record['mode']}) in {record['seconds']:.1f} s")
         elif kind == "request_rejected":

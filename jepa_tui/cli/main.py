@@ -61,8 +61,9 @@ SecondsOption = Annotated[float | None, typer.Option(help="Budget in training se
 DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
 RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are created.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
-ThreadsOption = Annotated[int | None, typer.Option(min=0, help="CPU threads for training (default train.threads; "
-                                                               "0: the cores this process may use).")]
+ThreadsOption = Annotated[int | None, typer.Option(min=0, help=(
+    "CPU threads for training (default train.threads; 0: the cores this process may use, one fewer per core other "
+    "processes keep busy; N: exactly N, bitwise reproducible)."))]
 
 
 def say(text: str, err: bool = False) -> None:
@@ -162,6 +163,7 @@ def train(
     from jepa_tui.cli.signals import SignalStop
     from jepa_tui.runs import RunDirError
     from jepa_tui.threads import apply as apply_threads
+    from jepa_tui.threads import governor_for
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.loop import RunLoop
     from jepa_tui.training.session import prepare_run
@@ -190,7 +192,8 @@ def train(
     with SignalStop() as signals:
         printer = ConsolePrinter(config)
         loop = RunLoop(trainer, run_dir, [printer], should_stop=signals,
-                       thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay)
+                       thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay,
+                       threads=governor_for(config.train.threads, torch_device.type))
         printer._last_eval = loop.last_eval
         try:
             summary = loop.run()
@@ -225,6 +228,7 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
     from jepa_tui.cli.signals import SignalStop
     from jepa_tui.runs import RunDirError
     from jepa_tui.threads import apply as apply_threads
+    from jepa_tui.threads import governor_for
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.group import check_groupable, train_group
     from jepa_tui.training.session import prepare_run
@@ -258,7 +262,8 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         printers = [[ConsolePrinter(run.trainer.config, PrefixedStream(f"[s{run.trainer.config.train.seed}] "))]
                     for run in prepared]
         try:
-            summaries = train_group(prepared, printers, should_stop=signals)
+            summaries = train_group(prepared, printers, should_stop=signals,
+                                    threads=governor_for(t.threads, torch_device.type))
         except RunDirError as exc:
             raise _fail(f"{exc} Resume each run with `jepa-tui train --resume RUN_DIR`.", EXIT_IO) from None
     codes = [_exit_code(summary) for summary in summaries]
@@ -287,6 +292,7 @@ def run(
     """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?); or --resume a run in it."""
     from jepa_tui.gpu import NvmlSensor
     from jepa_tui.threads import apply as apply_threads
+    from jepa_tui.threads import governor_for
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.trainer import pick_device
     from jepa_tui.ui.app import Dashboard
@@ -297,7 +303,9 @@ def run(
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
                                  device=device, threads=threads)
         apply_threads(config.train.threads)
-        controller = LiveController(config, runs_dir, pick_device(config.train.device), resume=point)
+        torch_device = pick_device(config.train.device)
+        controller = LiveController(config, runs_dir, torch_device, resume=point,
+                                    threads=governor_for(config.train.threads, torch_device.type))
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     _use_real_terminal_size()

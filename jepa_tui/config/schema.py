@@ -125,7 +125,9 @@ class TrainConfig:
     compile: Literal["off", "default", "max-autotune"] = "off"
     # CUDA only: replay the compiled step from CUDA graphs (torch.compile mode "reduce-overhead"; implies compile)
     cuda_graphs: bool = False
-    threads: int = 0  # CPU threads for the step (0: the cores this process may use, cgroup quota included)
+    # CPU threads for the step; 0: the cores this process may use (cgroup quota included), one fewer per core other
+    # processes keep busy (jepa_tui.threads.ThreadGovernor); N: exactly N, bitwise reproducible
+    threads: int = 0
     # the paper's fp32; "tf32" lets CUDA matmuls use TF32; "bf16" runs the forward under bfloat16 autocast
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     # The JEPA family (README, "Beyond the paper"), all off by default.

@@ -29,6 +29,7 @@ from typing import IO, Protocol
 from jepa_tui.config import ConfigError
 from jepa_tui.config.validation import suggest
 from jepa_tui.experiments.cluster import BACKENDS, RaySettings, SlurmSettings
+from jepa_tui.threads import adaptive, usable_cores
 
 POLL_S = 0.2  # how often a job checks whether its run has ended
 EXTRAS = {"submitit": ("submitit", "slurm", "submitit"), "ray": ("ray", "ray", "Ray")}  # module, extra, name
@@ -145,8 +146,9 @@ class LocalJob:
 class LocalBackend:
     """Runs ``jobs`` runs at once as subprocesses of this machine.
 
-    With ``jobs`` > 1 each process gets ``cores // jobs`` threads (``OMP_NUM_THREADS``, unless the environment sets
-    it already); results then match a ``jobs = 1`` sweep only up to floating-point summation order.
+    With ``jobs`` > 1 each process gets a fixed ``cores // jobs`` threads (``OMP_NUM_THREADS``; cores as
+    :func:`~jepa_tui.threads.usable_cores` counts them), unless the user exported a count; results then match a
+    ``jobs = 1`` sweep only up to floating-point summation order. With ``jobs = 1`` the run's threads follow the load.
     """
 
     name = "local"
@@ -154,8 +156,8 @@ class LocalBackend:
     def __init__(self, jobs: int = 1) -> None:
         self.slots = jobs
         self.env = dict(os.environ)
-        if jobs > 1 and "OMP_NUM_THREADS" not in self.env:
-            self.env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // jobs))
+        if jobs > 1 and adaptive(0, self.env):  # not a count the user exported
+            self.env["OMP_NUM_THREADS"] = str(max(1, usable_cores() // jobs))
 
     def start(self, task: RunTask) -> LocalJob:
         """Start ``task`` with its output appended to its log, in a session of its own: a Ctrl-C at the terminal

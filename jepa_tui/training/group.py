@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from jepa_tui.config import Config
+from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.loop import RunLoop, Sink
 from jepa_tui.training.session import PreparedRun
 from jepa_tui.training.trainer import Trainer
@@ -255,10 +256,12 @@ class RunGroup:
 
 
 def train_group(runs: Sequence[PreparedRun], sinks: Sequence[Sequence[Sink]],
-                should_stop: Callable[[], str | None] | None = None) -> list[dict]:
+                should_stop: Callable[[], str | None] | None = None,
+                threads: ThreadGovernor | None = None) -> list[dict]:
     """Train prepared runs as one :class:`RunGroup`, each under its own :class:`~jepa_tui.training.loop.RunLoop`
     on its own thread; returns their summaries in order. Blocks until every run has ended; the calling thread
-    stays free to take signals (``should_stop`` is polled by every loop).
+    stays free to take signals (``should_stop`` is polled by every loop). ``threads``, the process's thread
+    governor, is shared by the members' loops (each applies its count to its own thread).
 
     Raises:
         GroupError: the runs cannot share a step.
@@ -272,19 +275,19 @@ def train_group(runs: Sequence[PreparedRun], sinks: Sequence[Sequence[Sink]],
         run = runs[index]
         try:
             loop = RunLoop(run.trainer, run.directory, sinks[index], should_stop=should_stop, thermal=run.thermal,
-                           notices=run.notices, replay=run.replay)
+                           notices=run.notices, replay=run.replay, threads=threads)
             summaries[index] = loop.run()
         except BaseException as exc:  # reported below, once every member has ended
             errors[index] = exc
         finally:
             group.leave(index)
 
-    threads = [threading.Thread(target=work, args=(k,), name=f"run-{run.directory.run_id}", daemon=True)
+    workers = [threading.Thread(target=work, args=(k,), name=f"run-{run.directory.run_id}", daemon=True)
                for k, run in enumerate(runs)]
-    for thread in threads:
+    for thread in workers:
         thread.start()
-    while any(thread.is_alive() for thread in threads):
-        for thread in threads:
+    while any(thread.is_alive() for thread in workers):
+        for thread in workers:
             thread.join(0.2)
     failure = next((e for e in errors if e is not None), None)
     if failure is not None:

@@ -25,6 +25,7 @@ from typing import Protocol
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import RunDirectory, RunDirError
+from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_pause_flag, take_requests
 from jepa_tui.training.thermal import ThermalGuard
 from jepa_tui.training.trainer import Trainer
@@ -102,6 +103,8 @@ class RunLoop:
         notices: what preparing the run (a resume) had to say; written with the start event.
         replay: (step, command) pairs to apply again at their steps: the freezes a killed run had applied after
             the checkpoint it resumes from, so an interactive ablation survives the kill.
+        threads: the process's :class:`~jepa_tui.threads.ThreadGovernor` when the CPU thread count follows the
+            load (``train.threads = 0``); polled between steps, each change written as a ``threads`` event.
 
     A trainer restored from a checkpoint of ``run_dir`` continues that run: the checkpoints already there count
     towards the last two kept, and the last evaluation is read back from ``metrics.jsonl``.
@@ -111,8 +114,9 @@ class RunLoop:
                  should_stop: Callable[[], str | None] | None = None,
                  commands: queue.Queue[Command | tuple[Command, str]] | None = None,
                  thermal: ThermalGuard | None = None, notices: Sequence[str] = (),
-                 replay: Sequence[tuple[int, Command]] = ()) -> None:
+                 replay: Sequence[tuple[int, Command]] = (), threads: ThreadGovernor | None = None) -> None:
         self.trainer = trainer
+        self.threads = threads
         self.run_dir = run_dir.lock()  # the one writer of this directory (DirectoryBusy when another holds it)
         self.sinks = list(sinks)
         self.should_stop = should_stop or (lambda: None)
@@ -237,6 +241,11 @@ class RunLoop:
         if cfg.freeze_ema_at == t.progress.step and not t.ema_frozen:
             self.apply(Command.FREEZE_EMA, "profile")
 
+    def _follow_load(self) -> None:
+        if self.threads is not None and (change := self.threads.poll()) is not None:
+            self._event("threads", previous=change[0], threads=change[1], others_cores=round(self.threads.others, 2),
+                        cores=self.threads.cores)
+
     def _wait_while_paused(self) -> None:
         """Block between steps while paused; neither schedules nor the budget advance."""
         while self.paused and not self._reason_to_stop():
@@ -277,6 +286,7 @@ class RunLoop:
             reason = self._reason_to_stop()
             if reason is not None:
                 return reason
+            self._follow_load()
             t.train_step()
             if t.compile_seconds is not None and not self._compile_reported:
                 self._compile_reported = True
@@ -306,6 +316,7 @@ class RunLoop:
         first = t.progress.step == 0 and not self.run_dir.read_records("events")
         self._event("start" if first else "resume", device=str(t.device), version=code_version(),
                     **({"notices": self.notices} if self.notices else {}))
+        threads_at_start = self.threads.current() if self.threads is not None else None
         try:
             return self._run(wall_start)
         except RunDirError as exc:
@@ -316,6 +327,8 @@ class RunLoop:
             raise
         finally:
             self.run_dir.close()
+            if self.threads is not None and threads_at_start is not None:
+                self.threads.restore(threads_at_start)  # the thread may train again (the dashboard's next run)
 
     def _finish_after_failure(self, wall_start: float, reason: str, error: str, checkpoint: bool) -> None:
         """Best effort after an error: a checkpoint, the summary and the end event, each skipped if it fails."""

@@ -18,6 +18,7 @@ import torch
 from jepa_tui.config import Config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.runs import CheckpointError, RunDirectory
+from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import Command
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.resources import check_memory
@@ -127,6 +128,7 @@ class ThreadedRun:
         config: the run's configuration.
         trainer, directory: built on construction, so bad input fails before any thread starts.
         commands: the queue the run loop drains between steps.
+        threads: the process's thread governor (CPU runs with ``train.threads = 0``), or None.
     """
 
     config: Config
@@ -135,6 +137,7 @@ class ThreadedRun:
     worlds: Worlds | None = None
     resume: ResumePoint | None = None
     commands: queue.Queue[tuple[Command, str]] = field(default_factory=queue.Queue)
+    threads: ThreadGovernor | None = None
 
     def __post_init__(self) -> None:
         prepared = prepare_run(self.config, self.device, self.runs_dir, resume=self.resume, worlds=self.worlds)
@@ -171,6 +174,7 @@ class ThreadedRun:
     def run(self) -> dict:
         """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
         loop = RunLoop(self.trainer, self.directory, [self.records], commands=self.commands, thermal=self.thermal,
-                       should_stop=lambda: self._stop_reason, notices=self.notices, replay=self.replay)
+                       should_stop=lambda: self._stop_reason, notices=self.notices, replay=self.replay,
+                       threads=self.threads)
         self.summary = loop.run()
         return self.summary

@@ -15,6 +15,7 @@ import torch
 from jepa_tui.config import Config, load_run_config
 from jepa_tui.runs import JsonlTail
 from jepa_tui.runs.files import writer_alive
+from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.resume import ResumePoint
 from jepa_tui.training.session import ThreadedRun
@@ -35,13 +36,16 @@ class LiveController:
         device: training device.
         start_thread: called with a run to start training it on a worker thread (the app's thread worker).
         resume: continue this run (``--resume``) as the first active one instead of starting a new run.
+        threads: the process's thread governor, shared by every track's run (jepa_tui.threads), or None.
     """
 
     live = True
 
     def __init__(self, config: Config, runs_dir: Path, device: torch.device,
-                 start_thread: Callable[[ThreadedRun], None] | None = None, resume: ResumePoint | None = None) -> None:
+                 start_thread: Callable[[ThreadedRun], None] | None = None, resume: ResumePoint | None = None,
+                 threads: ThreadGovernor | None = None) -> None:
         self.config = config
+        self.threads = threads
         self.runs_dir = runs_dir
         self.device = device
         self.start_thread = start_thread
@@ -54,7 +58,7 @@ class LiveController:
         config = replace(self.config, train=replace(self.config.train, track=track))
         # The worlds depend on the data configuration only, which every track shares: build them once.
         worlds = next(iter(self.runs.values())).trainer.worlds if self.runs else None
-        run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume)
+        run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume, threads=self.threads)
         state = RunState.from_config(config, run.directory.run_id)
         if resume is not None:  # show the history up to the checkpoint the run continues from
             state.quiet = True
