@@ -205,7 +205,7 @@ class Predictor(nn.Module):
 
     def __init__(self, cfg: ModelConfig, track: str, exp_dim: int, lora_rank: int, lora_scale: float = 1.0,
                  lora_a_init: str = "kaiming_uniform", film_output: bool = False, hyper_hidden: int = 32,
-                 hyper_chunk_dim: int = 16, hyper_block: int = 256) -> None:
+                 hyper_chunk_dim: int = 16, hyper_block: int = 1024) -> None:
         super().__init__()
         self.track = track
         self.horizons = tuple(sorted(cfg.horizons))
