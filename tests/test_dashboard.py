@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import os
+import time
 
 import pytest
 import torch
@@ -251,20 +253,56 @@ def test_the_cpu_panel_replaces_the_gpu_panel_without_a_gpu():
     from jepa_tui.system import PsutilSensor
     from jepa_tui.ui.panels import GpuPanel, SystemPanel
 
-    app = Dashboard(FixedController(), sensor=None, redraw_hz=0.001, gpu_interval=None)
+    controller = FixedController()
+    app = Dashboard(controller, sensor=None, redraw_hz=0.001, gpu_interval=None)
+    state = controller.states["C"]
 
     async def scenario():
         async with app.run_test(size=(160, 45)) as pilot:
             await pilot.pause()
             assert not app.query(GpuPanel) and app.query_one(SystemPanel)
-            app.sample_gpu()
-            await pilot.pause()
-            text = str(app.query_one(SystemPanel).query_one("#cpu-values").render())
-            assert "training process" in text and "steal" in text and "RSS" in text and "threads" in text
+            texts = []
+            for record in ({"kind": "start", "step": 0, "cpu_threads": 2, "follows_load": True},
+                           {"kind": "threads", "step": 40, "previous": 2, "threads": 1, "others_cores": 0.96}):
+                state.ingest(record)
+                app.sample_gpu()
+                await pilot.pause()
+                texts.append(str(app.query_one(SystemPanel).query_one("#cpu-values").render()))
+            assert all("training process" in t and "steal" in t and "RSS" in t for t in texts)
+            assert "training on 2 CPU threads (follows the load)" in texts[0]
+            assert "training on 1 CPU thread (follows the load: others used 1.0 cores)" in texts[1]
 
     asyncio.run(scenario())
     sample = PsutilSensor().sample()
     assert sample.rss_mib > 10 and sample.threads >= 1 and sample.cores >= 1
+
+
+def test_watch_samples_the_training_process_while_it_runs(tmp_path):
+    """`watch`'s CPU figures are the run's writer's (its pid from the lock, on this host), and the dashboard's own,
+    named so, once that process has ended."""
+    import subprocess
+    import sys
+
+    from jepa_tui.runs import RunDirectory
+    from jepa_tui.runs.files import local_writer_pid
+    from jepa_tui.system import PsutilSensor
+
+    run = RunDirectory.create(tmp_path, load_config("smoke"), "r")  # created locked, by this process
+    assert local_writer_pid(run.path) == os.getpid()
+    run.close()
+    assert local_writer_pid(run.path) is None  # no live writer
+    child = subprocess.Popen([sys.executable, "-c", "import threading, time\n"
+                              "[threading.Thread(target=time.sleep, args=(30,), daemon=True).start() for _ in range(5)]"
+                              "\ntime.sleep(30)"])
+    try:
+        time.sleep(0.5)
+        sensor = PsutilSensor(child.pid)
+        sample = sensor.sample()
+        assert sample.whose == "training process" and sample.threads == 6  # the child's threads, not ours
+    finally:
+        child.kill()
+        child.wait()
+    assert sensor.sample().whose == "dashboard process"
 
 
 def test_screenshots_are_saved_where_the_runs_are(tmp_path):

@@ -325,6 +325,8 @@ def watch(
 ) -> None:
     """Attach the dashboard to a headless run; p b e f s send requests to it, q detaches."""
     from jepa_tui.gpu import NvmlSensor
+    from jepa_tui.runs.files import local_writer_pid
+    from jepa_tui.system import PsutilSensor
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import WatchController
 
@@ -333,7 +335,9 @@ def watch(
     except (ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
     _use_real_terminal_size()
-    dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
+    pid = local_writer_pid(run_dir)  # the CPU panel's figures are the training's, not this dashboard's
+    cpu = PsutilSensor(pid) if pid is not None else PsutilSensor(whose="dashboard process")
+    dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz, system_sensor=cpu)
     dashboard.run()
     say(controller.farewell())
     if dashboard.return_code:  # the app crashed: never report success

@@ -143,6 +143,19 @@ def describe_holder(lock_path: Path) -> str:
         return "another process"
 
 
+def local_writer_pid(folder: Path) -> int | None:
+    """The pid of the live writer of ``folder`` when it runs on this host (the dashboard of `watch` samples its CPU
+    use), else None (no live writer, another host, an unreadable lock file)."""
+    if writer_alive(folder) is not True:
+        return None
+    try:
+        with open(Path(folder) / LOCK_NAME, "rb") as fh:
+            info = json.loads(fh.read(4096) or b"{}")
+        return int(info["pid"]) if info.get("host") == socket.gethostname() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def writer_alive(folder: Path) -> bool | None:
     """Whether a writer holds ``folder``'s lock now: True, False, or None when there is no lock file (a run
     written before locks existed, or never started)."""

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Protocol
 
+import torch
+
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import RunDirectory, RunDirError
@@ -314,7 +316,9 @@ class RunLoop:
         t = self.trainer
         wall_start = time.time()
         first = t.progress.step == 0 and not self.run_dir.read_records("events")
-        self._event("start" if first else "resume", device=str(t.device), version=code_version(),
+        cpu = {"cpu_threads": torch.get_num_threads(), "follows_load": self.threads is not None} \
+            if t.device.type == "cpu" else {}
+        self._event("start" if first else "resume", device=str(t.device), version=code_version(), **cpu,
                     **({"notices": self.notices} if self.notices else {}))
         threads_at_start = self.threads.current() if self.threads is not None else None
         try:

@@ -414,7 +414,7 @@ class Dashboard(App[None]):
         if self.use_gpu and self.sensor is not None:
             self.query_one(GpuPanel).show(self.sensor.sample())
         elif self.system_sensor is not None:
-            self.query_one(SystemPanel).show(self.system_sensor.sample())
+            self.query_one(SystemPanel).show(self.system_sensor.sample(), self.state)
 
     # -- commands --------------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

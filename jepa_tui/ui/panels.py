@@ -432,6 +432,16 @@ class GpuPanel(Panel):
         self.query_one("#gpu-utilisation", Sparkline).data = list(self.utilisations)
 
 
+def training_threads(state: RunState | None) -> str:
+    """What the run trains on, e.g. "training on 1 CPU thread (follows the load: others used 1.0 cores)"."""
+    if state is None or state.cpu_threads is None:
+        return "training threads n/a"
+    n = state.cpu_threads
+    how = "fixed" if not state.follows_load else "follows the load" if state.others_cores is None else \
+        f"follows the load: others used {state.others_cores:.1f} cores"
+    return f"training on {n} CPU thread{'s' * (n != 1)} ({how})"
+
+
 class SystemPanel(Panel):
     """What limits training on a machine without a GPU: CPU use of the training process and of the machine, the
     share the hypervisor steals, memory, threads (psutil, 1 s samples)."""
@@ -461,7 +471,8 @@ class SystemPanel(Panel):
         if self.unavailable:
             self.query_one("#cpu-values", Static).update(f"{self.unavailable}; training is unaffected.")
 
-    def show(self, sample: SystemSample | None) -> None:
+    def show(self, sample: SystemSample | None, state: RunState | None = None) -> None:
+        """Draw one sample; ``state`` (the active run) gives the training's own CPU thread count."""
         if sample is None:
             return
 
@@ -474,11 +485,11 @@ class SystemPanel(Panel):
             self.steal.append(sample.steal_pct)
         cores = sample.cores or 1
         self.query_one("#cpu-values", Static).update(
-            f"training process {fmt(sample.process_cpu_pct, '%')} of one core ({cores} cores usable)\n"
+            f"{sample.whose} {fmt(sample.process_cpu_pct, '%')} of one core ({cores} cores usable)\n"
             f"machine {fmt(sample.machine_cpu_pct, '%')}  steal {fmt(sample.steal_pct, '%', 1)}\n"
             f"RSS {fmt(sample.rss_mib, ' MiB')}  RAM {fmt(sample.ram_used_mib, '')} of "
             f"{fmt(sample.ram_total_mib, ' MiB')}\n"
-            f"threads {fmt(sample.threads, '')} (torch intra-op {fmt(sample.torch_threads, '')})\n"
+            f"threads {fmt(sample.threads, '')}; {training_threads(state)}\n"
             "sparklines: process CPU, then steal")
         self.query_one("#cpu-process", Sparkline).data = list(self.process_cpu)
         self.query_one("#cpu-steal", Sparkline).data = list(self.steal)

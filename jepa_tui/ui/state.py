@@ -57,6 +57,9 @@ class RunState:
     ema_frozen: bool = False
     has_ema: bool = True  # False for model.target = "stopgrad": there is no EMA target to freeze
     shift: str = ""  # what the shift world changes, e.g. "gravity 0.5 px/frame² down"
+    cpu_threads: int | None = None  # the training thread's CPU threads (start/resume and threads events)
+    follows_load: bool = False  # a thread governor sets them (train.threads = 0)
+    others_cores: float | None = None  # cores other processes used when it last changed them
     peak_step: int | None = None
     peak_d_shift: float | None = None
     loss: Series = field(default_factory=Series)
@@ -160,10 +163,19 @@ class RunState:
 
     def _ingest_start(self, r: dict) -> None:
         self.status = "training"
+        self._cpu_threads(r)
 
     def _ingest_resume(self, r: dict) -> None:
         self.status = "training"
         self.events.append(r)
+        self._cpu_threads(r)
+
+    def _cpu_threads(self, r: dict) -> None:
+        if "cpu_threads" in r:
+            self.cpu_threads, self.follows_load, self.others_cores = r["cpu_threads"], r["follows_load"], None
+
+    def _ingest_threads(self, r: dict) -> None:
+        self.cpu_threads, self.follows_load, self.others_cores = r["threads"], True, r["others_cores"]
 
     def _ingest_pause_request(self, r: dict) -> None:
         self.events.append(r)
