@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _CHOSEN = "JEPA_TUI_OMP_THREADS"  # the OMP_NUM_THREADS prepare_environment chose itself (not the user's)
-SPIN_COUNT = "10000"  # benchmarks/contention.py: fastest alone; two processes on two cores still get 0.25 each
+SPIN_COUNT = "10000"  # benchmarks/contention.py: the fastest waiting alone (contention is the governor's job)
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
@@ -139,7 +139,8 @@ class ThreadGovernor:
     = min(``max_threads``, cores − others). It drops to ⌊free + 0.5⌋ threads (at least 1) and climbs to ⌊free + 0.25⌋
     (at most ``max_threads``): others must use about half a core to cost a thread and leave three quarters of one to
     give it back, so short bursts do not flip it. Measured on 2 cores (README, "Benchmarks"): two adaptive trainers
-    settle at one thread each and each keeps ~0.47 of the solo speed, where two 2-thread trainers keep 0.25.
+    settle at one thread each and each keeps 0.72 of the solo speed, where two fixed 2-thread trainers keep 0.29.
+    Cores outside a cgroup quota's share (``cores`` > ``max_threads``) absorb other processes first.
 
     Thread-safe: the training loops of a run group share one governor; OpenMP's thread count belongs to each OS
     thread, so every training thread calls :meth:`poll` and applies the current count to itself.

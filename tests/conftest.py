@@ -31,13 +31,18 @@ def make_trainer(smoke_worlds):
 __all__ = ["build_config", "smoke_config"]
 
 
-@pytest.fixture(autouse=True, scope="session")
+PINNED_THREADS = str(torch.get_num_threads())  # the count torch started with in the test process
+
+
+@pytest.fixture(autouse=True)
 def fixed_thread_count():
-    """Tests compare records bitwise across runs and processes, so their CPU thread count is fixed (the count
-    torch starts with, exported for the runs the tests start): a thread count that follows the load
-    (jepa_tui.threads.ThreadGovernor) is tested on its own, with a simulated load."""
+    """Tests compare records bitwise across runs and processes, so their CPU thread count is fixed before every
+    test (exported for the runs the tests start, whatever an earlier test left in the environment): a thread
+    count that follows the load (jepa_tui.threads.ThreadGovernor) is tested on its own, with a simulated load."""
     import os
 
-    os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    os.environ["OMP_NUM_THREADS"] = PINNED_THREADS  # a CLI test with --threads N writes its own
     os.environ.pop("JEPA_TUI_OMP_THREADS", None)
+    if torch.get_num_threads() != int(PINNED_THREADS):
+        torch.set_num_threads(int(PINNED_THREADS))
     yield

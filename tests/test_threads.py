@@ -74,17 +74,15 @@ def test_only_a_count_jepa_tui_chose_itself_follows_the_load():
     assert not adaptive(0, child)
 
 
-def test_a_parallel_sweep_splits_the_cores_it_chose_but_not_a_count_the_user_exported(monkeypatch):
+def test_a_parallel_sweep_splits_the_cores_it_chose_but_not_a_count_the_user_exported():
     """`sweep --jobs 2` under the CLI, which has already written its own OMP_NUM_THREADS: each run gets half."""
     from jepa_tui.experiments.backends import LocalBackend
 
-    for name in ("OMP_NUM_THREADS", "JEPA_TUI_OMP_THREADS"):
-        monkeypatch.delenv(name, raising=False)
-    prepare_environment(0)  # as the console script does before the sweep command runs
-    assert LocalBackend(jobs=2).env["OMP_NUM_THREADS"] == str(max(1, usable_cores() // 2))
-    assert LocalBackend(jobs=1).env["OMP_NUM_THREADS"] == str(usable_cores())
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert LocalBackend(jobs=2).env["OMP_NUM_THREADS"] == "3"
+    env: dict[str, str] = {}
+    prepare_environment(0, env)  # as the console script does before the sweep command runs
+    assert LocalBackend(jobs=2, environ=env).env["OMP_NUM_THREADS"] == str(max(1, usable_cores() // 2))
+    assert LocalBackend(jobs=1, environ=env).env["OMP_NUM_THREADS"] == str(usable_cores())
+    assert LocalBackend(jobs=2, environ={"OMP_NUM_THREADS": "3"}).env["OMP_NUM_THREADS"] == "3"
 
 
 class FakeLoad:

@@ -153,9 +153,9 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, jobs: int = 1) -> None:
+    def __init__(self, jobs: int = 1, environ: dict[str, str] | None = None) -> None:
         self.slots = jobs
-        self.env = dict(os.environ)
+        self.env = dict(os.environ if environ is None else environ)
         if jobs > 1 and adaptive(0, self.env):  # not a count the user exported
             self.env["OMP_NUM_THREADS"] = str(max(1, usable_cores() // jobs))
 
