@@ -238,3 +238,32 @@ def test_state_event_rate_is_per_100_steps():
         state.ingest({**base, "step": step, "boundary_events": step // 20})
     assert state.event_rate.ys[-1] == pytest.approx(5.0)
     assert state.event_rate.xs[-1] == 400
+
+
+def test_the_dashboards_training_thread_follows_the_load(tmp_path):
+    """`jepa-tui run` hands its thread governor to each track's run: the worker thread that trains polls it, the
+    change is an event of the run, and the run's state (the CPU panel) shows the count."""
+    from jepa_tui.threads import ThreadGovernor
+    from tests.test_threads import FakeLoad
+
+    load = FakeLoad()
+    load.others, load.own = 1.0, 1.0
+    counts = [2]
+    governor = ThreadGovernor(2, cores=2, interval_s=0.0, sampler=load, set_threads=counts.append,
+                              get_threads=lambda: counts[-1])
+    controller = LiveController(load_config("smoke", LONG), tmp_path, torch.device("cpu"), threads=governor)
+    app = Dashboard(controller, sensor=None, redraw_hz=4)
+    run = controller.runs["C"]
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: controller.states["C"].cpu_threads == 1)
+            await pilot.press("q")
+            await until(pilot, lambda: run.summary is not None)
+
+    asyncio.run(scenario())
+    state = controller.states["C"]
+    assert state.follows_load and state.others_cores == 1.0
+    events = [json.loads(line) for line in (run.run_dir / "events.jsonl").read_text().splitlines()]
+    assert [(e["previous"], e["threads"]) for e in events if e["kind"] == "threads"] == [(2, 1)]
+    assert counts[-1] == 2  # restored when the run ended
