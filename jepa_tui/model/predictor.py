@@ -15,9 +15,10 @@ reach the horizons: ẑ_{t+1} = P(z_t), ẑ_{t+k} = P(ẑ_{t+k-1}) with the same
   (ΔW1[j, :], ΔW2[:, j]) = (U1, U2) (φ_j(e) − φ_j(0)) / hh. Like Track B's W_inj and Track C's generator G, the
   generated deltas vanish at e = 0 (an empty buffer gives Track A exactly), and the 1/hh keeps the generated weights'
   Adam steps the size of a directly learned weight's; without both, the deltas learned while the buffer is empty
-  exploded when it filled (‖ΔW1‖_F 0.7 → 590, σ_z → 0; README, "Track E"). The last layer U starts at zero. Because
-  it is linear, ΔW1 x and ΔW2 h are computed from φ without forming ΔW: (ΔW1 x)_j = (φ_j(e) − φ_j(0)) · (U1ᵀ x) / hh
-  and ΔW2 h = U2 Σ_j h_j (φ_j(e) − φ_j(0)) / hh, ``memory.hyper_block`` hidden units at a time.
+  exploded when it filled (‖ΔW1‖_F 0.7 → 590, σ_z → 0; README, "Beyond the paper"). The last layer U starts at
+  zero. Because it is linear, ΔW1 x and ΔW2 h are computed from φ without forming ΔW: (ΔW1 x)_j = (φ_j(e) − φ_j(0))
+  · (U1ᵀ x) / hh and ΔW2 h = U2 Σ_j h_j (φ_j(e) − φ_j(0)) / hh, ``memory.hyper_block`` hidden units at a time (one
+  block of all H by default, computed once per rollout).
   D and E start as a no-op, as LoRA's B = 0 does: e has no effect at step 0.
 
 LeJEPA's options (seed 001), each off by default: ``model.predict_residual`` makes P output a change, ẑ = z + Δz;
