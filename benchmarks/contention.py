@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import steps_per_s_line
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -62,8 +64,10 @@ def rate(proc: subprocess.Popen) -> tuple[float, str, str]:
         raise SystemExit(f"throughput.py failed ({proc.returncode}):\n{out}")
     steal = re.search(r"steal (\d+)%", out)
     changes = re.search(r"thread changes (.*)$", out, re.MULTILINE)
-    return (float(out.strip().splitlines()[-1].split()[-1]), steal.group(1) + "%" if steal else "-",
-            changes.group(1) if changes else "-")
+    rate = steps_per_s_line(out)
+    if rate is None:
+        raise SystemExit(f"throughput.py printed no steps_per_s line:\n{out}")
+    return rate, steal.group(1) + "%" if steal else "-", changes.group(1) if changes else "-"
 
 
 def main() -> None:

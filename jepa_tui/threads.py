@@ -49,9 +49,16 @@ def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None
 
 
+def affinity_cores() -> set[int]:
+    """The cores this process may run on (its affinity mask; every core where the platform has none)."""
+    if hasattr(os, "sched_getaffinity"):
+        return os.sched_getaffinity(0)
+    return set(range(os.cpu_count() or 1))
+
+
 def usable_cores(root: Path = Path("/sys/fs/cgroup")) -> int:
     """Cores this process may use: its affinity mask, capped by its cgroup quota (rounded down, at least 1)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = len(affinity_cores())
     limit = cgroup_cpu_limit(root)
     if limit is not None:
         cores = min(cores, max(1, math.floor(limit)))
@@ -122,7 +129,7 @@ def sample_cpu() -> CpuSample | None:
         import psutil
 
         per_cpu = psutil.cpu_times(percpu=True)
-        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(len(per_cpu))
+        cores = affinity_cores()
         busy = sum(t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
                    for i, t in enumerate(per_cpu) if i in cores)
         own = psutil.Process().cpu_times()
@@ -159,8 +166,7 @@ class ThreadGovernor:
         import torch
 
         self.max_threads = max(1, max_threads)
-        self.cores = cores if cores is not None else (
-            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+        self.cores = cores if cores is not None else len(affinity_cores())
         self.interval_s = interval_s
         self.threads = self.max_threads
         self.others = 0.0  # cores other processes used in the last interval
@@ -171,14 +177,14 @@ class ThreadGovernor:
         self._last = sampler()  # None: the load cannot be read here, and the count stays at max_threads
 
     def _measure(self) -> None:
-        now = self._sampler() if self._last is not None else None
-        if now is None or self._last is None:
+        last, now = self._last, self._sampler()
+        if last is None or now is None:  # the load can no longer be read: keep the count from here on
             self._last = None
             return
-        wall = now.wall - self._last.wall
+        wall = now.wall - last.wall
         if wall < self.interval_s:
             return
-        self.others = max(0.0, (now.busy - self._last.busy - (now.own - self._last.own)) / wall)
+        self.others = max(0.0, (now.busy - last.busy - (now.own - last.own)) / wall)
         self._last = now
         free = min(float(self.max_threads), self.cores - self.others)
         if math.floor(free + 0.5) < self.threads:

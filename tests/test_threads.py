@@ -189,18 +189,11 @@ def test_a_cli_run_records_its_thread_changes(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from jepa_tui.cli.main import app
-    from jepa_tui.threads import ThreadGovernor as Real
 
     load = FakeLoad()
     load.others, load.own = 1.0, 1.0
-
-    counts = [2]
-
-    def fake_governor(threads: int, device_type: str) -> ThreadGovernor:
-        return Real(2, cores=2, interval_s=0.0, sampler=load, set_threads=counts.append,
-                    get_threads=lambda: counts[-1])
-
-    monkeypatch.setattr("jepa_tui.threads.governor_for", fake_governor)
+    governor, counts = governed(load)
+    monkeypatch.setattr("jepa_tui.threads.governor_for", lambda threads, device_type: governor)
     result = CliRunner().invoke(app, ["train", "--profile", "smoke", "--steps", "4", "--runs-dir", str(tmp_path),
                                       "--run-id", "r"])
     assert result.exit_code == 0, result.output

@@ -243,14 +243,11 @@ def test_state_event_rate_is_per_100_steps():
 def test_the_dashboards_training_thread_follows_the_load(tmp_path):
     """`jepa-tui run` hands its thread governor to each track's run: the worker thread that trains polls it, the
     change is an event of the run, and the run's state (the CPU panel) shows the count."""
-    from jepa_tui.threads import ThreadGovernor
-    from tests.test_threads import FakeLoad
+    from tests.test_threads import FakeLoad, governed
 
     load = FakeLoad()
     load.others, load.own = 1.0, 1.0
-    counts = [2]
-    governor = ThreadGovernor(2, cores=2, interval_s=0.0, sampler=load, set_threads=counts.append,
-                              get_threads=lambda: counts[-1])
+    governor, counts = governed(load)
     controller = LiveController(load_config("smoke", LONG), tmp_path, torch.device("cpu"), threads=governor)
     app = Dashboard(controller, sensor=None, redraw_hz=4)
     run = controller.runs["C"]

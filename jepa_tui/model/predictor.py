@@ -141,12 +141,15 @@ class HyperModulation:
         block, hidden = self.hyper.block, self.from_chunks.shape[0]
         if block >= hidden:
             if self.whole is None:
-                self.whole = F.gelu(self.from_e[:, None, :] + self.from_chunks[None]) - self.at_zero[None]
+                self.whole = self._phi(0, hidden)
             yield 0, self.whole
             return
         for j0 in range(0, hidden, block):
-            chunks = self.from_chunks[None, j0:j0 + block]
-            yield j0, F.gelu(self.from_e[:, None, :] + chunks) - self.at_zero[None, j0:j0 + block]
+            yield j0, self._phi(j0, j0 + block)
+
+    def _phi(self, j0: int, j1: int) -> torch.Tensor:
+        """φ_j(e) − φ_j(0) for hidden units j0 ≤ j < j1: (N, j1 − j0, hh)."""
+        return F.gelu(self.from_e[:, None, :] + self.from_chunks[None, j0:j1]) - self.at_zero[None, j0:j1]
 
     def delta1(self, x: torch.Tensor) -> torch.Tensor:
         """ΔW1 x per sample: (N, in) -> (N, H)."""

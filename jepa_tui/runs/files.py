@@ -133,11 +133,19 @@ class WriterLock:
             self._fd = None
 
 
+def _holder(lock_path: Path) -> dict:
+    """What the lock file says of its writer (pid, host, since, command). Raises OSError or ValueError."""
+    with open(lock_path, "rb") as fh:
+        info = json.loads(fh.read(4096) or b"{}")
+    if not isinstance(info, dict):
+        raise ValueError(f"{lock_path}: not a lock record")
+    return info
+
+
 def describe_holder(lock_path: Path) -> str:
     """Who the lock file says holds it: "pid N on host H since T (command)", or "another process"."""
     try:
-        with open(lock_path, "rb") as fh:
-            info = json.loads(fh.read(4096) or b"{}")
+        info = _holder(lock_path)
         return f"pid {info['pid']} on host {info['host']} since {info['since']} ({info.get('command', '?')})"
     except (OSError, ValueError, KeyError, TypeError):
         return "another process"
@@ -149,8 +157,7 @@ def local_writer_pid(folder: Path) -> int | None:
     if writer_alive(folder) is not True:
         return None
     try:
-        with open(Path(folder) / LOCK_NAME, "rb") as fh:
-            info = json.loads(fh.read(4096) or b"{}")
+        info = _holder(Path(folder) / LOCK_NAME)
         return int(info["pid"]) if info.get("host") == socket.gethostname() else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
