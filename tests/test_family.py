@@ -176,12 +176,12 @@ def test_diagnostics_effective_rank_and_the_kinematic_probe(smoke_worlds):
 def test_each_family_profile_trains_on_the_smoke_worlds(profile, smoke_worlds):
     smoke = load_config("smoke")
     sets = [f"data.{k}={v!r}".replace("'", '"') if not isinstance(v, tuple) else f"data.{k}={list(v)}"
-            for k, v in vars(smoke.data).items() if k != "shift"]  # the smoke profile keeps the default shift
+            for k, v in vars(smoke.data).items() if k not in ("shift", "base")]  # the default physics
     model_sets = [f"model.{k}={list(getattr(smoke.model, k))}" for k in ("encoder_channels",)] + \
         [f"model.hidden_dim={smoke.model.hidden_dim}", f"model.latent_dim={smoke.model.latent_dim}",
          "train.batch_size=8", "train.k_set=[1, 2, 4]", "memory.capacity=16", "memory.exp_dim=16",
          "memory.exp_ff_dim=32", "eval.n_experiences=5", "eval.base_sequences=8", "train.mask_patch=8",
-         "eval.probe_sequences=8"]
+         "eval.probe_sequences=8", "eval.n_curve=[0, 5]"]
     config = load_config(profile, [*sets, *model_sets])
     trainer = Trainer(config, CPU, smoke_worlds)
     stats = _steps(trainer, 10)

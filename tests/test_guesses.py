@@ -22,20 +22,25 @@ CPU = torch.device("cpu")
 
 
 def test_training_batches_come_only_from_the_base_worlds_train_split(smoke_worlds):
-    # (the kinematic probe fits on base train frames at evaluation; it is off here so only the protocol is seen)
-    trainer = Trainer(load_config("smoke", ["eval.diagnostics=false"]), CPU, smoke_worlds)
+    # (the kinematic probe and the content control are off here, so only the protocol and the decoder are seen)
+    config = load_config("smoke", ["eval.diagnostics=false", "eval.content_control=false"])
+    trainer = Trainer(config, CPU, smoke_worlds)
     worlds = trainer.worlds
     seen = []
     real = worlds.render
-    worlds.render = lambda split, seq, frames: (seen.append(split), real(split, seq, frames))[1]
+    worlds.render = lambda split, seq, frames: (seen.append((split, seq)), real(split, seq, frames))[1]
     for _ in range(5):
         trainer.train_step()
-    assert len(seen) == 5 and all(split is worlds.base["train"] for split in seen)
+    assert len(seen) == 5 and all(split is worlds.base["train"] for split, _ in seen)
     seen.clear()
+    sampler_state = trainer.sampler.get_state()
     trainer.evaluate()  # evaluation uses the other splits, and the shift world
-    assert not any(split is worlds.base["train"] for split in seen)
-    assert any(split is worlds.shift["test"] for split in seen) and any(split is worlds.shift["train"]
-                                                                      for split in seen)
+    assert torch.equal(trainer.sampler.get_state(), sampler_state)  # the training RNG is never drawn from
+    # base train frames only for the pixel-space decoder: the first probe_sequences sequences, in order, no draws
+    fitted = [seq for split, seq in seen if split is worlds.base["train"]]
+    assert torch.equal(torch.cat(fitted), torch.arange(min(config.eval.probe_sequences, len(worlds.base["train"]))))
+    assert any(split is worlds.shift["test"] for split, _ in seen) and any(split is worlds.shift["train"]
+                                                                         for split, _ in seen)
 
 
 def test_each_world_gets_its_own_gravity(monkeypatch):

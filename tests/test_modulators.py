@@ -51,6 +51,20 @@ def test_a_fresh_modulator_is_a_no_op_and_equals_track_a(track):
     assert all(float(n) > 0.0 for n in other.modulation_norms(e))
 
 
+@pytest.mark.parametrize("film_bias", [False, True])
+def test_an_empty_experience_gives_track_a_at_any_film_weights(film_bias):
+    """Track D's γ, β are bias-free by default: with every weight moved, e = 0 predicts what the base predictor
+    does; a FiLM with biases (runs written before memory.film_bias) does not, which is why it is off."""
+    torch.manual_seed(0)
+    p = Predictor(MODEL, "D", exp_dim=5, lora_rank=2, film_bias=film_bias).double()
+    _perturb(p, 4)
+    z = torch.randn(4, 6, dtype=torch.float64)
+    zero = torch.zeros(4, 5, dtype=torch.float64)
+    with torch.no_grad():
+        same = torch.equal(p.step(z, zero, p.modulate(zero)), p.step(z))
+    assert same is not film_bias
+
+
 def test_an_empty_experience_gives_track_a_at_any_hypernetwork_weights():
     """Track E's deltas are taken relative to e = 0, as Track C's generator and Track B's W_inj are bias-free: with
     every weight moved, e = 0 predicts exactly what the base predictor does, and any other e does not."""
@@ -68,7 +82,7 @@ def test_an_empty_experience_gives_track_a_at_any_hypernetwork_weights():
 @pytest.mark.parametrize("film_output", [False, True])
 def test_film_modulation_equals_a_per_sample_loop(film_output):
     torch.manual_seed(0)
-    p = Predictor(MODEL, "D", exp_dim=5, lora_rank=2, film_output=film_output).double()
+    p = Predictor(MODEL, "D", exp_dim=5, lora_rank=2, film_output=film_output, film_bias=True).double()
     _perturb(p, 2)
     z, e = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
     mod = p.modulate(e)
@@ -140,7 +154,7 @@ def test_parameter_counts_of_the_modulators_beside_track_c():
               for t in ("C", "D", "E")}
     r, d, h, de = 4, 64, 1024, 64
     assert counts["C"] == 2 * (r * d + r * h + r * de)  # A, B and the generator G of both layers
-    assert counts["D"] == 2 * (de * h + h)
+    assert counts["D"] == 2 * de * h  # γ and β bias-free (memory.film_bias = false)
     hh, cd = 32, 16
     assert counts["E"] == h * cd + (de * hh + hh) + cd * hh + hh * d + hh * d  # U1, U2 bias-free
     assert counts["C"] < counts["E"] < counts["D"]

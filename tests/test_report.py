@@ -198,14 +198,14 @@ def test_every_formula_is_recorded_and_the_report_reads_any(run_set, tmp_path):
     evals = [r for r in records if r["kind"] == "eval"]
     for record in evals:
         assert set(record["formulas"]) == set(FORMULAS)
-        assert record["formulas"]["per_sample"]["d_shift"] == record["d_shift"]  # the configured one on top
+        assert record["formulas"]["ratio_of_sums"]["d_shift"] == record["d_shift"]  # the configured one on top
         for values in record["formulas"].values():
             assert set(values["d_base_per_horizon"]) == {"1", "2", "4"}
     result = runner.invoke(app, ["report", str(run_set / "done_C"), "--out", str(tmp_path), "--formula",
-                                 "ratio_of_sums"])
+                                 "per_sample"])
     assert result.exit_code == 0, result.output
-    best = min(r["formulas"]["ratio_of_sums"]["d_shift"] for r in evals)
-    assert f"| {best:.4f} |" in result.output and "formula: **ratio_of_sums**" in result.output
+    best = min(r["formulas"]["per_sample"]["d_shift"] for r in evals)
+    assert f"| {best:.4f} |" in result.output and "formula: **per_sample**" in result.output
     bad = runner.invoke(app, ["report", str(run_set / "done_C"), "--formula", "mean"])
     assert bad.exit_code == 2 and "ratio_of_sums" in bad.output
 

@@ -552,6 +552,52 @@ def analyze(
 
 
 @app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with kept weights or checkpoints.")],
+    step: Annotated[list[int] | None, typer.Option(help="Evaluate the model kept at this step (repeatable; "
+                                                        "default: the last kept).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Evaluate every kept step.")] = False,
+    set_: SetOption = None,
+    tag: Annotated[str | None, typer.Option(help="Name of evaluations/<tag>.jsonl (default: from the --set "
+                                                 "overrides, 'default' without any).")] = None,
+    device: DeviceOption = None,
+) -> None:
+    """Re-evaluate a run's kept models under other evaluation or shift settings (eval.*, data.shift.*): adaptation
+    curve, memory gain, content effect, pixel-space error, test-time training; written to
+    RUN_DIR/evaluations/<tag>.jsonl, the run's own files untouched."""
+    from jepa_tui.runs import RunDirectory
+    from jepa_tui.training.reevaluate import reevaluate, stored_models
+    from jepa_tui.training.trainer import pick_device
+
+    try:
+        if all_ and step:
+            raise ConfigError("pass --step N or --all, not both.")
+        steps = list(step) if step else None
+        if all_:
+            steps = list(stored_models(RunDirectory.open(run_dir)))
+        torch_device = pick_device(device or "cpu")
+        for index, record in enumerate(reevaluate(run_dir, steps, list(set_ or []), tag, torch_device)):
+            if index == 0:
+                say(f"step      D_shift  d_base   memory gain  content effect  pos RMSE px  TTT D_shift  "
+                    f"(formula {record['formula']})")
+            say(f"{record['step']:<9} {record['d_shift']:.4f}   {record['d_base']:.4f}   "
+                f"{_signed(record['memory_gain'])}      {_signed(record['content_effect'])}         "
+                f"{record['pos_rmse_px']:8.3f}     {_plain(record['d_shift_ttt'])}")
+            last = record
+    except _bad_input_errors() as exc:
+        raise _fail(str(exc)) from None
+    say(f"wrote {run_dir}/evaluations/{last['tag']}.jsonl ({last['seconds']:.1f} s for the last step)")
+
+
+def _signed(value: float | None) -> str:
+    return f"{value:+.4f}" if isinstance(value, int | float) else "   -   "
+
+
+def _plain(value: float | None) -> str:
+    return f"{value:.4f}" if isinstance(value, int | float) else "-"
+
+
+@app.command()
 def runs(
     runs_dir: Annotated[Path, typer.Argument(help="A folder of run directories (and sweeps).")] = Path("runs"),
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per run instead of a table.")]

@@ -107,7 +107,8 @@ def build_config(layers: list[tuple[str, dict[str, Any]]]) -> Config:
 
 # Keys added after runs were first written, with the value that runs written before them used. A run's resolved
 # config.toml that lacks one of these keys was written by an earlier version and is read with this value.
-LEGACY_VALUES: dict[str, dict[str, Any]] = {"memory": {"aggregator_bias": True}, "eval": {"val_selection": False}}
+LEGACY_VALUES: dict[str, dict[str, Any]] = {"memory": {"aggregator_bias": True, "film_bias": True},
+                                            "eval": {"val_selection": False}}
 
 
 def with_legacy_values(tables: dict[str, Any]) -> dict[str, Any]:

@@ -17,11 +17,14 @@ SIGMA_Z_COLLAPSE_LINE = 0.5  # σ_z below this warns of representation collapse 
 
 
 @dataclass(frozen=True)
-class ShiftConfig:
-    """The shift world's physics (``[data.shift]``; the paper shifts gravity only, §5.3 asks for other kinds).
+class PhysicsConfig:
+    """One world's physics: ``[data.shift]`` (the paper shifts gravity only, §5.3 asks for other kinds) and
+    ``[data.base]`` (the base world's, by default the paper's: no gravity; an *oracle* trains on the shift physics by
+    setting it like ``[data.shift]``).
 
     Accelerations in px/frame², velocities in px/frame. Unset (None) keys keep today's values: ``gravity`` is then
-    ``data.shift_gravity`` (the paper's 0.5) and ``restitution`` ``data.wall_restitution``.
+    ``data.shift_gravity`` (the paper's 0.5) for the shift world and ``data.base_gravity`` (0) for the base world,
+    and ``restitution`` ``data.wall_restitution``.
     """
 
     gravity: float | None = None  # magnitude; None: data.shift_gravity
@@ -29,6 +32,9 @@ class ShiftConfig:
     friction: float = 0.0  # μ: each frame the velocity is multiplied by 1 − μ
     speed_scale: float = 1.0  # initial velocities × this
     restitution: float | None = None  # share of the speed kept at a wall; None: data.wall_restitution
+
+
+ShiftConfig = PhysicsConfig  # the name [data.shift]'s table had before [data.base] existed
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,11 @@ class DataConfig:
     wall_restitution: float = 1.0  # ours: elastic walls (a bounce keeps this fraction of the speed)
     base_gravity: float = 0.0
     shift_gravity: float = 0.5  # the paper's shift (gravity down, px/frame²); [data.shift] describes other kinds
-    shift: ShiftConfig = field(default_factory=ShiftConfig)
+    shift: PhysicsConfig = field(default_factory=PhysicsConfig)
+    base: PhysicsConfig = field(default_factory=PhysicsConfig)  # the base world's physics beyond base_gravity
+    # frames the encoders see at once: 1 (the paper's, x_t) or more (x_{t-C+1} … x_t as channels), so that velocity
+    # is observable; starts t begin at C - 1
+    context_frames: int = 1
     compositing: Literal["max", "sum_clip"] = "max"  # ours
     base_splits: tuple[int, ...] = (8000, 1000, 1000)
     shift_splits: tuple[int, ...] = (800, 100, 100)
@@ -92,6 +102,7 @@ class MemoryConfig:
     aggregator_bias: bool = False  # the spec's guess: q = W_q z, k = W_k m, v = W_v m, no biases
     lora_rank: int = 4
     film_output: bool = False  # Track D: FiLM on the output layer too, not only the hidden one (ours)
+    film_bias: bool = False  # Track D: biases in γ(e), β(e); off, so an empty buffer gives Track A exactly (ours)
     hyper_hidden: int = 32  # Track E: hidden width of the hypernetwork (ours)
     hyper_chunk_dim: int = 16  # Track E: width of its learned chunk embeddings (ours)
     # Track E: chunks (hidden units) generated at a time; one block of all H is computed once per rollout (paper
@@ -167,9 +178,25 @@ class EvalConfig:
 
     every_steps: int = 2000  # ours: fits peaks at exactly 8k / 10k
     n_experiences: int = 50
+    # the adaptation curve: D_shift after each of these many experiences, from the same start buffer (n_experiences
+    # is always among them); memory gain = D(n = 0) - D(n = n_experiences)
+    n_curve: tuple[int, ...] = (0, 10, 50, 200)
+    # what the n experiences are: "shift" (the protocol's), "base" (base-world train batches) or "shuffled" (shift
+    # entries with their latent dimensions permuted: same statistics, no content)
+    experience_source: Literal["shift", "base", "shuffled"] = "shift"
+    # also evaluate with n base-world experiences: content effect = D(base entries) - D(shift entries), at n
+    content_control: bool = True
+    # test-time training baseline: fine-tune a copy of these parameters for ttt_steps Adam steps on the n shift
+    # mini-batches' prediction loss, evaluate, discard (0 = off)
+    ttt_steps: int = 0
+    ttt_lr: float = 1e-3
+    ttt_params: Literal["predictor", "all"] = "predictor"
+    # model weights (no optimiser) at every evaluation step, in weights/, so `jepa-tui evaluate` can re-ask any step
+    keep_weights: bool = True
     buffer_start: Literal["training", "empty"] = "training"  # ours
     # ours: the paper's formula is lost; every formula is recorded in each evaluation, this one is D_shift
-    formula: Literal["per_sample", "ratio_of_sums", "median", "r2"] = "per_sample"
+    # ratio_of_sums: the paper's level, and a d_base that other worlds do not move (docs/reproduction)
+    formula: Literal["per_sample", "ratio_of_sums", "median", "r2"] = "ratio_of_sums"
     denominator_eps: float = 1e-6  # ours
     base_sequences: int = 200  # ours: base-world validation sequences used for d_base (0 = all)
     val_selection: bool = True  # ours: also evaluate the shift validation split, to pick steps without the test
@@ -253,8 +280,17 @@ class Config:
 
 def describe_shift(data: DataConfig) -> str:
     """What makes the shift world differ from the base world, in a few words."""
-    s = data.shift
-    gravity = data.shift_gravity if s.gravity is None else s.gravity
+    return describe_physics(data.shift, data.shift_gravity, data.wall_restitution)
+
+
+def describe_base(data: DataConfig) -> str:
+    """The base world's physics in a few words ("the base world's physics" for the paper's: no gravity)."""
+    return describe_physics(data.base, data.base_gravity, data.wall_restitution)
+
+
+def describe_physics(s: PhysicsConfig, default_gravity: float, wall_restitution: float) -> str:
+    """One world's physics in a few words, e.g. "gravity 0.5 px/frame² down, friction 0.05"."""
+    gravity = default_gravity if s.gravity is None else s.gravity
     parts = []
     if gravity:
         way = {0.0: "down", 90.0: "right", 180.0: "up", 270.0: "left", -90.0: "left"}.get(
@@ -264,7 +300,7 @@ def describe_shift(data: DataConfig) -> str:
         parts.append(f"friction {s.friction:g}")
     if s.speed_scale != 1.0:
         parts.append(f"speed ×{s.speed_scale:g}")
-    if s.restitution is not None and s.restitution != data.wall_restitution:
+    if s.restitution is not None and s.restitution != wall_restitution:
         parts.append(f"restitution {s.restitution:g}")
     return ", ".join(parts) or "the base world's physics"
 

@@ -158,6 +158,7 @@ def check(config: Config, source: str) -> None:
 
         need(low <= value <= high, key, f"{text(low)} <= value <= {text(high)}{unit}", value)
 
+    usable = d.frames - d.context_frames + 1  # horizons k < usable leave a start t >= context_frames - 1
     if (t.steps is None) == (t.seconds is None):
         raise ConfigError(f"{source}: set exactly one of 'train.steps' or 'train.seconds' as the budget.")
     if t.steps is not None:
@@ -176,8 +177,9 @@ def check(config: Config, source: str) -> None:
     between("train.log_every_steps", t.log_every_steps, 1, 10**6)
     between("train.threads", t.threads, 0, 1024)
     if m.horizon_mode == "conditioned":
-        need(len(t.k_set) > 0 and all(1 <= k < d.frames for k in t.k_set), "train.k_set",
-             f"a non-empty list of horizons 1 <= k < data.frames ({d.frames})", list(t.k_set))
+        need(len(t.k_set) > 0 and all(1 <= k < usable for k in t.k_set), "train.k_set",
+             f"a non-empty list of horizons 1 <= k < data.frames - data.context_frames + 1 ({usable})",
+             list(t.k_set))
     need(0 <= t.mask_ratio < 1, "train.mask_ratio", "0 <= value < 1", t.mask_ratio)
     need(1 <= t.mask_patch <= d.canvas and d.canvas % t.mask_patch == 0, "train.mask_patch",
          f"a divisor of data.canvas ({d.canvas}) px", t.mask_patch)
@@ -189,9 +191,9 @@ def check(config: Config, source: str) -> None:
          "train.fwm_app_fraction", "0 < value < 1, leaving both subspaces at least one dimension", t.fwm_app_fraction)
     need(t.hw_tau > 0, "train.hw_tau", "a number > 0", t.hw_tau)
     between("model.prior_hidden", m.prior_hidden, 1, 65536)
-    need(ev.horizons is None or (len(ev.horizons) > 0 and all(1 <= k < d.frames for k in ev.horizons)
+    need(ev.horizons is None or (len(ev.horizons) > 0 and all(1 <= k < usable for k in ev.horizons)
                                  and len(set(ev.horizons)) == len(ev.horizons)), "eval.horizons",
-         f"distinct horizons 1 <= k < data.frames ({d.frames})", list(ev.horizons or []))
+         f"distinct horizons 1 <= k < data.frames - data.context_frames + 1 ({usable})", list(ev.horizons or []))
     between("eval.probe_sequences", ev.probe_sequences, 1, 10**6)
     need(ev.probe_ridge > 0, "eval.probe_ridge", "a number > 0", ev.probe_ridge)
     need(0 < t.print_every_seconds <= 86400, "train.print_every_seconds", "0 < value <= 86400 (s)",
@@ -209,20 +211,23 @@ def check(config: Config, source: str) -> None:
     need(0 <= d.wall_restitution <= 1, "data.wall_restitution", "0 <= value <= 1 (1 = elastic)", d.wall_restitution)
     between("data.velocity_max", d.velocity_max, 0, d.canvas, " px/frame (data.canvas)")
     for key, g in (("data.base_gravity", d.base_gravity), ("data.shift_gravity", d.shift_gravity),
-                   ("data.shift.gravity", d.shift.gravity)):
+                   ("data.shift.gravity", d.shift.gravity), ("data.base.gravity", d.base.gravity)):
         if g is not None:
             between(key, g, -d.canvas, d.canvas, " px/frame² (± data.canvas)")
-    between("data.shift.gravity_direction_deg", d.shift.gravity_direction_deg, -360.0, 360.0, "°")
-    need(0 <= d.shift.friction < 1, "data.shift.friction", "0 <= value < 1", d.shift.friction)
-    need(0 < d.shift.speed_scale <= 10, "data.shift.speed_scale", "0 < value <= 10", d.shift.speed_scale)
-    need(d.shift.restitution is None or 0 <= d.shift.restitution <= 1, "data.shift.restitution",
-         "0 <= value <= 1 (1 = elastic)", d.shift.restitution)
+    for name, world in (("data.shift", d.shift), ("data.base", d.base)):
+        between(f"{name}.gravity_direction_deg", world.gravity_direction_deg, -360.0, 360.0, "°")
+        need(0 <= world.friction < 1, f"{name}.friction", "0 <= value < 1", world.friction)
+        need(0 < world.speed_scale <= 10, f"{name}.speed_scale", "0 < value <= 10", world.speed_scale)
+        need(world.restitution is None or 0 <= world.restitution <= 1, f"{name}.restitution",
+             "0 <= value <= 1 (1 = elastic)", world.restitution)
+    between("data.context_frames", d.context_frames, 1, 4)
     for key, splits in (("data.base_splits", d.base_splits), ("data.shift_splits", d.shift_splits)):
         need(len(splits) == 3 and all(1 <= n <= 10**6 for n in splits), key,
              "three integers [train, val, test], each 1 <= n <= 1e6", list(splits))
     need(len(m.horizons) > 0 and all(k >= 1 for k in m.horizons) and len(set(m.horizons)) == len(m.horizons),
          "model.horizons", "a non-empty list of distinct integers >= 1", list(m.horizons))
-    need(max(m.horizons) < d.frames, "model.horizons", f"horizons below data.frames ({d.frames})",
+    need(max(m.horizons) < usable, "model.horizons",
+         f"horizons below data.frames - data.context_frames + 1 ({usable})",
          list(m.horizons))
     between("model.latent_dim", m.latent_dim, 2, 8192)
     need(len(m.encoder_channels) == 4 and all(1 <= c <= 4096 for c in m.encoder_channels), "model.encoder_channels",
@@ -255,6 +260,10 @@ def check(config: Config, source: str) -> None:
         need(horizon is None or horizon in m.horizons, key, f"one of model.horizons {list(m.horizons)}", horizon)
     between("eval.every_steps", ev.every_steps, 1, 10**9)
     between("eval.n_experiences", ev.n_experiences, 0, 100_000)
+    need(len(ev.n_curve) <= 32 and all(isinstance(n, int) and 0 <= n <= 100_000 for n in ev.n_curve), "eval.n_curve",
+         "at most 32 experience counts, each 0 <= n <= 100000", list(ev.n_curve))
+    between("eval.ttt_steps", ev.ttt_steps, 0, 100_000)
+    need(0 < ev.ttt_lr <= 10, "eval.ttt_lr", "0 < value <= 10", ev.ttt_lr)
     need(ev.denominator_eps > 0, "eval.denominator_eps", "a number > 0", ev.denominator_eps)
     need(0 <= ev.base_sequences <= 10**6, "eval.base_sequences", "0 <= value <= 1e6 (0 = whole split)",
          ev.base_sequences)

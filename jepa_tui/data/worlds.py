@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from jepa_tui.config import DataConfig
+from jepa_tui.config import DataConfig, PhysicsConfig
 from jepa_tui.data.digits import load_digit_pool
 
 SPLITS = ("train", "val", "test")
@@ -63,28 +63,39 @@ class Physics:
     restitution: float = 1.0
 
     @classmethod
+    def of(cls, table: PhysicsConfig, default_gravity: float, wall_restitution: float) -> Physics:
+        """A world's physics from its ``[data.base]`` / ``[data.shift]`` table (unset gravity: ``default_gravity``
+        straight down; unset restitution: ``wall_restitution``)."""
+        g = default_gravity if table.gravity is None else table.gravity
+        angle = math.radians(table.gravity_direction_deg)
+        row, col = g * math.cos(angle), g * math.sin(angle)
+        return cls(gravity_row=0.0 if abs(row) < 1e-12 else row, gravity_col=0.0 if abs(col) < 1e-12 else col,
+                   friction=table.friction, speed_scale=table.speed_scale,
+                   restitution=wall_restitution if table.restitution is None else table.restitution)
+
+    @classmethod
     def base(cls, cfg: DataConfig) -> Physics:
-        """The base world: ``data.base_gravity`` straight down, the walls of ``data.wall_restitution``."""
-        return cls(gravity_row=cfg.base_gravity, restitution=cfg.wall_restitution)
+        """The base world of ``[data.base]``: by default ``data.base_gravity`` straight down (the paper's 0), the
+        walls of ``data.wall_restitution``."""
+        return cls.of(cfg.base, cfg.base_gravity, cfg.wall_restitution)
 
     @classmethod
     def shift(cls, cfg: DataConfig) -> Physics:
         """The shift world of ``[data.shift]`` (gravity ``data.shift_gravity`` down when nothing else is set)."""
-        s = cfg.shift
-        g = cfg.shift_gravity if s.gravity is None else s.gravity
-        angle = math.radians(s.gravity_direction_deg)
-        row, col = g * math.cos(angle), g * math.sin(angle)
-        return cls(gravity_row=0.0 if abs(row) < 1e-12 else row, gravity_col=0.0 if abs(col) < 1e-12 else col,
-                   friction=s.friction, speed_scale=s.speed_scale,
-                   restitution=cfg.wall_restitution if s.restitution is None else s.restitution)
+        return cls.of(cfg.shift, cfg.shift_gravity, cfg.wall_restitution)
+
+    def vector(self) -> tuple[float, float, float, float, float]:
+        """(gravity_row, gravity_col, friction, speed_scale, restitution): the parameters as numbers."""
+        return (self.gravity_row, self.gravity_col, self.friction, self.speed_scale, self.restitution)
 
 
-def simulate(num: int, cfg: DataConfig, gravity: float | Physics, pool_size: int, rng: np.random.Generator
-             ) -> tuple[np.ndarray, np.ndarray]:
+def simulate(num: int, cfg: DataConfig, gravity: float | Physics, pool_size: int, rng: np.random.Generator,
+             bounces: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Simulate ``num`` sequences of ``cfg.num_digits`` bouncing digits (physics in the module docstring).
 
     ``gravity`` is a world's :class:`Physics`, or just a downward gravity in px/frame² (with
-    ``data.wall_restitution``).
+    ``data.wall_restitution``). ``bounces``, when given, a bool (num, frames, digits) array, is set where a digit
+    hit a wall on the way to that frame (``benchmarks/shift_calibration.py``).
 
     Returns:
         positions: float64 (num, frames, digits, 2) in px (row, col); digit_ids: int64 (num, digits).
@@ -116,6 +127,8 @@ def simulate(num: int, cfg: DataConfig, gravity: float | Physics, pool_size: int
             pos = pos + vel
             accelerate()
         low, high = pos < 0.0, pos > limit
+        if bounces is not None:
+            bounces[:, frame] = (low | high).any(-1)
         if r == 1.0:  # elastic: the mirror image, exactly as without a restitution factor
             pos = np.where(low, -pos, np.where(high, 2.0 * limit - pos, pos))
             vel = np.where(low | high, -vel, vel)
@@ -211,3 +224,44 @@ class Worlds:
         """All frames of the given sequences: float32 (B, T, 1, H, W)."""
         frames = torch.arange(split.num_frames, device=self.device).expand(seq.shape[0], -1)
         return self.render(split, seq, frames)
+
+    @property
+    def context(self) -> int:
+        """C = ``data.context_frames``: how many consecutive frames one observation holds."""
+        return self.cfg.context_frames
+
+    def observe(self, split: Trajectories, seq: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """Observations ending at chosen frames: what the encoders see (spec §2.1; ``data.context_frames``).
+
+        Args:
+            seq: int64 (B,) sequence indices; frames: int64 (B, F) the last frame of each observation, each
+                >= C - 1.
+
+        Returns:
+            float32 (B, F, C, H, W): channel c is frame f - (C - 1) + c, so the last channel is x_f. With C = 1
+            this is :meth:`render` exactly.
+        """
+        c = self.context
+        if c == 1:
+            return self.render(split, seq, frames)
+        lags = torch.arange(1 - c, 1, device=self.device)  # (C,): -(C-1) ... 0
+        rendered = self.render(split, seq, (frames.unsqueeze(-1) + lags).flatten(1))  # (B, F*C, 1, H, W)
+        batch, num = frames.shape
+        return rendered.view(batch, num, c, *rendered.shape[-2:])
+
+    def observe_sequences(self, split: Trajectories, seq: torch.Tensor) -> torch.Tensor:
+        """Every observation of the given sequences, ending at frames C - 1 … T - 1: (B, T - C + 1, C, H, W)."""
+        last = torch.arange(self.context - 1, split.num_frames, device=self.device).expand(seq.shape[0], -1)
+        return self.observe(split, seq, last)
+
+    def sample_transitions(self, split: Trajectories, batch: int, k: int, generator: torch.Generator
+                           ) -> torch.Tensor:
+        """A mini-batch of random transitions k frames apart: (B, 2, C, H, W) observations ending at x_t and x_{t+k}.
+
+        Draws the sequences, then the starts t ∈ [C - 1, T - k), from ``generator`` (the buffer entries of the
+        evaluation protocol and the analyses; spec §5).
+        """
+        seq = torch.randint(len(split), (batch,), device=self.device, generator=generator)
+        first = self.context - 1
+        t = torch.randint(split.num_frames - k - first, (batch, 1), device=self.device, generator=generator) + first
+        return self.observe(split, seq, torch.cat([t, t + k], dim=1))

@@ -87,9 +87,7 @@ def surprisal_trace(model: JEPAWorldModel, worlds: Worlds, config: Config, batch
     for world, split in (("base", worlds.base["train"]), ("shift", worlds.shift["train"])):
         batch = min(config.train.batch_size, len(split))
         for _ in range(batches):
-            seq = torch.randint(len(split), (batch,), device=worlds.device, generator=generator)
-            t = torch.randint(split.num_frames - k, (batch, 1), device=worlds.device, generator=generator)
-            frames = worlds.render(split, seq, torch.cat([t, t + k], dim=1))
+            frames = worlds.sample_transitions(split, batch, k, generator)
             surprisal = model.base_surprisal(model.encode(frames[:, 0]), model.encode_target(frames[:, 1]))
             row = {"index": len(rows), "world": world, "surprisal": float(surprisal)}
             if detector is not None:

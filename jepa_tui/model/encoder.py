@@ -24,13 +24,15 @@ class ConvEncoder(nn.Module):
     """Four stride-2 convolutions (kernel 4, padding ``model.encoder_padding``, 1 by default), flatten, Linear,
     LayerNorm (spec §2.1).
 
-    Input float32 (N, 1, H, W) frames in [0, 1] with H = W = ``data.canvas``; output (N, latent_dim) latents.
+    Input float32 (N, C, H, W) observations in [0, 1] with H = W = ``data.canvas`` and C = ``in_channels``
+    (``data.context_frames``: 1, the paper's single frame, or consecutive frames as channels); output (N,
+    latent_dim) latents.
     """
 
-    def __init__(self, cfg: ModelConfig, canvas: int) -> None:
+    def __init__(self, cfg: ModelConfig, canvas: int, in_channels: int = 1) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        channels = (1, *cfg.encoder_channels)
+        channels = (in_channels, *cfg.encoder_channels)
         for c_in, c_out in zip(channels, channels[1:], strict=False):
             # In-place ReLU on channels-last maps is ~30 % faster per CPU step than an out-of-place one.
             activation = nn.ReLU(inplace=True) if cfg.encoder_activation == "relu" else nn.GELU()
@@ -42,7 +44,7 @@ class ConvEncoder(nn.Module):
         self.channels_last = True  # faster convolutions on CPU; off in run groups (vmap has no channels-last)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) -> (N, latent_dim)."""
+        """(N, C, H, W) -> (N, latent_dim)."""
         features = self.convs(frames.contiguous(memory_format=torch.channels_last) if self.channels_last else frames)
         return self.norm(self.proj(features.flatten(1)))
 

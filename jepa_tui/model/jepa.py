@@ -41,13 +41,14 @@ class JEPAWorldModel(nn.Module):
         track = config.train.track
         self.track = track
         self.horizons = tuple(sorted(config.model.horizons))
-        self.encoder = ConvEncoder(config.model, config.data.canvas)
+        self.encoder = ConvEncoder(config.model, config.data.canvas, config.data.context_frames)
         # model.target = "stopgrad": no target encoder; targets are the online encoder's under stop-gradient
         self.has_target = config.model.target == "ema"
         self.target_encoder = make_target(self.encoder) if self.has_target else self.encoder
         mem = config.memory
         self.predictor = Predictor(config.model, track, mem.exp_dim, mem.lora_rank, mem.lora_scale, mem.lora_a_init,
-                                   mem.film_output, mem.hyper_hidden, mem.hyper_chunk_dim, mem.hyper_block)
+                                   mem.film_output, mem.hyper_hidden, mem.hyper_chunk_dim, mem.hyper_block,
+                                   mem.film_bias)
         self.memory = (ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in MEMORY_TRACKS
                        else None)
         self.surprisal_horizon = mem.surprisal_horizon or self.horizons[0]
@@ -61,12 +62,12 @@ class JEPAWorldModel(nn.Module):
             self.dyn_head = DynamicsHead(config.model.latent_dim - self.app_dim, t.ld_hidden, config.model.latent_dim)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """Online latents: (N, 1, H, W) -> (N, d)."""
+        """Online latents: (N, C, H, W) observations -> (N, d)."""
         return self.encoder(frames)
 
     @torch.no_grad()
     def encode_target(self, frames: torch.Tensor) -> torch.Tensor:
-        """Stop-gradient target latents: (N, 1, H, W) -> (N, d)."""
+        """Stop-gradient target latents: (N, C, H, W) observations -> (N, d)."""
         return self.target_encoder(frames)
 
     def predict(self, z: torch.Tensor, experience: torch.Tensor | None = None,
@@ -109,7 +110,7 @@ class JEPAWorldModel(nn.Module):
     def buffer_entry(self, frames_t: torch.Tensor, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The experience buffer entry (2, d) of a batch: its batch-mean latent transition (spec §3.5b).
 
-        ``frames_t`` (N, 1, H, W) the frames at t, ``z`` (N, d) their online latents, ``target`` (N, d) the target
+        ``frames_t`` (N, C, H, W) the observations at t, ``z`` (N, d) their online latents, ``target`` (N, d) the target
         latents at the surprisal horizon. The first token is the batch-mean online z_t ("online_target", default)
         or target z̄_t ("target_target", ``memory.entry``); the second the batch-mean target z̄_{t+k}.
         """

@@ -105,17 +105,23 @@ class FilmModulation:
 
 
 class FiLM(nn.Module):
-    """γ(e), β(e) = Linear(d_e → H) each, zero-initialised (Perez et al. 2018), optionally also for the output."""
+    """γ(e), β(e) = Linear(d_e → H) each, zero-initialised (Perez et al. 2018), optionally also for the output.
 
-    def __init__(self, exp_dim: int, hidden: int, latent: int, output: bool) -> None:
+    Bias-free by default (``memory.film_bias``), so that e = 0 (an empty buffer) gives Track A exactly at any
+    weights, as B's injection and C's and E's generators do; with biases D learns an experience-independent
+    modulation the memory cannot switch off.
+    """
+
+    def __init__(self, exp_dim: int, hidden: int, latent: int, output: bool, bias: bool = False) -> None:
         super().__init__()
-        self.gamma, self.beta = nn.Linear(exp_dim, hidden), nn.Linear(exp_dim, hidden)
-        self.gamma_out = nn.Linear(exp_dim, latent) if output else None
-        self.beta_out = nn.Linear(exp_dim, latent) if output else None
+        self.gamma, self.beta = nn.Linear(exp_dim, hidden, bias=bias), nn.Linear(exp_dim, hidden, bias=bias)
+        self.gamma_out = nn.Linear(exp_dim, latent, bias=bias) if output else None
+        self.beta_out = nn.Linear(exp_dim, latent, bias=bias) if output else None
         for layer in (self.gamma, self.beta, self.gamma_out, self.beta_out):
             if layer is not None:
                 nn.init.zeros_(layer.weight)
-                nn.init.zeros_(layer.bias)
+                if layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
     def modulation(self, e: torch.Tensor) -> FilmModulation:
         """(N, d_e) -> the per-sample γ, β."""
@@ -202,14 +208,14 @@ class Predictor(nn.Module):
         track: "A" … "E".
         exp_dim: experience vector size d_e (memory.exp_dim).
         lora_rank, lora_scale, lora_a_init: Track C's LoRA (rank r, scale, init of A).
-        film_output: Track D also modulates the output layer.
+        film_output, film_bias: Track D also modulates the output layer; its γ and β maps have biases.
         hyper_hidden, hyper_chunk_dim, hyper_block: Track E's hypernetwork (hidden width, chunk embedding width,
             hidden units generated per block).
     """
 
     def __init__(self, cfg: ModelConfig, track: str, exp_dim: int, lora_rank: int, lora_scale: float = 1.0,
                  lora_a_init: str = "kaiming_uniform", film_output: bool = False, hyper_hidden: int = 32,
-                 hyper_chunk_dim: int = 16, hyper_block: int = 1024) -> None:
+                 hyper_chunk_dim: int = 16, hyper_block: int = 1024, film_bias: bool = False) -> None:
         super().__init__()
         self.track = track
         self.horizons = tuple(sorted(cfg.horizons))
@@ -230,7 +236,7 @@ class Predictor(nn.Module):
         self.film: FiLM | None = None
         self.hyper: HyperNetwork | None = None
         if track == "D":
-            self.film = FiLM(exp_dim, cfg.hidden_dim, cfg.latent_dim, film_output)
+            self.film = FiLM(exp_dim, cfg.hidden_dim, cfg.latent_dim, film_output, film_bias)
         if track == "E":
             self.hyper = HyperNetwork(exp_dim, in_dim, cfg.hidden_dim, cfg.latent_dim, hyper_hidden, hyper_chunk_dim,
                                       hyper_block)

@@ -4,6 +4,9 @@
 - ``metrics.jsonl``: one JSON object per line, ``"kind": "train"`` or ``"kind": "eval"``;
 - ``events.jsonl``: checkpoints, interrupts and other events, one JSON object per line;
 - ``checkpoints/step_XXXXXXXX.pt``: the last two plus the one at the best ``D_shift``;
+- ``weights/step_XXXXXXXX.pt``: the model's weights (with buffer and detector, no optimiser) at every evaluation
+  step (``eval.keep_weights``), so ``jepa-tui evaluate`` can re-ask any evaluated step a new question;
+- ``evaluations/<tag>.jsonl``: what ``jepa-tui evaluate`` found, one record per step (never the run's own files);
 - ``summary.json``: the run's outcome;
 - ``metrics.rolled_back.jsonl``: records written after the checkpoint a resumed run continued from (they are
   recomputed by the resumed run, and kept here rather than lost).
@@ -56,6 +59,8 @@ class RunDirectory:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.checkpoints = self.path / "checkpoints"
+        self.weights = self.path / "weights"
+        self.evaluations = self.path / "evaluations"
         self._metrics = None
         self._events = None
         self._lock = WriterLock(self.path)
@@ -180,18 +185,50 @@ class RunDirectory:
                 old.unlink()
         return path
 
+    def save_weights(self, state: dict, step: int) -> Path:
+        """Write ``weights/step_<step>.pt`` atomically (kept for good: a few MB each).
+
+        Raises:
+            RunDirError: when it cannot be written.
+        """
+        _make_folder(self.weights)
+        path = self.weights / checkpoint_name(step)
+        write_checkpoint(path, state)
+        return path
+
+    def write_evaluations(self, tag: str, records: list[dict]) -> Path:
+        """Write ``evaluations/<tag>.jsonl`` whole and atomically (``tag``: one safe path component).
+
+        Raises:
+            ValueError: a tag that is not one safe path component; RunDirError: when it cannot be written.
+        """
+        _make_folder(self.evaluations)
+        path = self.evaluations / f"{check_name(tag, 'tag')}.jsonl"
+        text = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        atomic_write_text(path, text)
+        return path
+
+    def read_evaluations(self) -> dict[str, list[dict]]:
+        """Every ``evaluations/<tag>.jsonl``: tag -> its records (malformed lines left out)."""
+        found: dict[str, list[dict]] = {}
+        if not self.evaluations.is_dir() or self.evaluations.is_symlink():
+            return found
+        for path in sorted(self.evaluations.glob("*.jsonl")):
+            try:
+                data = read_regular_file(path)
+            except OSError:
+                continue
+            found[path.stem] = parse_jsonl(data)[0]
+        return found
+
     # -- reading back ----------------------------------------------------------------------------------------
     def checkpoint_paths(self) -> dict[int, Path]:
         """Complete checkpoints by step, oldest first (temporary files are not checkpoints)."""
-        found = {}
-        if not self.checkpoints.is_dir():
-            return found
-        for path in self.checkpoints.glob(CHECKPOINT_GLOB):
-            try:
-                found[int(path.stem.split("_")[1])] = path
-            except (IndexError, ValueError):
-                continue
-        return dict(sorted(found.items()))
+        return _step_files(self.checkpoints)
+
+    def weights_paths(self) -> dict[int, Path]:
+        """Kept weights by step, oldest first."""
+        return _step_files(self.weights)
 
     def _read(self, name: str) -> bytes:
         try:
@@ -266,3 +303,29 @@ class RunDirectory:
                 setattr(self, attr, None)
         self._lock.release()
 
+
+def _make_folder(path: Path) -> None:
+    """Create a folder of the run directory (never through a symlink).
+
+    Raises:
+        RunDirError: when it cannot be created or is not a real folder.
+    """
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"cannot create '{path}': {os_message(exc)}") from None
+    if path.is_symlink() or not path.is_dir():
+        raise RunDirError(f"'{path}' is not a folder of the run directory (a link or a file); move it away.")
+
+
+def _step_files(folder: Path) -> dict[int, Path]:
+    """``step_<N>.pt`` files of ``folder`` by step, oldest first (temporary files left out)."""
+    found = {}
+    if not folder.is_dir():
+        return found
+    for path in folder.glob(CHECKPOINT_GLOB):
+        try:
+            found[int(path.stem.split("_")[1])] = path
+        except (IndexError, ValueError):
+            continue
+    return dict(sorted(found.items()))

@@ -167,8 +167,17 @@ class RunLoop:
             raise NonFiniteLossError(result.step, values)
         self.last_eval = record
         self.run_dir.append_metric(record)
+        if self.trainer.config.eval.keep_weights:
+            self.run_dir.save_weights(self.weights_state(), result.step)
         for sink in self.sinks:
             sink.on_eval(record)
+
+    def weights_state(self) -> dict:
+        """The model as it is (weights, buffer, detector; no optimiser), for ``weights/``: what ``jepa-tui
+        evaluate`` loads to re-evaluate this step."""
+        t = self.trainer
+        return {"version": code_version(), "config": t.config.to_dict(), "step": t.progress.step,
+                "model": {k: v.detach().cpu() for k, v in t.model.state_dict().items()}}
 
     def checkpoint(self, reason: str) -> None:
         """Save a checkpoint now, keeping the last two, the one at the best D_shift and every one a person asked

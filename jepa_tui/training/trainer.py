@@ -171,14 +171,16 @@ class Trainer:
         self._offsets = torch.tensor((0, *self._frame_horizons), device=self.device)
 
     def sample_batch(self) -> torch.Tensor:
-        """A batch of base-world training frames (B, 1 + F, 1, H, W): x_t, then x_{t+k} for each frame horizon
-        (the model's horizons, in the paper's configuration; see :meth:`_layout`)."""
+        """A batch of base-world training observations (B, 1 + F, C, H, W): the one ending at x_t, then those ending
+        at x_{t+k} for each frame horizon (the model's horizons, in the paper's configuration; see :meth:`_layout`).
+        C = ``data.context_frames`` (1: single frames, as the paper); starts t >= C - 1."""
         split = self.worlds.base["train"]
         batch = self.config.train.batch_size
         seq = torch.randint(len(split), (batch,), device=self.device, generator=self.sampler)
-        last_start = split.num_frames - max(self._frame_horizons)
-        t = torch.randint(last_start, (batch, 1), device=self.device, generator=self.sampler)
-        return self.worlds.render(split, seq, t + self._offsets)
+        first = self.worlds.context - 1
+        last_start = split.num_frames - max(self._frame_horizons) - first
+        t = torch.randint(last_start, (batch, 1), device=self.device, generator=self.sampler) + first
+        return self.worlds.observe(split, seq, t + self._offsets)
 
     def _sample_k(self) -> int:
         """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` by the training sampler."""
@@ -197,7 +199,7 @@ class Trainer:
         family's objectives that are switched on (:mod:`jepa_tui.training.objectives`).
 
         Args:
-            frames: (B, 1 + F, 1, H, W) x_t then the frame horizons' frames (:meth:`_layout`).
+            frames: (B, 1 + F, C, H, W) x_t then the frame horizons' frames (:meth:`_layout`).
             slots: an upper bound on the filled buffer slots (None: every slot, under its validity mask).
             k: this step's horizon (conditioned predictor only).
             mask: (B, 1, H, W) context mask for the online encoder, or None.
@@ -270,7 +272,7 @@ class Trainer:
         self.finish_step(outputs, frames, tau, started)
 
     def step_inputs(self) -> tuple[torch.Tensor, int | None, torch.Tensor | None, torch.Tensor | None]:
-        """This step's draws from the training sampler: frames (B, 1 + F, 1, H, W), the horizon k (conditioned
+        """This step's draws from the training sampler: frames (B, 1 + F, C, H, W), the horizon k (conditioned
         predictor, else None), the context mask (or None) and SIGReg's directions (or None)."""
         t = self.config.train
         k = self._sample_k() if self._conditioned else None
@@ -290,7 +292,7 @@ class Trainer:
 
         Args:
             outputs: what :meth:`forward_loss` returned for this step.
-            frames: the step's batch (B, 1 + F, 1, H, W).
+            frames: the step's batch (B, 1 + F, C, H, W).
             tau: the EMA τ in force for this step (:meth:`current_tau` before the step).
             started: ``time.perf_counter()`` when the step began (its seconds count towards the budget).
         """

@@ -1,0 +1,93 @@
+"""The experiences an evaluation hands the memory (spec §5 step 3), and the controls on their content.
+
+An experience is one mini-batch of random transitions (x_t, x_{t+k}) at the surprisal horizon k, pushed into the
+experience buffer as its batch-mean latent transition, ungated (as training's buffer entries, §3.5b). Sources
+(``eval.experience_source``):
+
+- ``shift``: mini-batches of the shift world's *train* split (the protocol's; never the test split);
+- ``base``: mini-batches of the base world's train split (the content control: same pathway, the other world);
+- ``shuffled``: shift mini-batches whose entry has its latent dimensions permuted (one random permutation per entry,
+  the same for both tokens): the entries' statistics stay, their content goes.
+
+The latents (and, for test-time training of every parameter, the observations) of the mini-batches are kept, so a
+baseline can be evaluated on exactly the same n mini-batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from jepa_tui.config import Config
+from jepa_tui.data.worlds import Worlds
+from jepa_tui.model.jepa import JEPAWorldModel
+from jepa_tui.model.memory import WORLD_BASE, WORLD_SHIFT
+
+SOURCES = ("shift", "base", "shuffled")
+CONTENT_SEED_OFFSET = 7_919  # the content control's generator: seeded apart from the protocol's
+
+
+def eval_generator(config: Config, step: int, device: torch.device, offset: int = 0) -> torch.Generator:
+    """The evaluation's own generator, seeded by (seed, step[, offset]); the training RNG is never touched."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.train.seed * 1_000_003 + step + offset * 1_000_000_007)
+    return generator
+
+
+@dataclass
+class ExperienceFeed:
+    """Pushes experiences of one source into a model's buffer (when it has one) and keeps what it pushed.
+
+    Attributes:
+        source: "shift", "base" or "shuffled".
+        latents: per mini-batch pushed, (z_t (B, d) online latents, z̄_{t+k} (B, d) target latents).
+        observations: per mini-batch, (B, 2, C, H, W) observations, when ``keep_observations``.
+    """
+
+    model: JEPAWorldModel
+    worlds: Worlds
+    config: Config
+    source: str
+    generator: torch.Generator
+    step: int = 0
+    keep_observations: bool = False
+    keep_latents: bool = True  # False: a model without memory draws nothing (no baseline needs the mini-batches)
+    latents: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+    observations: list[torch.Tensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"eval.experience_source {self.source!r}; allowed: {', '.join(map(repr, SOURCES))}")
+
+    counted: int = 0  # experiences "pushed" to a model without memory and not drawn (keep_latents off)
+
+    @property
+    def pushed(self) -> int:
+        return len(self.latents) + self.counted
+
+    def push(self, count: int) -> None:
+        """Draw and push ``count`` more experiences (a model without memory only keeps their latents, or, with
+        ``keep_latents`` off, only counts them: its predictions cannot depend on them)."""
+        if self.model.memory is None and not self.keep_latents:
+            self.counted += count
+            return
+        world = self.worlds.base if self.source == "base" else self.worlds.shift
+        split = world["train"]
+        k = self.model.surprisal_horizon  # the horizon of training's buffer entries
+        batch = min(self.config.train.batch_size, len(split))
+        memory = self.model.memory
+        for _ in range(count):
+            frames = self.worlds.sample_transitions(split, batch, k, self.generator)  # (B, 2, C, H, W)
+            z, target = self.model.encode(frames[:, 0]), self.model.encode_target(frames[:, 1])
+            self.latents.append((z, target))
+            if self.keep_observations:
+                self.observations.append(frames)
+            if memory is None:
+                continue
+            entry = self.model.buffer_entry(frames[:, 0], z, target)
+            if self.source == "shuffled":
+                perm = torch.randperm(entry.shape[-1], device=entry.device, generator=self.generator)
+                entry = entry[:, perm]
+            memory.buffer.push(entry, True, step=self.step, world=WORLD_BASE if self.source == "base"
+                               else WORLD_SHIFT)
