@@ -111,6 +111,8 @@ class ConsolePrinter:
         elif kind == "threads":
             self._print(f"CPU threads {record['previous']} → {record['threads']} at step {record['step']}: other "
                         f"processes use {record['others_cores']:.1f} of {record['cores']} cores")
+        elif kind == "world_switch":
+            self._print(f"world {record['world']} from step {record['first_step']}: {record['physics']}")
         elif kind == "compiled":
             self._print(f"compiled the training step ({record['mode']}) in {record['seconds']:.1f} s")
         elif kind == "request_rejected":

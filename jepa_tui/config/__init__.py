@@ -31,6 +31,7 @@ from jepa_tui.config.schema import (
     PhysicsConfig,
     ReportConfig,
     ShiftConfig,
+    StreamConfig,
     ThermalConfig,
     TrainConfig,
     describe_base,
@@ -40,7 +41,7 @@ from jepa_tui.config.validation import ConfigError, table_to_dataclass
 
 __all__ = ["LEGACY_VALUES", "MEMORY_TRACKS", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS", "Config", "ConfigError",
            "DataConfig", "EvalConfig", "MemoryConfig", "ModelConfig", "PhysicsConfig", "ReportConfig", "ShiftConfig",
-           "ThermalConfig", "TrainConfig", "build_config", "describe_base", "describe_shift", "list_profiles",
-           "load_config", "load_run_config",
+           "StreamConfig", "ThermalConfig", "TrainConfig", "build_config", "describe_base", "describe_shift",
+           "list_profiles", "load_config", "load_run_config",
            "parse_set", "profile_description", "profile_dir", "read_toml", "resolve_profile", "table_to_dataclass",
            "with_legacy_values"]

@@ -38,6 +38,27 @@ ShiftConfig = PhysicsConfig  # the name [data.shift]'s table had before [data.ba
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """``[data.stream]``: a training stream whose physics changes while the model trains, so that memory has a job.
+
+    ``worlds`` training worlds are drawn from a family (each key a ``[low, high]`` range, drawn uniformly); training
+    stays in one world for ``segment_steps`` steps (0: a new world every batch), each batch from one world, the next
+    segment always in another world. ``worlds = 0`` (the default) is the paper's single base world. The shift world
+    stays the held-out evaluation world: inside the family's ranges it tests interpolation, outside extrapolation.
+    Gravity in px/frame², its direction in degrees (0 = down, 90 = right), friction as the share of speed lost per
+    frame, speed as a factor on the initial velocities.
+    """
+
+    worlds: int = 0  # 0: off (the base world alone, the paper's)
+    segment_steps: int = 500  # training steps per world before the next (0: a new world every batch)
+    sequences: int = 1000  # train sequences simulated per world
+    gravity: tuple[float, ...] = (0.0, 1.0)  # magnitude range, px/frame²
+    gravity_direction_deg: tuple[float, ...] = (0.0, 360.0)
+    friction: tuple[float, ...] = (0.0, 0.0)
+    speed_scale: tuple[float, ...] = (1.0, 1.0)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     """The two worlds (spec §1). Lengths in px, times in frames, gravity in px/frame²."""
 
@@ -59,6 +80,7 @@ class DataConfig:
     # frames the encoders see at once: 1 (the paper's, x_t) or more (x_{t-C+1} … x_t as channels), so that velocity
     # is observable; starts t begin at C - 1
     context_frames: int = 1
+    stream: StreamConfig = field(default_factory=StreamConfig)  # off by default: one base world
     compositing: Literal["max", "sum_clip"] = "max"  # ours
     base_splits: tuple[int, ...] = (8000, 1000, 1000)
     shift_splits: tuple[int, ...] = (800, 100, 100)
@@ -115,6 +137,10 @@ class MemoryConfig:
     # ours: a buffer entry is (batch-mean online z_t, batch-mean target z̄_{t+k}) at the surprisal horizon k;
     # "target_target" takes z̄_t from the target encoder too
     entry: Literal["online_target", "target_target"] = "online_target"
+    # the oracle context (ours): the experience vector is a learned embedding of the world's true physics
+    # parameters instead of the buffer's aggregate, so a null result of learned memory can be located in the
+    # encoder/aggregator or in the modulator (Tracks B-E)
+    oracle_context: bool = False
 
 
 @dataclass(frozen=True)

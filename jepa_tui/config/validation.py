@@ -10,7 +10,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from jepa_tui.config.schema import SECTIONS, Config
+from jepa_tui.config.schema import MEMORY_TRACKS, SECTIONS, Config
 
 
 class ConfigError(ValueError):
@@ -221,6 +221,18 @@ def check(config: Config, source: str) -> None:
         need(world.restitution is None or 0 <= world.restitution <= 1, f"{name}.restitution",
              "0 <= value <= 1 (1 = elastic)", world.restitution)
     between("data.context_frames", d.context_frames, 1, 4)
+    st = d.stream
+    between("data.stream.worlds", st.worlds, 0, 4096)
+    between("data.stream.segment_steps", st.segment_steps, 0, 10**9)
+    between("data.stream.sequences", st.sequences, 1, 10**6)
+    for key, (lowest, highest) in (("gravity", (0.0, float(d.canvas))), ("gravity_direction_deg", (-360.0, 360.0)),
+                                   ("friction", (0.0, 0.999)), ("speed_scale", (0.01, 10.0))):
+        span = getattr(st, key)
+        need(len(span) == 2 and lowest <= span[0] <= span[1] <= highest, f"data.stream.{key}",
+             f"a range [low, high] with {lowest:g} <= low <= high <= {highest:g}", list(span))
+    need(not config.memory.oracle_context or config.train.track in MEMORY_TRACKS, "memory.oracle_context",
+         f"false for Track {config.train.track}: it has no memory (the oracle context needs one of Tracks "
+         f"{', '.join(MEMORY_TRACKS)})", True)
     for key, splits in (("data.base_splits", d.base_splits), ("data.shift_splits", d.shift_splits)):
         need(len(splits) == 3 and all(1 <= n <= 10**6 for n in splits), key,
              "three integers [train, val, test], each 1 <= n <= 1e6", list(splits))

@@ -256,11 +256,13 @@ def _position_decoder(fit: _SplitData, config: Config, first: int) -> PositionDe
 def evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) -> EvalResult:
     """Run the protocol of the module docstring and return the metrics; the model's state is left unchanged."""
     was_training = model.training
+    context = model.world_context.clone()
     model.eval()
     try:
         with buffer_restored(model):
             return _evaluate(model, worlds, config, step)
     finally:
+        model.set_world_context(context)
         model.train(was_training)
 
 
@@ -270,6 +272,7 @@ def _evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) 
     first = worlds.context - 1
     formula = ev.formula
     base = _split_data(model, worlds, worlds.base["val"], ev.base_sequences or len(worlds.base["val"]))
+    model.set_world_context(worlds.base_context)  # the oracle context, when on, is told the base world's physics
     base_predictions = _predictions(model, base, horizons)
     base_errors = _errors(*base_predictions, config)
     test = _split_data(model, worlds, worlds.shift["test"], len(worlds.shift["test"]))
@@ -293,6 +296,7 @@ def _evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) 
     cached: dict[str, torch.Tensor] | None = None  # Track A: predictions do not depend on n
     for n in points:
         feed.push(n - feed.pushed)
+        model.set_world_context(feed.context())
         if cached is None or memory is not None:
             predictions = _predictions(model, test, horizons)
             errors = _errors(*predictions, config)
@@ -328,6 +332,7 @@ def _evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) 
             control = ExperienceFeed(model, worlds, config, "base",
                                      eval_generator(config, step, worlds.device, CONTENT_SEED_OFFSET), step)
             control.push(ev.n_experiences)
+            model.set_world_context(control.context())
             content_errors = _errors(*_predictions(model, test, horizons), config)
         else:
             content_errors = shift_errors  # no memory: the entries cannot matter

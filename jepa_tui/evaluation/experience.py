@@ -10,7 +10,9 @@ experience buffer as its batch-mean latent transition, ungated (as training's bu
   the same for both tokens): the entries' statistics stay, their content goes.
 
 The latents (and, for test-time training of every parameter, the observations) of the mini-batches are kept, so a
-baseline can be evaluated on exactly the same n mini-batches.
+baseline can be evaluated on exactly the same n mini-batches. With the oracle context (``memory.oracle_context``) the
+experience vector comes from the physics the feed names (:meth:`ExperienceFeed.context`) instead of the buffer: the
+adaptation curve then runs from "physics unknown" (n = 0) to "physics known" (n > 0).
 """
 
 from __future__ import annotations
@@ -65,6 +67,16 @@ class ExperienceFeed:
     @property
     def pushed(self) -> int:
         return len(self.latents) + self.counted
+
+    def context(self) -> torch.Tensor:
+        """The physics (5,) the oracle context (``memory.oracle_context``) is told after these experiences: none
+        (zeros) before the first, else the physics of the world they came from ("shuffled": its components rolled
+        by one place, the same values telling the wrong physics)."""
+        if self.pushed == 0:
+            return torch.zeros_like(self.worlds.shift_context)
+        if self.source == "base":
+            return self.worlds.base_context
+        return self.worlds.shift_context.roll(1) if self.source == "shuffled" else self.worlds.shift_context
 
     def push(self, count: int) -> None:
         """Draw and push ``count`` more experiences (a model without memory only keeps their latents, or, with

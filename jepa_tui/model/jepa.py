@@ -10,7 +10,7 @@ from torch import nn
 from jepa_tui.config import MEMORY_TRACKS, Config
 from jepa_tui.model.encoder import ConvEncoder, make_target
 from jepa_tui.model.heads import DynamicsHead
-from jepa_tui.model.memory import ExperienceMemory
+from jepa_tui.model.memory import PHYSICS_DIM, ExperienceMemory, OracleContext
 from jepa_tui.model.predictor import Predictor
 
 
@@ -51,6 +51,10 @@ class JEPAWorldModel(nn.Module):
                                    mem.film_bias)
         self.memory = (ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in MEMORY_TRACKS
                        else None)
+        # memory.oracle_context: e from the true physics of the world a batch comes from (world_context, set by the
+        # trainer each step and by the evaluation per world) instead of from the buffer
+        self.oracle = OracleContext(mem.exp_dim) if mem.oracle_context and self.memory is not None else None
+        self.register_buffer("world_context", torch.zeros(PHYSICS_DIM), persistent=False)
         self.surprisal_horizon = mem.surprisal_horizon or self.horizons[0]
         self.surprisal_index = self.horizons.index(self.surprisal_horizon)
         self.surprisal_norm = mem.surprisal_norm
@@ -81,11 +85,20 @@ class JEPAWorldModel(nn.Module):
     def experience(self, z: torch.Tensor, slots: int | None = None) -> torch.Tensor | None:
         """Aggregated experience (N, d_e) for latents z (N, d), or None for Track A.
 
-        ``slots``: an upper bound on the filled buffer slots, to skip encoding empty ones (None: encode all).
+        ``slots``: an upper bound on the filled buffer slots, to skip encoding empty ones (None: encode all). With
+        ``memory.oracle_context`` e is the oracle's embedding of :attr:`world_context`, the same for every sample.
         """
         if self.memory is None:
             return None
+        if self.oracle is not None:
+            return self.oracle(self.world_context).expand(z.shape[0], -1)
         return self.memory.experience(z, slots)[0]
+
+    @torch.no_grad()
+    def set_world_context(self, physics: torch.Tensor) -> None:
+        """The physics (5,) the oracle context reads (:class:`~jepa_tui.model.memory.OracleContext`); zeros: none
+        known."""
+        self.world_context.copy_(physics)
 
     @torch.no_grad()
     def base_surprisal(self, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -200,3 +200,25 @@ class ExperienceMemory(nn.Module):
         :meth:`encode_entries` for ``slots``."""
         encoded, valid = self.encode_entries(slots)
         return self.aggregator(z, encoded, valid)
+
+
+PHYSICS_DIM = 5  # the length of Physics.context(): gravity row and column, friction, speed − 1, restitution − 1
+
+
+class OracleContext(nn.Module):
+    """The oracle context (``memory.oracle_context``, ours): an experience vector from the world's true physics.
+
+    e = g(φ) − g(0) with g = Linear(5 → hidden) → GELU → Linear(hidden → d_e), φ the world's physics as
+    :meth:`~jepa_tui.data.trajectories.Physics.context` (zero for the paper's base world). Taken relative to φ = 0,
+    the base world and "no knowledge" give e = 0 exactly, so the predictor is then Track A's, as with an empty
+    buffer. It replaces the buffer's aggregate: whether the modulation pathway can use dynamics information at all.
+    """
+
+    def __init__(self, exp_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(PHYSICS_DIM, hidden), nn.GELU(), nn.Linear(hidden, exp_dim, bias=False))
+
+    def forward(self, physics: torch.Tensor) -> torch.Tensor:
+        """(..., 5) physics -> (..., d_e) experience vectors."""
+        return self.net(physics) - self.net(torch.zeros_like(physics))
+

@@ -63,7 +63,8 @@ def check_groupable(configs: Sequence[Config], steps: Sequence[int] = ()) -> Non
         ('train.compile (use "off")', t.compile != "off"), ("train.cuda_graphs", t.cuda_graphs),
         ("train.grad_clip (use 0)", t.grad_clip > 0),
         ("train.mask_ratio (use 0)", t.mask_ratio > 0), ('train.regularizer = "sigreg"', t.regularizer == "sigreg"),
-        ('model.horizon_mode = "conditioned"', m.horizon_mode == "conditioned")) if on]
+        ('model.horizon_mode = "conditioned"', m.horizon_mode == "conditioned"),
+        ("memory.oracle_context", first.memory.oracle_context)) if on]
     if blockers:
         raise GroupError("run groups do not support " + ", ".join(blockers) + "; train these seeds as separate runs")
 

@@ -136,6 +136,8 @@ class RunLoop:
         evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"]
         self.last_eval: dict | None = evals[-1] if evals else None
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
+        stream = trainer.worlds.stream  # [data.stream]: the world of the last step taken, to mark each switch
+        self._world = stream.world_at(trainer.progress.step - 1) if stream and trainer.progress.step > 0 else None
 
     # -- reporting -------------------------------------------------------------------------------------------
     def _event(self, kind: str, **fields: object) -> None:
@@ -155,6 +157,8 @@ class RunLoop:
             raise NonFiniteLossError(step, {k: stats[k] for k in ("loss", "loss_pred", "loss_var")})
         record = {"kind": "train", "step": step, "elapsed": round(seconds, 3), **stats,
                   "lr": t.current_lr(), "ema_tau": t.current_tau(), "steps_per_s": round(rate, 3)}
+        if self._world is not None:
+            record["world"] = self._world
         self.run_dir.append_metric(record)
         for sink in self.sinks:
             sink.on_train(record)
@@ -298,7 +302,12 @@ class RunLoop:
             if reason is not None:
                 return reason
             self._follow_load()
+            world = t.stream_world()
             t.train_step()
+            if world is not None and world != self._world:
+                self._event("world_switch", world=world, previous=self._world,
+                            physics=t.worlds.stream.describe(world), first_step=t.progress.step - 1)
+                self._world = world
             if t.compile_seconds is not None and not self._compile_reported:
                 self._compile_reported = True
                 self._event("compiled", seconds=round(t.compile_seconds, 2), mode=cfg.train.compile)

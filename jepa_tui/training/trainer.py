@@ -173,14 +173,32 @@ class Trainer:
     def sample_batch(self) -> torch.Tensor:
         """A batch of base-world training observations (B, 1 + F, C, H, W): the one ending at x_t, then those ending
         at x_{t+k} for each frame horizon (the model's horizons, in the paper's configuration; see :meth:`_layout`).
-        C = ``data.context_frames`` (1: single frames, as the paper); starts t >= C - 1."""
-        split = self.worlds.base["train"]
+        C = ``data.context_frames`` (1: single frames, as the paper); starts t >= C - 1. With ``[data.stream]`` the
+        batch comes from this step's world of the stream (:meth:`stream_world`)."""
+        stream = self.worlds.stream
         batch = self.config.train.batch_size
-        seq = torch.randint(len(split), (batch,), device=self.device, generator=self.sampler)
+        if stream is None:
+            split = self.worlds.base["train"]
+            seq = torch.randint(len(split), (batch,), device=self.device, generator=self.sampler)
+        else:  # [data.stream]: every sequence of the batch from this step's world
+            split, world = stream.train, self.stream_world()
+            seq = torch.randint(stream.sequences, (batch,), device=self.device, generator=self.sampler)
+            seq = seq + world * stream.sequences
         first = self.worlds.context - 1
         last_start = split.num_frames - max(self._frame_horizons) - first
         t = torch.randint(last_start, (batch, 1), device=self.device, generator=self.sampler) + first
         return self.worlds.observe(split, seq, t + self._offsets)
+
+    def stream_world(self) -> int | None:
+        """The stream world the next training step draws from (``[data.stream]``), or None without a stream."""
+        stream = self.worlds.stream
+        return None if stream is None else stream.world_at(self.progress.step)
+
+    def world_context(self) -> torch.Tensor:
+        """The physics (5,) of the world the next step trains in: the stream's current world, else the base world's
+        (the oracle context's input, ``memory.oracle_context``)."""
+        stream = self.worlds.stream
+        return self.worlds.base_context if stream is None else stream.context[self.stream_world()]
 
     def _sample_k(self) -> int:
         """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` by the training sampler."""
@@ -277,6 +295,8 @@ class Trainer:
         t = self.config.train
         k = self._sample_k() if self._conditioned else None
         frames = self.sample_batch()
+        if self.model.oracle is not None:
+            self.model.set_world_context(self.world_context())
         mask = directions = None
         if t.mask_ratio > 0:
             mask = context_mask(frames.shape[0], self.config.data.canvas, t.mask_patch, t.mask_ratio, self.sampler,

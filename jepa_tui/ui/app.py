@@ -193,7 +193,7 @@ def status_line(state: RunState, watching: bool = False) -> str:
     # States first: on a narrow terminal the end of the line is what gets cut.
     return (f"[b]{who}{' · '.join(flags)}[/b]  Track {state.track}  {budget}  {state.steps_per_s:.1f} steps/s  "
             f"elapsed {format_duration(state.elapsed)}  ETA {eta}  lr {state.lr:.2e}  τ {state.ema_tau:.5f}  "
-            f"shift: {state.shift or '?'}  {state.run_id}")
+            f"shift: {state.shift or '?'}  {f'training in {state.world}  ' if state.world else ''}{state.run_id}")
 
 
 def grid_shape(width: int, height: int) -> tuple[int, int]:

@@ -155,13 +155,17 @@ class Plot(PlotextPlot):
         self.plt.yticks(ticks, [tick_label(t, step) for t in ticks])
 
     def markers(self, state: RunState) -> None:
-        """The run's interventions as vertical lines with their marks at the top of the plot."""
+        """The run's interventions and stream world switches (W<world>) as vertical lines with their marks at the
+        top of the plot."""
         if not self._xs or not state.events:
             return
         top = max(self._ys) if self._ys else 1.0
         seen: dict[int, list[str]] = {}
         for item in interventions(state.events):
             seen.setdefault(item.step, []).append(item.mark)
+        for event in state.events:  # [data.stream]: where training moved to another world
+            if event.get("kind") == "world_switch" and event.get("previous") is not None:
+                seen.setdefault(event["step"], []).append(f"W{event.get('world')}")
         for step, marks in seen.items():
             self.plt.vline(step, "gray")
             self.plt.text("/".join(dict.fromkeys(marks)), x=step, y=top, color="gray")

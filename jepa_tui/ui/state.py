@@ -57,6 +57,7 @@ class RunState:
     ema_frozen: bool = False
     has_ema: bool = True  # False for model.target = "stopgrad": there is no EMA target to freeze
     shift: str = ""  # what the shift world changes, e.g. "gravity 0.5 px/frame² down"
+    world: str = ""  # [data.stream]: the training world now, e.g. "world 3: gravity 0.71 px/frame² at 35°"
     cpu_threads: int | None = None  # the training thread's CPU threads (start/resume and threads events)
     follows_load: bool = False  # a thread governor sets them (train.threads = 0)
     others_cores: float | None = None  # cores other processes used when it last changed them
@@ -205,6 +206,10 @@ class RunState:
             self.status = "paused"
         elif self.status == "paused":
             self.status = "training"
+
+    def _ingest_world_switch(self, r: dict) -> None:
+        self.events.append(r)
+        self.world = f"world {r.get('world')}: {r.get('physics', '?')}"
 
     def _ingest_checkpoint(self, r: dict) -> None:
         self.events.append(r)
