@@ -15,6 +15,20 @@ def steps_per_s_line(output: str) -> float | None:
     return float(found[-1]) if found else None
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def fill_buffer(trainer: Trainer) -> None:
     """Fill the experience buffer to capacity, the steady state of a run after about 4,000 steps.
 
