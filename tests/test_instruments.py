@@ -244,6 +244,19 @@ def test_evaluate_reasks_kept_weights_and_touches_no_run_file(tmp_path):
         result = runner.invoke(app, ["evaluate", str(run), *bad])
         assert result.exit_code == 2 and message in result.output, (bad, result.output)
     assert _digest(run) == before
+    # report reads the run's own instruments and every evaluations/<tag>.jsonl beside them
+    from jepa_tui.reporting.collect import read_run
+    from jepa_tui.reporting.memory import content_effect, memory_gain
+
+    record = read_run(run)
+    assert memory_gain(record, record.final) == record.final["memory_gain"]
+    assert content_effect(record, record.final) == record.final["content_effect"]
+    assert sorted(record.evaluations) == ["default", "g1"]
+    result = runner.invoke(app, ["report", str(run), "--out", str(run.parent / "report")])
+    assert result.exit_code == 0, result.output
+    assert "## Is memory at work?" in result.output
+    row = next(line for line in result.output.splitlines() if "| g1 |" in line)
+    assert "data.shift_gravity = 1.0" in row and f"{g1['d_shift']:.4f}" in row
 
 
 def test_shift_calibration_separates_repairable_shifts():

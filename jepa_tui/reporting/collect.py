@@ -46,6 +46,7 @@ class RunRecord:
     events: list[dict]
     status: str
     formula: str | None = None
+    evaluations: dict[str, list[dict]] = field(default_factory=dict)  # tag -> records of `jepa-tui evaluate`
     _peak: dict | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -176,7 +177,7 @@ def read_run(run_dir: Path, formula: str | None = None) -> RunRecord:
     events = [r for r in directory.read_records("events") if isinstance(r, dict)]
     return RunRecord(run_dir, load_run_config(run_dir), sweep_variant(run_dir),
                      [r for r in metrics if r.get("kind") == "eval"], [r for r in metrics if r.get("kind") == "train"],
-                     events, _status(events, directory.read_summary()), formula)
+                     events, _status(events, directory.read_summary()), formula, directory.read_evaluations())
 
 
 def collect_runs(paths: list[Path], formula: str | None = None) -> tuple[list[RunRecord], list[Skipped]]:

@@ -10,6 +10,7 @@ from itertools import combinations
 
 from jepa_tui.config import describe_shift
 from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
+from jepa_tui.reporting.memory import memory_section
 from jepa_tui.reporting.statistics import OUTCOMES, SeedSummary, outcome, relative_delta_pct, summarise, welch
 
 # Keys that say how a run is shown or where it ran, not what it computes.
@@ -478,5 +479,6 @@ def build_report(runs: list[RunRecord], skipped: list[Skipped] | None = None, fo
         table2(report)
         table3(report)
         diagnostics_table(report)
+    memory_section(report)
     interventions_section(report)
     return report
