@@ -181,6 +181,21 @@ def test_lr_schedule_warmup_then_cosine():
     assert learning_rate(1.0, 1e-3, 0.05) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_sgdr_restarts_the_cosine_at_each_cycle():
+    # T_0 = 0.25 of the post-warm-up span, no warm-up: restarts at q = 0.25, 0.5, 0.75
+    lr = [learning_rate(p, 1.0, 0.0, 0.25) for p in (0.0, 0.125, 0.2499, 0.25, 0.375, 0.5, 0.999)]
+    assert lr[0] == lr[3] == lr[5] == 1.0 and lr[1] == pytest.approx(0.5) == lr[4]
+    assert lr[2] < 1e-6 and lr[6] < 1e-3
+    # T_mult 2: cycles 0.2, 0.4 (restart at 0.2 and 0.6), with a warm-up before them
+    assert learning_rate(0.1, 1.0, 0.0, 0.2, 2.0) == pytest.approx(0.5)
+    assert learning_rate(0.2, 1.0, 0.0, 0.2, 2.0) == pytest.approx(1.0)
+    assert learning_rate(0.4, 1.0, 0.0, 0.2, 2.0) == pytest.approx(0.5)
+    assert learning_rate(0.6, 1.0, 0.0, 0.2, 2.0) == pytest.approx(1.0)
+    warm = [learning_rate(p, 1.0, 0.5, 0.5) for p in (0.25, 0.5, 0.625, 0.75)]
+    assert warm == pytest.approx([0.5, 1.0, 0.5, 1.0])
+    assert learning_rate(0.3, 1.0, 0.05) == learning_rate(0.3, 1.0, 0.05, 0.0, 3.0)  # off: one cosine
+
+
 def test_loss_terms():
     torch.manual_seed(0)
     spread = torch.randn(256, 3, 8) * 2.0

@@ -155,6 +155,10 @@ class TrainConfig:
     lr: float | None = None  # None: ours, 1e-3 (A, C) or 3e-4 (B); the paper's values are lost
     weight_decay: float = 0.01
     warmup_frac: float = 0.05
+    # SGDR warm restarts (§3.3 names them, without periods): the first cycle's length as a fraction of the budget after
+    # the warm-up (0 = off: one cosine, App. A), each next cycle sgdr_mult times longer
+    sgdr_t0: float = 0.0
+    sgdr_mult: float = 1.0
     lambda_var: float = 0.05
     gamma: float = 0.75
     var_eps: float = 1e-4  # ours: VICReg default

@@ -180,6 +180,9 @@ def check(config: Config, source: str) -> None:
         need(len(t.k_set) > 0 and all(1 <= k < usable for k in t.k_set), "train.k_set",
              f"a non-empty list of horizons 1 <= k < data.frames - data.context_frames + 1 ({usable})",
              list(t.k_set))
+    need(0 <= t.sgdr_t0 <= 1, "train.sgdr_t0", "0 <= value <= 1 (a fraction of the budget after the warm-up; 0 = off)",
+         t.sgdr_t0)
+    need(1 <= t.sgdr_mult <= 100, "train.sgdr_mult", "1 <= value <= 100", t.sgdr_mult)
     need(0 <= t.mask_ratio < 1, "train.mask_ratio", "0 <= value < 1", t.mask_ratio)
     need(1 <= t.mask_patch <= d.canvas and d.canvas % t.mask_patch == 0, "train.mask_patch",
          f"a divisor of data.canvas ({d.canvas}) px", t.mask_patch)

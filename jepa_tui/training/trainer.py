@@ -134,7 +134,7 @@ class Trainer:
 
     def current_lr(self) -> float:
         t = self.config.train
-        return learning_rate(self.fraction_done(), t.learning_rate, t.warmup_frac)
+        return learning_rate(self.fraction_done(), t.learning_rate, t.warmup_frac, t.sgdr_t0, t.sgdr_mult)
 
     def current_tau(self) -> float:
         """EMA τ in force: 1.0 while the EMA target is frozen."""
