@@ -264,3 +264,40 @@ def test_the_dashboards_training_thread_follows_the_load(tmp_path):
     events = [json.loads(line) for line in (run.run_dir / "events.jsonl").read_text().splitlines()]
     assert [(e["previous"], e["threads"]) for e in events if e["kind"] == "threads"] == [(2, 1)]
     assert counts[-1] == 2  # restored when the run ended
+
+
+def test_a_series_entirely_outside_the_range_is_drawn_clipped_and_a_failing_plot_never_ends_the_app():
+    """The switch-back crash: another track's early D_shift (all far above the cap) was a labelled series with no
+    point on the canvas, and plotext's legend raised IndexError inside the render, ending the dashboard."""
+    from textual.app import App
+
+    from jepa_tui.ui.panels import Plot, ShiftPanel
+    from jepa_tui.ui.state import RunState
+
+    class One(App):
+        def compose(self):
+            yield ShiftPanel()
+
+    def state(track, values):
+        s = RunState(track=track)
+        for i, v in enumerate(values, start=1):
+            s.ingest({"kind": "eval", "step": 100 * i, "d_shift": v, "sigma_z": 0.8, "d_base": 0.9})
+        return s
+
+    async def scenario():
+        app = One()
+        async with app.run_test(size=(100, 30)) as pilot:
+            panel = app.query_one(ShiftPanel)
+            others = {"A": state("A", [1200.0, 900.0, 700.0])}  # far above this run's cap
+            panel.update(state("C", [0.95, 0.9, 0.85]), others, force=True)
+            await pilot.pause()
+            plot = app.query_one("#d-shift", Plot)
+            assert plot.clipped == (0, 3)
+            drawn = str(plot.render())
+            assert "cannot draw" not in drawn and "3 points above" in drawn
+            plot.plt.build = lambda: (_ for _ in ()).throw(IndexError("list index out of range"))
+            assert "cannot draw this plot (IndexError" in str(plot.render())
+            await pilot.pause()
+            assert app.is_running
+
+    asyncio.run(scenario())

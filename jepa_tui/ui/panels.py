@@ -13,6 +13,7 @@ import math
 import time
 from collections import deque
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
@@ -92,12 +93,22 @@ def tick_label(value: float, step: float, steps_axis: bool = False) -> str:
 
 class Plot(PlotextPlot):
     """A plotext plot that redraws from series on request, and adds how long its renders take to the app's
-    ``render_seconds`` (the dashboard paces its redraws by it)."""
+    ``render_seconds`` (the dashboard paces its redraws by it).
+
+    Series are drawn once the y range is known (:meth:`axes`): a point outside it is drawn at the edge it left by
+    and counted in the plot's title ("3 points above ↑"), never dropped, so no series can vanish (a labelled series
+    with no point on the canvas also broke plotext's legend). A plot that cannot be drawn shows why, in place of
+    the plot; the app goes on.
+    """
 
     def render(self):
         started = time.perf_counter()
         try:
             return super().render()
+        except Exception as exc:  # plotext raising on odd data must never end the app
+            self.failures = getattr(self, "failures", 0) + 1
+            return Text(f"cannot draw this plot ({type(exc).__name__}: {str(exc)[:120]}); "
+                        "the numbers above are current", style="red")
         finally:
             if hasattr(self.app, "render_seconds"):
                 self.app.render_seconds += time.perf_counter() - started
@@ -111,24 +122,54 @@ class Plot(PlotextPlot):
         self.plt.xlabel(xlabel)
         self._xs: list[float] = []
         self._ys: list[float] = []
+        self._pending: list[tuple[list[float], list[float], str | None, str, str]] = []
+        self._top: float | None = None
+        self._range: tuple[float, float] | None = None
+        self.clipped = (0, 0)  # points below and above the y range in the last drawing
 
     def line(self, series: Series, label: str | None, color: str, marker: str = "braille",
              alpha: float = 1.0) -> None:
-        """Plot a series; smoothing (``alpha`` < 1) runs on every point before downsampling, so it never depends on
-        the width."""
+        """Add a series (drawn by :meth:`axes` or :meth:`refresh`); smoothing (``alpha`` < 1) runs on every point
+        before downsampling, so it never depends on the width."""
         if alpha < 1.0:
             series = Series(series.xs, ema(series.ys, alpha))
         xs, ys = downsample(series, self.points())
         if xs:
-            self.plt.plot(xs, ys, label=label, color=color, marker=marker)
+            self._pending.append((xs, ys, label, color, marker))
             self._xs += xs
             self._ys += ys
 
+    def _flush(self, low: float | None = None, high: float | None = None) -> None:
+        """Plot the pending series, points outside [low, high] moved to the edge they left by and counted."""
+        below = above = 0
+        for xs, ys, label, color, marker in self._pending:
+            if low is not None and high is not None:
+                below += sum(y < low for y in ys)
+                above += sum(y > high for y in ys)
+                ys = [min(max(y, low), high) for y in ys]
+            self.plt.plot(xs, ys, label=label, color=color, marker=marker)
+        self._pending = []
+        self.clipped = (below, above)
+        notes = [f"{n} point{'s' if n != 1 else ''} {where}" for n, where in ((above, "above ↑"), (below, "below ↓"))
+                 if n]
+        if notes:
+            self.plt.title(", ".join(notes))
+
+    def reference(self, y: float, color: str) -> None:
+        """A horizontal reference line at ``y``, drawn only where the y range (set by :meth:`axes`) holds it."""
+        if self._range is None or self._range[0] <= y <= self._range[1]:
+            self.plt.hline(y, color)
+
+    def refresh(self, *args, **kwargs):
+        if getattr(self, "_pending", None):
+            self._flush()
+        return super().refresh(*args, **kwargs)
+
     def axes(self, y_from_zero: bool = False, y_top: float | None = None, log: bool = False,
              y_cap: float | None = None) -> None:
-        """Round ticks on both axes; counts start at 0 (and an empty count panel shows 0 … 1, not −1 … 1);
-        ``y_top`` raises the top of the y range to at least that value; ``y_cap`` clips it (early values far above
-        it leave the plot upwards)."""
+        """Round ticks on both axes, then draw the series; counts start at 0 (and an empty count panel shows 0 … 1,
+        not −1 … 1); ``y_top`` raises the top of the y range to at least that value; ``y_cap`` clips it (early
+        values far above it are drawn at the top and counted in the title)."""
         width, height = self.size.width, self.size.height
         if self._xs:
             low, high = min(self._xs), max(self._xs)
@@ -136,6 +177,7 @@ class Plot(PlotextPlot):
             step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
             self.plt.xticks(ticks, [tick_label(t, step, steps_axis=True) for t in ticks])
         if log:
+            self._flush()
             return
         values = [v for v in self._ys if y_cap is None or v <= y_cap]
         if y_cap is not None and len(values) < len(self._ys):
@@ -143,6 +185,7 @@ class Plot(PlotextPlot):
         if y_from_zero:
             values += [0.0] + ([y_top] if y_top is not None else []) + ([] if values else [1.0])
         if not values:
+            self._flush()
             return
         low, high = min(values), max(values)
         if high <= low:
@@ -150,6 +193,8 @@ class Plot(PlotextPlot):
             low = 0.0 if y_from_zero else low - (high - low)
         pad = 0.0 if y_from_zero else (high - low) * 0.05
         self.plt.ylim(low - pad, high + pad)
+        self._top, self._range = high, (low - pad, high + pad)
+        self._flush(low - pad, high + pad)
         ticks = nice_ticks(low, high, max(2, min(5, (height - 3) // 3)))
         step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
         self.plt.yticks(ticks, [tick_label(t, step) for t in ticks])
@@ -159,7 +204,7 @@ class Plot(PlotextPlot):
         top of the plot."""
         if not self._xs or not state.events:
             return
-        top = max(self._ys) if self._ys else 1.0
+        top = self._top if self._top is not None else (max(self._ys) if self._ys else 1.0)
         seen: dict[int, list[str]] = {}
         for item in interventions(state.events):
             seen.setdefault(item.step, []).append(item.mark)
@@ -278,19 +323,19 @@ class ShiftPanel(Panel):
             plot.line(series, f"{i} {label}", "white", marker=str(i % 10))
         plot.line(state.d_base, "d_base", "gray", marker="·")
         plot.line(state.d_shift, f"{state.track} D_shift (this run)", TRACK_COLORS.get(state.track, "white"))
-        plot.plt.hline(1.0, "red")
-        if state.peak_step is not None and state.peak_d_shift is not None:
-            plot.plt.scatter([state.peak_step], [state.peak_d_shift], marker="*", color="yellow", label="peak")
         # The first evaluations of a fresh model can be far above 1: keep the region that matters in view.
         best = min((v for v in plot._ys if v > 0), default=None)
         plot.axes(y_cap=max(1.5, CAP_OVER_BEST * best) if best is not None else None)
+        plot.reference(1.0, "red")  # persistence
+        if state.peak_step is not None and state.peak_d_shift is not None:
+            plot.plt.scatter([state.peak_step], [state.peak_d_shift], marker="*", color="yellow", label="peak")
         plot.markers(state)
         plot.refresh()
         if show_sigma:
             sigma_plot.start()
             sigma_plot.line(state.sigma_z, "σ_z", "green")
-            sigma_plot.plt.hline(0.5, "red")
             sigma_plot.axes(y_from_zero=True)
+            sigma_plot.reference(0.5, "red")  # the collapse line
             sigma_plot.markers(state)
             sigma_plot.refresh()
 
