@@ -301,3 +301,33 @@ def test_a_series_entirely_outside_the_range_is_drawn_clipped_and_a_failing_plot
             assert app.is_running
 
     asyncio.run(scenario())
+
+
+def test_a_dashboard_that_dies_records_crashed_with_the_error_not_a_quit(tmp_path, monkeypatch):
+    controller, app = live_app(tmp_path)
+    calls = []
+
+    def broken(self, force=False):
+        calls.append(1)
+        if len(calls) > 3:
+            raise RuntimeError("a panel bug")
+
+    monkeypatch.setattr(Dashboard, "refresh_panels", broken)
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: len(calls) > 3 or not app.is_running)
+
+    with pytest.raises(RuntimeError, match="a panel bug"):
+        asyncio.run(scenario())
+    run = controller.runs["C"]
+    for _ in range(400):
+        if run.summary is not None:
+            break
+        threading.Event().wait(0.05)
+    assert run.summary["status"] == "crashed" and run.summary["stop_reason"] == "crashed"
+    assert "RuntimeError: a panel bug" in run.summary["error"]
+    summary = json.loads((run.run_dir / "summary.json").read_text())
+    end = [json.loads(line) for line in (run.run_dir / "events.jsonl").read_text().splitlines()][-1]
+    assert summary["status"] == "crashed" and end["kind"] == "end" and "a panel bug" in end["error"]
+    assert (run.run_dir / "checkpoints").is_dir() and any((run.run_dir / "checkpoints").iterdir())

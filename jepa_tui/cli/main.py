@@ -311,7 +311,7 @@ def run(
     _use_real_terminal_size()
     dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
     dashboard.run()
-    controller.shutdown()  # however the app ended, no run keeps training
+    controller.shutdown()  # however the app ended, no run keeps training (a crash was recorded on unmount)
     controller.poll()
     say(controller.farewell())  # once the terminal is restored: each run's status, step and how to continue
     if dashboard.return_code:

@@ -77,10 +77,16 @@ def summary_flags(sigma_z_at_peak: float | None, peak_d_shift: float | None) -> 
     return flags
 
 
+CRASHED = "crashed"  # a stop reason "crashed: <error>": the program driving the run (the dashboard) died
+
+
 def status_for(reason: str | None) -> str:
-    """The run status for a stop reason: None (budget used up), "stop", "pause_request" or a signal name."""
+    """The run status for a stop reason: None (budget used up), "stop", "pause_request", a signal name, or
+    "crashed: <error>" (the dashboard died; the run was checkpointed and stopped)."""
     if reason is None:
         return "done"
+    if reason.startswith(CRASHED):
+        return CRASHED
     if reason == SUSPEND:
         return "suspended"
     return "interrupted" if reason.startswith("SIG") else "stopped"
@@ -371,6 +377,8 @@ class RunLoop:
         error = None
         try:
             reason = self._train()
+            if reason is not None and reason.startswith(CRASHED):
+                reason, error = CRASHED, reason.partition(": ")[2] or "unknown error"
             if reason is None:
                 if self.last_eval is None or self.last_eval["step"] != t.progress.step:
                     self._evaluate()
@@ -388,7 +396,7 @@ class RunLoop:
         if error is not None:
             summary["error"] = error
         self.run_dir.write_summary(summary)
-        self._event("end", status=status, reason=reason)
+        self._event("end", status=status, reason=reason, **({"error": error[:500]} if error is not None else {}))
         for sink in self.sinks:
             sink.on_summary(summary)
         return summary

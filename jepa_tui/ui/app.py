@@ -527,8 +527,11 @@ class Dashboard(App[None]):
         self.shutdown()
 
     def on_unmount(self) -> None:
-        """However the app ends (q, SIGTERM, SIGHUP, an error), live runs are told to stop, so no thread outlives it."""
-        self.controller.shutdown()
+        """However the app ends (q, SIGTERM, SIGHUP, an error), live runs are told to stop, so no thread outlives it;
+        an app that dies of an exception records it in each run (status "crashed", the error in ``events.jsonl`` and
+        ``summary.json``), so a crash is never mistaken for a quit."""
+        crash = getattr(self, "_exception", None)
+        self.controller.shutdown(f"crashed: {type(crash).__name__}: {crash}" if crash is not None else "stop")
 
     @work(exclusive=True, group="quit")
     async def terminate(self, signal_name: str = "SIGTERM") -> None:
