@@ -190,10 +190,13 @@ def status_line(state: RunState, watching: bool = False) -> str:
     if state.ema_frozen:
         flags.append("EMA frozen")
     who = "watching · " if watching else ""
-    # States first: on a narrow terminal the end of the line is what gets cut.
-    return (f"[b]{who}{' · '.join(flags)}[/b]  Track {state.track}  {budget}  {state.steps_per_s:.1f} steps/s  "
-            f"elapsed {format_duration(state.elapsed)}  ETA {eta}  lr {state.lr:.2e}  τ {state.ema_tau:.5f}  "
-            f"shift: {state.shift or '?'}  {f'training in {state.world}  ' if state.world else ''}{state.run_id}")
+    d_shift = "-" if state.last_d_shift is None else f"{state.last_d_shift:.4f}"
+    # What identifies and judges the run first (state, track, step, D_shift, run id): on a narrow terminal the end
+    # of the line is what gets cut.
+    return (f"[b]{who}{' · '.join(flags)}[/b]  Track {state.track}  {budget}  D_shift {d_shift}  {state.run_id}  "
+            f"{state.steps_per_s:.1f} steps/s  ETA {eta}  elapsed {format_duration(state.elapsed)}  "
+            f"lr {state.lr:.2e}  τ {state.ema_tau:.5f}  shift: {state.shift or '?'}"
+            f"{f'  training in {state.world}' if state.world else ''}")
 
 
 def grid_shape(width: int, height: int) -> tuple[int, int]:
@@ -221,7 +224,9 @@ class Dashboard(App[None]):
     #pages { height: 1; padding: 0 1; color: $text-muted; }
     #panels { grid-size: 3 2; grid-gutter: 0 1; height: 1fr; }
     """
-    BINDINGS = [
+    BINDINGS = [  # q and ? first: the footer is cut from the right on a narrow terminal
+        Binding("q", "quit_app", "quit"),
+        Binding("question_mark", "help", "help"),
         Binding("p", "pause", "pause"),
         Binding("b", "freeze_buffer", "buffer"),
         Binding("e", "freeze_ema", "EMA"),
@@ -241,8 +246,6 @@ class Dashboard(App[None]):
         Binding("minus", "smoothing(-1)", "rougher", show=False),
         Binding("r", "browse", "runs"),
         Binding("x", "screenshot_file", "screenshot", show=False),
-        Binding("q", "quit_app", "quit"),
-        Binding("question_mark", "help", "help"),
     ]
 
     def __init__(self, controller: Controller, sensor: GpuSensor | None = None, redraw_hz: float = 1.0,
