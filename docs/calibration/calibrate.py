@@ -81,7 +81,9 @@ def main() -> None:
             o = [_evaluation(runs[(context, horizons, shift, s)]["path"], [], "default") for s in seeds]
             d_a, d_o = [_d(r) for r in a], [_d(r) for r in o]
             gap = [x - y for x, y in zip(d_a, d_o, strict=True)]
-            sd = statistics.stdev(d_a + d_o) if len(seeds) > 1 else float("nan")
+            # the seed SD within each group (A, oracle), pooled: the gap itself must not count as spread
+            sd = ((statistics.variance(d_a) + statistics.variance(d_o)) / 2) ** 0.5 if len(seeds) > 1 \
+                else float("nan")
             closed = statistics.mean(gap) / statistics.mean(d_a)
             reverse = statistics.mean(_d(r, "d_base") for r in o) - statistics.mean(_d(r, "d_base") for r in a)
             row = {"context_frames": int(context), "horizons": " ".join(horizons), "shift": shift,
