@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -32,6 +34,10 @@ __all__ = ["build_config", "smoke_config"]
 
 
 PINNED_THREADS = str(torch.get_num_threads())  # the count torch started with in the test process
+# Pinned already at import: module- and session-scoped fixtures (a smoke run shared by a module's tests) run before
+# the autouse fixture below, and a run whose thread count follows the load differs in its last digits on a busy
+# machine.
+os.environ["OMP_NUM_THREADS"] = PINNED_THREADS
 
 
 @pytest.fixture(autouse=True)

@@ -37,6 +37,14 @@ def _collapse_mark(sigma: float | None) -> str:
         else ""
 
 
+def _instruments(record: dict) -> str:
+    """The eval line's memory instruments: memory gain, content effect, pixel error (those recorded)."""
+    parts = [f"{name} {record[key]:{fmt}}" for name, key, fmt in (
+        ("memory gain", "memory_gain", "+.4f"), ("content effect", "content_effect", "+.4f"),
+        ("pos RMSE", "pos_rmse_px", ".2f")) if isinstance(record.get(key), int | float)]
+    return ("  " + "  ".join(parts) + (" px" if "pos_rmse_px" in record else "")) if parts else ""
+
+
 class ConsolePrinter:
     """A :class:`~jepa_tui.training.loop.Sink` that prints plain lines (no colour, no cursor movement).
 
@@ -81,7 +89,10 @@ class ConsolePrinter:
         rate = 100.0 * (record["boundary_events"] - last_events) / span if span > 0 else 0.0
         self._last_events = (step, record["boundary_events"])
         d_shift = "-" if self._last_eval is None else f"{self._last_eval['d_shift']:.4f}@{self._last_eval['step']}"
-        parts = [f"step {budget}", f"loss {record['loss']:.4f}", f"D_shift {d_shift}"]
+        terms = [f"{name} {record[key]:.4f}" for name, key in (("pred", "loss_pred"), ("var", "loss_var"))
+                 if isinstance(record.get(key), int | float)]
+        loss = f"loss {record['loss']:.4f}" + (f" ({' '.join(terms)})" if terms else "")
+        parts = [f"step {budget}", loss, f"D_shift {d_shift}"]
         if self.config.train.track != "A":
             parts += [f"buffer {record['buffer_size']}/{self.config.memory.capacity}", f"events/100 {rate:.1f}"]
         parts += [f"{record['steps_per_s']:.1f} steps/s", f"ETA {self._eta(record)}"]
@@ -92,7 +103,8 @@ class ConsolePrinter:
         val = record.get("d_shift_val")
         self._print(f"eval  step {record['step']}  D_shift {record['d_shift']:.4f}  sigma_z {record['sigma_z']:.4f}"
                     f"{_collapse_mark(record['sigma_z'])}  d_base {record['d_base']:.4f}"
-                    + (f"  D_shift(val) {val:.4f}" if val is not None else "") + f"  ({record['seconds']:.1f} s)")
+                    + (f"  D_shift(val) {val:.4f}" if val is not None else "") + _instruments(record)
+                    + f"  ({record['seconds']:.1f} s)")
 
     def on_event(self, record: dict) -> None:
         kind = record["kind"]
@@ -125,7 +137,7 @@ class ConsolePrinter:
             f"{summary['status']}: track {summary['track']} seed {summary['seed']}, {summary['steps']} steps in "
             f"{format_duration(summary['train_seconds'])} ({summary['steps_per_s']:.1f} steps/s on "
             f"{summary['device']})\n"
-            f"peak D_shift {format_value(summary['peak_d_shift'])} at step {summary['peak_step']} (sigma_z "
-            f"{format_value(summary['sigma_z_at_peak'])}{_collapse_mark(summary['sigma_z_at_peak'])}); final "
-            f"D_shift {format_value(summary['final_d_shift'])} (sigma_z {format_value(summary['final_sigma_z'])}"
-            f"{_collapse_mark(summary['final_sigma_z'])})")
+            f"peak D_shift {format_value(summary['peak_d_shift'])} at step {summary['peak_step']}, sigma_z "
+            f"{format_value(summary['sigma_z_at_peak'])}{_collapse_mark(summary['sigma_z_at_peak'])}; final "
+            f"D_shift {format_value(summary['final_d_shift'])}, sigma_z {format_value(summary['final_sigma_z'])}"
+            f"{_collapse_mark(summary['final_sigma_z'])}")
