@@ -331,3 +331,44 @@ def test_a_dashboard_that_dies_records_crashed_with_the_error_not_a_quit(tmp_pat
     end = [json.loads(line) for line in (run.run_dir / "events.jsonl").read_text().splitlines()][-1]
     assert summary["status"] == "crashed" and end["kind"] == "end" and "a panel bug" in end["error"]
     assert (run.run_dir / "checkpoints").is_dir() and any((run.run_dir / "checkpoints").iterdir())
+
+
+def test_stale_requests_are_set_aside_not_applied(tmp_path):
+    import os
+    import time as clock
+
+    old = write_request(tmp_path, Command.PAUSE)
+    os.utime(old, (clock.time() - 3600, clock.time() - 3600))  # an hour before the run started
+    write_request(tmp_path, Command.FREEZE_EMA)
+    commands, rejected = take_requests(tmp_path, since=clock.time() - 60)
+    assert commands == [Command.FREEZE_EMA]
+    assert len(rejected) == 1 and rejected[0].name == old.name and rejected[0].reason.startswith("stale: written")
+
+
+def test_a_key_pressed_in_watch_on_a_dead_run_is_refused_and_never_acts_later(tmp_path):
+    from typer.testing import CliRunner
+
+    from jepa_tui.cli.main import app as cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id", "r",
+                                 "--steps", "20", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "r"
+    controller = WatchController(run_dir)
+    controller.poll()
+    refusal = controller.command(Command.PAUSE)
+    assert refusal is not None and "done" in refusal and not (run_dir / "requests").exists()
+    # a request that reached the folder anyway (an older watch) is dropped when the run is resumed, with a notice
+    write_request(run_dir, Command.PAUSE)
+    resumed = runner.invoke(cli, ["train", "--resume", str(run_dir), "--steps", "60", "--force"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "set aside: stale" in resumed.output
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e["kind"] == "command" and e.get("command") == "pause"]
+    assert [e for e in events if e["kind"] == "request_rejected" and e["reason"].startswith("stale")]
+    # the directory vanishing under watch is a refusal too, not a traceback
+    import shutil
+
+    shutil.rmtree(run_dir)
+    assert "not sent" in controller.command(Command.SAVE)

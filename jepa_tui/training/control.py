@@ -99,8 +99,13 @@ def set_aside(path: Path, reason: str, folder: Path) -> Rejected:
         return Rejected(path.name, reason, None)
 
 
-def take_requests(run_dir: Path) -> tuple[list[Command], list[Rejected]]:
-    """Read, delete and return the pending requests of ``run_dir``, oldest first, and the entries set aside."""
+def take_requests(run_dir: Path, since: float | None = None) -> tuple[list[Command], list[Rejected]]:
+    """Read, delete and return the pending requests of ``run_dir``, oldest first, and the entries set aside.
+
+    ``since`` (seconds since the epoch): a request file last written before it is stale (sent to a run that was not
+    running: a key pressed in ``watch`` on a killed run must not act days later when the run is resumed) and is set
+    aside with that reason instead of applied.
+    """
     folder = Path(run_dir) / REQUESTS_DIR
     try:
         info = os.lstat(folder)
@@ -113,6 +118,15 @@ def take_requests(run_dir: Path) -> tuple[list[Command], list[Rejected]]:
         if entry.name.startswith(".") or entry.name == REJECTED_DIR:  # a writer's temporary file; the set-aside folder
             continue
         path = Path(entry.path)
+        try:
+            written = entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            written = None
+        if since is not None and written is not None and written < since:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(written))
+            rejected.append(set_aside(path, f"stale: written {when}, before this run started; not applied",
+                                      folder / REJECTED_DIR))
+            continue
         try:
             commands.append(_read_request(path))
         except ValueError as exc:

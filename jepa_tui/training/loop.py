@@ -142,6 +142,7 @@ class RunLoop:
         evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"]
         self.last_eval: dict | None = evals[-1] if evals else None
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
+        self.started_at = time.time()  # requests written before it were sent to a run that was not running
         stream = trainer.worlds.stream  # [data.stream]: the world of the last step taken, to mark each switch
         self._world = stream.world_at(trainer.progress.step - 1) if stream and trainer.progress.step > 0 else None
 
@@ -238,7 +239,7 @@ class RunLoop:
                 break
             self.apply(*_with_source(item))
         if poll_files:
-            commands, rejected = take_requests(self.run_dir.path)
+            commands, rejected = take_requests(self.run_dir.path, since=self.started_at)
             for command in commands:
                 self.apply(command, "request")
             suspend, bad_flag = take_pause_flag(self.run_dir.path)

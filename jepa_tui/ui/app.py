@@ -89,7 +89,7 @@ class Controller(Protocol):
 
     def poll(self) -> bool: ...
 
-    def command(self, command: Command) -> None: ...
+    def command(self, command: Command) -> str | None: ...  # why it was not sent, or None
 
     def switch(self, track: str) -> None: ...
 
@@ -428,18 +428,26 @@ class Dashboard(App[None]):
             return self.zoomed is not None or len(self.pages()) > 1
         return True
 
+    def _send(self, command: Command) -> bool:
+        """Send a command to the active run; a run that cannot act on it (watch of an ended or killed run) is
+        refused with a toast saying why. Returns whether it was sent."""
+        refusal = self.controller.command(command)
+        if refusal is not None:
+            self.notify(refusal, severity="warning", timeout=8)
+        return refusal is None
+
     def action_pause(self) -> None:
-        self.controller.command(Command.RESUME if self.state.status == "paused" else Command.PAUSE)
+        self._send(Command.RESUME if self.state.status == "paused" else Command.PAUSE)
 
     def action_freeze_buffer(self) -> None:
-        self.controller.command(Command.UNFREEZE_BUFFER if self.state.buffer_frozen else Command.FREEZE_BUFFER)
+        self._send(Command.UNFREEZE_BUFFER if self.state.buffer_frozen else Command.FREEZE_BUFFER)
 
     def action_freeze_ema(self) -> None:
         if not self.state.has_ema:
             self.notify("model.target = \"stopgrad\": the targets come from the online encoder, so there is no EMA "
                         "target to freeze", timeout=5)
             return
-        self.controller.command(Command.UNFREEZE_EMA if self.state.ema_frozen else Command.FREEZE_EMA)
+        self._send(Command.UNFREEZE_EMA if self.state.ema_frozen else Command.FREEZE_EMA)
 
     def action_dual_freeze(self) -> None:
         """Freeze buffer and EMA together (the paper's dual freeze); when both are frozen, unfreeze both."""
@@ -450,7 +458,7 @@ class Dashboard(App[None]):
         both = self.state.buffer_frozen and self.state.ema_frozen
         for command in ((Command.UNFREEZE_BUFFER, Command.UNFREEZE_EMA) if both else
                         (Command.FREEZE_BUFFER, Command.FREEZE_EMA)):
-            self.controller.command(command)
+            self._send(command)
 
     def action_track(self, track: str) -> None:
         if not self.controller.live:
@@ -463,8 +471,8 @@ class Dashboard(App[None]):
         self.action_track(TRACKS[(TRACKS.index(self.controller.active) + 1) % len(TRACKS)])
 
     def action_save(self) -> None:
-        self.controller.command(Command.SAVE)
-        self.notify("saving a checkpoint at the next step boundary (it is kept)", timeout=3)
+        if self._send(Command.SAVE):
+            self.notify("saving a checkpoint at the next step boundary (it is kept)", timeout=3)
 
     def action_log_loss(self) -> None:
         panel = self.query_one(LossPanel)

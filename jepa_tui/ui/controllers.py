@@ -84,8 +84,10 @@ class LiveController:
                 changed = True
         return changed
 
-    def command(self, command: Command) -> None:
+    def command(self, command: Command) -> str | None:
+        """Queue ``command`` for the active run (it always can act on it: None)."""
         self.runs[self.active].send(command)
+        return None
 
     def switch(self, track: str) -> None:
         """Pause the active run and continue (or start) ``track``'s run."""
@@ -180,8 +182,20 @@ class WatchController:
             changed = True
         return changed
 
-    def command(self, command: Command) -> None:
-        write_request(self.run_dir, command)
+    def command(self, command: Command) -> str | None:
+        """Write a request for the training process; returns why not (a toast) when the run cannot act on it: it
+        has ended, its writer is gone, or its directory is."""
+        state = self.states[self.active]
+        if state.status not in LIVE_STATES:
+            return (f"{command.value} not sent: the run is {state.status}; nothing reads requests until it is resumed "
+                    f"(jepa-tui train --resume {self.run_dir})")
+        if writer_alive(self.run_dir) is False:
+            return f"{command.value} not sent: no process is training this run (killed?); resume it first"
+        try:
+            write_request(self.run_dir, command)
+        except OSError as exc:
+            return f"{command.value} not sent: cannot write to {self.run_dir} ({exc.strerror or exc})"
+        return None
 
     def switch(self, track: str) -> None:
         """Watching follows one run directory; there is nothing to switch to."""
