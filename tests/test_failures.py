@@ -97,3 +97,27 @@ def test_sigterm_and_sighup_map_to_143(name, code, monkeypatch):
     with SignalStop() as stop:
         signal.raise_signal(getattr(signal, name))
         assert stop() == name and stop.exit_code == code
+
+
+def test_files_the_tool_writes_honour_the_umask(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600): the renamed file must get what open() would give it."""
+    import os
+
+    from jepa_tui.runs.files import atomic_write_text
+
+    old = os.umask(0o027)
+    try:
+        from jepa_tui.runs import files
+
+        files.process_umask.cache_clear()
+        atomic_write_text(tmp_path / "a.txt", "x")
+        assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
+        files.process_umask.cache_clear()
+    result = runner.invoke(app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id", "u",
+                                 "--threads", "1", "--steps", "20"])
+    assert result.exit_code == 0, result.output
+    expected = 0o666 & ~old
+    for name in ("config.toml", "summary.json", "checkpoints/step_00000020.pt", "weights/step_00000020.pt"):
+        assert (tmp_path / "u" / name).stat().st_mode & 0o777 == expected, name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -53,6 +54,22 @@ def fsync_directory(folder: Path) -> None:
             os.close(fd)
 
 
+@functools.cache
+def process_umask() -> int:
+    """The process's umask (Linux: read from ``/proc/self/status``, without changing it; elsewhere set and restored
+    once, on first use)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write through a new temporary file beside ``path``, then rename: ``path`` is either the old file or the whole
     new one, and a symlink at ``path`` is replaced, never followed.
@@ -64,6 +81,7 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~process_umask())  # mkstemp makes 0600; the file gets what open() would give it
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
