@@ -244,3 +244,13 @@ def test_the_report_writes_runs_and_evals_as_csv(run_set, tmp_path):
     for formula, values in first["formulas"].items():
         assert float(mine[0][f"{formula}_d_shift"]) == pytest.approx(values["d_shift"], rel=1e-5)
         assert float(mine[0][f"{formula}_d_base_k4"]) == pytest.approx(values["d_base_per_horizon"]["4"], rel=1e-5)
+
+
+def test_a_freeze_of_what_is_already_frozen_is_not_listed_again():
+    from jepa_tui.runs.interventions import interventions
+
+    events = [{"kind": "command", "step": s, "command": c, "source": "ui"}
+              for s, c in ((10, "freeze_ema"), (20, "freeze_ema"), (30, "unfreeze_ema"), (40, "unfreeze_ema"),
+                           (50, "freeze_ema"), (60, "freeze_buffer"))]
+    assert [(i.step, i.kind) for i in interventions(events)] == [(10, "freeze_ema"), (30, "unfreeze_ema"),
+                                                                 (50, "freeze_ema"), (60, "freeze_buffer")]

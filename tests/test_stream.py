@@ -99,6 +99,10 @@ def test_switches_are_recorded_printed_and_shown(tmp_path):
     train = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in train if r["kind"] == "train"]
     assert [r["world"] for r in train] == [stream.world_at(r["step"] - 1) for r in train]
+    per_batch = runner.invoke(app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id", "b",
+                                    "--threads", "1", *[a for s in STREAM for a in ("--set", s)],
+                                    "--set", "data.stream.segment_steps=0"])
+    assert per_batch.exit_code == 0 and per_batch.output.count("world ") == 1  # only the first world is news
     state = RunState(track="C")
     for event in switches:
         state.ingest(event)

@@ -199,8 +199,11 @@ def table1(report: Report) -> None:
              f"seed {cfg.bootstrap_seed})" + (", which with 3 or fewer seeds is exactly [min, max]" if small else "")
              + ". CI t (ours): 95 % t-interval of the mean. std with ddof = 1. σ_z at each seed's peak (mean). "
              "Val-picked (ours): the test D_shift at the step with the lowest D_shift on the shift *validation* "
-             "split, beside the paper's choice of the peak on the test split itself. Gap: D_shift − d_base at the peak "
-             "(how much worse the shift world is than the base world).",
+             "split, beside the paper's choice of the peak on the test split itself. Gap: D_shift − d_base at the "
+             "peak, each normalised by its own world's persistence error: positive when the shift world is predicted "
+             "worse *relative to persistence* than the base world, negative when better (a world whose persistence "
+             "baseline is poorer can score lower while its raw error is higher; the memory section's raw numbers "
+             "and pixel error compare the worlds on one scale).",
              ""]
     header = ["| variant | track | seeds | D_shift (mean) | CI (paper) | CI t (ours) | std | σ_z | val-picked (ours) "
               "| gap | flags |", "| --- " * 11 + "|"]
@@ -372,8 +375,12 @@ def table2(report: Report) -> None:
             rows.append(f"| {run.label} | {kind} at {at}, {how} | no evaluation before the freeze | - | - | - | - |")
             continue
         result = settling(run, before[-1])
-        rows.append(_settling_row(run, f"{kind} at {at}, {how}", result, "step"))
-        settled.append((run.track, f"{kind} freeze", result))
+        if how == "profile":
+            rows.append(_settling_row(run, f"{kind} at {at}, {how}", result, "step"))
+            settled.append((run.track, f"{kind} freeze", result))
+        else:  # a key pressed while watching is not an ablation: shown with its step, kept out of the means
+            rows.append(_settling_row(run, f"{kind} at {at}, {how}: not an ablation, not in the means", result,
+                                      "step"))
     baselines = [r for r in scored if r.track in MODULATED_TRACKS and _freeze_of(r) is None]
     if not rows and not any(r.track != "C" for r in baselines):
         return

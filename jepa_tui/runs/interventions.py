@@ -45,9 +45,16 @@ class Intervention:
         return MARKS.get(self.kind, "?")
 
 
+# What each freeze command sets: a command that finds its state already so changed nothing and is not listed.
+FREEZE_STATE = {"freeze_buffer": ("buffer", True), "unfreeze_buffer": ("buffer", False),
+                "freeze_ema": ("ema", True), "unfreeze_ema": ("ema", False)}
+
+
 def interventions(events: list[dict]) -> list[Intervention]:
-    """The interventions recorded in a run's ``events.jsonl`` records, in order."""
-    out = []
+    """The interventions recorded in a run's ``events.jsonl`` records, in order; a freeze of what is already frozen
+    (or an unfreeze of what is not) changed nothing and is left out."""
+    out: list[Intervention] = []
+    frozen = {"buffer": False, "ema": False}
     for e in events:
         kind, step = e.get("kind"), e.get("step")
         if not isinstance(step, int):
@@ -56,6 +63,11 @@ def interventions(events: list[dict]) -> list[Intervention]:
             command, source = str(e.get("command")), str(e.get("source", "?"))
             if source == "switch" and command in ("pause", "resume"):
                 command = "switch_away" if command == "pause" else "switch_back"
+            if command in FREEZE_STATE:
+                what, value = FREEZE_STATE[command]
+                if frozen[what] == value:
+                    continue
+                frozen[what] = value
             if command in LABELS:
                 out.append(Intervention(step, command, source))
         elif kind in ("thermal_pause", "thermal_resume"):

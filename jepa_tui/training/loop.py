@@ -311,7 +311,10 @@ class RunLoop:
             self._follow_load()
             world = t.stream_world()
             t.train_step()
-            if world is not None and world != self._world:
+            # a switch is an event when worlds last segments; a new world every batch (segment_steps = 0) is not
+            # news, and the train records carry the world anyway
+            if world is not None and world != self._world and (self._world is None or
+                                                                 t.worlds.stream.segment_steps > 0):
                 self._event("world_switch", world=world, previous=self._world,
                             physics=t.worlds.stream.describe(world), first_step=t.progress.step - 1)
                 self._world = world
