@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import stat
 import tomllib
 import typing
 from importlib import resources
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from jepa_tui.config.schema import SECTIONS, Config
-from jepa_tui.config.validation import ConfigError, apply_layer, check
+from jepa_tui.config.validation import ConfigError, apply_layer, check, shorten
 
 
 def parse_set(assignment: str) -> dict[str, dict[str, Any]]:
@@ -28,15 +30,18 @@ def parse_set(assignment: str) -> dict[str, dict[str, Any]]:
     name, sep, raw = assignment.partition("=")
     section, dot, key = name.strip().partition(".")
     if not sep or not dot or not section or not key:
-        raise ConfigError(f"--set {assignment!r}: expected section.key=value, e.g. --set train.lr=0.0005.")
+        raise ConfigError(f"--set {shorten(assignment)}: expected section.key=value, e.g. --set train.lr=0.0005.")
     raw = raw.strip()
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
+    except RecursionError:
+        raise ConfigError(f"--set {shorten(assignment)}: the value is nested too deeply.") from None
     except tomllib.TOMLDecodeError:
         if raw and all(ch.isalnum() or ch in "_-./~" for ch in raw):
             value = raw
         else:
-            raise ConfigError(f"--set {assignment!r}: the value {raw!r} does not parse as TOML.") from None
+            raise ConfigError(f"--set {shorten(assignment)}: the value {shorten(raw)} does not parse as TOML.") \
+                from None
     return {section: {key: value}}
 
 
@@ -69,11 +74,29 @@ def resolve_profile(name_or_path: str) -> Path:
                       f"{', '.join(known)}.")
 
 
+MAX_TOML_BYTES = 1 << 20  # a profile or a run's config.toml is a few kB; anything past 1 MiB is not one
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file; syntax errors become ConfigError naming the file, line and column."""
+    """Read a TOML file; syntax errors become ConfigError naming the file, line and column.
+
+    Only a regular file of at most 1 MiB is read (a FIFO, a device or a link to one is refused without blocking),
+    and a document nested too deep to parse is an error like any other.
+    """
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"{path}: not a regular file; a profile is a TOML file.")
+            if info.st_size > MAX_TOML_BYTES:
+                raise ConfigError(f"{path}: {info.st_size:,} bytes, more than a profile ({MAX_TOML_BYTES:,}).")
+            data = os.read(fd, MAX_TOML_BYTES + 1)
+        finally:
+            os.close(fd)
+        return tomllib.loads(data.decode())
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a profile.") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
     except UnicodeDecodeError as exc:

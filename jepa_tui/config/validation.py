@@ -17,6 +17,15 @@ class ConfigError(ValueError):
     """A profile or override is invalid; the message names the file, the key and what is allowed."""
 
 
+MAX_QUOTED = 200  # characters of a bad value quoted in an error message
+
+
+def shorten(value: Any) -> str:
+    """``repr(value)``, cut to about :data:`MAX_QUOTED` characters (a 1 MB value is not echoed whole)."""
+    text = repr(value)
+    return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED]}… ({len(text):,} characters)"
+
+
 def suggest(name: str, known: list[str], kind: str = "keys") -> str:
     """" Did you mean 'x'? Known <kind>: a, b, c." for a name that is not one of ``known``."""
     close = difflib.get_close_matches(name, known, n=1)
@@ -39,7 +48,7 @@ def _describe(hint: Any) -> str:
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
-    bad = ConfigError(f"{where}: got {value!r}, expected {_describe(hint)}.")
+    bad = ConfigError(f"{where}: got {shorten(value)}, expected {_describe(hint)}.")
     if origin is Literal:
         if value not in typing.get_args(hint):
             raise bad
@@ -72,7 +81,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
         if not math.isfinite(float(value)):
-            raise ConfigError(f"{where}: got {value!r}, expected a finite number.")
+            raise ConfigError(f"{where}: got {shorten(value)}, expected a finite number.")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
@@ -80,7 +89,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         return value
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"{where}: got {value!r}, expected a table of key = value.")
+            raise ConfigError(f"{where}: got {shorten(value)}, expected a table of key = value.")
         return dict(value)
     raise bad
 
@@ -150,7 +159,7 @@ def check(config: Config, source: str) -> None:
 
     def need(ok: bool, key: str, allowed: str, value: Any) -> None:
         if not ok:
-            raise ConfigError(f"{source}: '{key}' = {value!r} is out of range; allowed: {allowed}.")
+            raise ConfigError(f"{source}: '{key}' = {shorten(value)} is out of range; allowed: {allowed}.")
 
     def between(key: str, value: float, low: float, high: float, unit: str = "") -> None:
         def text(x: float) -> str:

@@ -164,7 +164,7 @@ class RunDirectory:
         """The run's ``summary.json``, or None when there is none (yet) or it does not parse."""
         try:
             summary = json.loads(read_regular_file(self.path / "summary.json"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         return summary if isinstance(summary, dict) else None
 

@@ -154,7 +154,10 @@ class WriterLock:
 def _holder(lock_path: Path) -> dict:
     """What the lock file says of its writer (pid, host, since, command). Raises OSError or ValueError."""
     with open(lock_path, "rb") as fh:
-        info = json.loads(fh.read(4096) or b"{}")
+        try:
+            info = json.loads(fh.read(4096) or b"{}")
+        except RecursionError:
+            raise ValueError(f"{lock_path}: not a lock record") from None
     if not isinstance(info, dict):
         raise ValueError(f"{lock_path}: not a lock record")
     return info

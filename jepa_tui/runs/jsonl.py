@@ -24,7 +24,7 @@ def parse_jsonl(data: bytes) -> tuple[list[dict], int]:
     for line in data[:end].splitlines():
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # a line nested 100,000 deep too
             continue
         if is_record(record):
             records.append(record)

@@ -35,7 +35,10 @@ def read_manifest(sweep_dir: Path) -> dict:
     Raises:
         OSError, ValueError: when it is missing, not a regular file, not JSON or not a JSON object.
     """
-    body = json.loads(read_regular_file(Path(sweep_dir) / MANIFEST))
+    try:
+        body = json.loads(read_regular_file(Path(sweep_dir) / MANIFEST))
+    except RecursionError:
+        raise ValueError("nested too deeply to be a manifest") from None
     if not isinstance(body, dict):
         raise ValueError("not a JSON object")
     return body

@@ -75,7 +75,7 @@ def _read_request(path: Path) -> Command:
         os.close(fd)
     try:
         body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ValueError("not JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("command"), str):
         raise ValueError('not a JSON object with a "command" string')
