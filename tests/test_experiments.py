@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app, expand_multi_value_options
-from jepa_tui.config import ReportConfig, list_profiles
+from jepa_tui.config import ReportConfig, list_profiles, load_config
 from jepa_tui.evaluation.metrics import effective_rank
 from jepa_tui.experiments.spec import load_sweep
 from jepa_tui.reporting.statistics import outcome, relative_delta_pct, summarise
@@ -204,3 +204,17 @@ def test_analyze_a_runs_checkpoints(tmp_path):
         assert (tmp_path / "r" / "analysis" / f"{name}.png").stat().st_size > 1000
     bad = runner.invoke(app, ["analyze", str(tmp_path / "r"), "--step", "7"])
     assert bad.exit_code == 2 and "no checkpoint at that step; kept: 20, 40" in bad.output
+
+
+def test_the_memory_family_is_the_calibrated_cell():
+    cell, oracle = load_config("memory_cell"), load_config("memory_oracle")
+    assert cell.data.context_frames == oracle.data.context_frames == 2 and cell.model.horizons == (1, 2, 4)
+    assert cell.data.shift_gravity == oracle.data.shift_gravity == oracle.data.base_gravity == 1.0
+    assert cell.data.base_gravity == 0.0 and oracle.train.track == "A"
+    study = load_sweep("memory_study").runs()
+    variants = {}
+    for run in study:
+        variants.setdefault(run.variant, set()).add(run.track)
+    assert variants == {"single": set("ABCDE"), "stream": set("ABCDE"), "oracle": {"A"},
+                        "stream_oracle_context": {"C"}} and len(study) == 36
+    assert load_config("memory_stream").data.stream.worlds == 8

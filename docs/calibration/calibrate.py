@@ -27,6 +27,7 @@ from jepa_tui.training.reevaluate import reevaluate, stored_models
 FORMULA = "ratio_of_sums"
 NAME = re.compile(r"c(?P<context>\d)_h(?P<horizons>\d+)_(?:base|oracle_(?P<shift>(?:g|friction|restitution|speed)"
                   r"[0-9.]+))_A_s(?P<seed>\d+)")
+HORIZONS = {"124": "1 2 4", "1510": "1 5 10"}  # the variant names' horizon sets
 # How Track A (trained on the base world) is asked about each shift: the shift world of the oracle's cell.
 KIND = re.compile(r"(?P<kind>g|friction|restitution|speed)(?P<value>[0-9.]+)")
 
@@ -86,7 +87,7 @@ def main() -> None:
                 else float("nan")
             closed = statistics.mean(gap) / statistics.mean(d_a)
             reverse = statistics.mean(_d(r, "d_base") for r in o) - statistics.mean(_d(r, "d_base") for r in a)
-            row = {"context_frames": int(context), "horizons": " ".join(horizons), "shift": shift,
+            row = {"context_frames": int(context), "horizons": HORIZONS[horizons], "shift": shift,
                    "seeds": len(seeds), "d_shift_a": statistics.mean(d_a), "d_shift_oracle": statistics.mean(d_o),
                    "gap": statistics.mean(gap), "seed_sd": sd, "closed_share": closed, "reverse_penalty": reverse,
                    "d_base_a": statistics.mean(_d(r, "d_base") for r in a),

@@ -8,8 +8,6 @@ set -eu
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-runs/reproduction}
 OUT=docs/reproduction
-STAGE=$(mktemp -d)
-trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$OUT/runs"
 
 report() {  # report OUT_FOLDER PATH...
@@ -20,18 +18,7 @@ report() {  # report OUT_FOLDER PATH...
 }
 
 pack() {  # pack SWEEP_ID
-  tar cf - --exclude checkpoints --exclude '*.lock' -C "$RUNS" "$1" | tar xf - -C "$STAGE"
-  python - "$STAGE/$1/manifest.json" <<'PY'
-import json, sys
-from pathlib import Path
-path = sys.argv[1]
-manifest = json.load(open(path))
-spec = manifest.get("spec", {})
-if isinstance(spec.get("base"), str) and "/" in spec["base"]:  # the shipped profile, not this machine's path
-    spec["base"] = "profiles/" + Path(spec["base"]).name
-json.dump(manifest, open(path, "w"), indent=2)
-PY
-  XZ_OPT=-9e tar cJf "$OUT/runs/$1.tar.xz" -C "$STAGE" "$1"
+  bash docs/pack_runs.sh "$RUNS" "$1" "$OUT/runs/$1.tar.xz"
 }
 
 [ $# -gt 0 ] || set -- table1 dual_freeze_8000 guesses
