@@ -216,3 +216,12 @@ def test_rollout_is_autoregressive():
     assert torch.allclose(out[:, 0], step(z))
     assert torch.allclose(out[:, 1], step(step(z)))
     assert torch.allclose(out[:, 2], step(step(step(step(z)))))
+
+
+def test_non_finite_parameters_are_named_after_one_reduction(make_trainer):
+    trainer = make_trainer()
+    assert trainer.non_finite_parameters() == []
+    with torch.no_grad():
+        trainer.model.encoder.proj.weight[0, 0] = float("nan")
+        trainer.model.encoder.convs[2].weight[0, 0, 0, 0] = float("inf")
+    assert set(trainer.non_finite_parameters()) == {"encoder.proj.weight", "encoder.convs.2.weight"}

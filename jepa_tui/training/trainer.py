@@ -395,8 +395,13 @@ class Trainer:
 
     # -- state -----------------------------------------------------------------------------------------------
     def non_finite_parameters(self) -> list[str]:
-        """Names of trainable or EMA parameters holding NaN or ±inf (one host read per tensor; checkpoints only)."""
-        return [name for name, p in self.model.named_parameters() if not bool(torch.isfinite(p).all())]
+        """Names of trainable or EMA parameters holding NaN or ±inf (checkpoints only): one reduction over every
+        parameter and one host read; the names are looked up only when something is not finite."""
+        named = list(self.model.named_parameters())
+        finite = torch.stack([torch.isfinite(p).all() for _, p in named])
+        if bool(finite.all()):
+            return []
+        return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: model (with target encoder, buffer contents and pointer, detector
