@@ -254,3 +254,14 @@ def test_a_freeze_of_what_is_already_frozen_is_not_listed_again():
                            (50, "freeze_ema"), (60, "freeze_buffer"))]
     assert [(i.step, i.kind) for i in interventions(events)] == [(10, "freeze_ema"), (30, "unfreeze_ema"),
                                                                  (50, "freeze_ema"), (60, "freeze_buffer")]
+
+
+def test_a_curve_spanning_decades_is_drawn_on_a_log_scale():
+    from jepa_tui.reporting.figures import log_if_wide, pyplot
+
+    plt = pyplot()
+    fig, (wide, narrow) = plt.subplots(1, 2)
+    log_if_wide(wide, [1200.0, 40.0, 0.9, 0.85, None, float("nan")])
+    log_if_wide(narrow, [1.2, 0.9, 0.85])
+    assert wide.get_yscale() == "log" and narrow.get_yscale() == "linear"
+    plt.close(fig)

@@ -11,9 +11,11 @@ from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
 
 EVENT_WINDOW = 200  # steps
-# (line, marker, grey, hatch) per track: told apart in black and white.
-STYLES = {"A": ("-", "o", "0.15", None), "B": ("--", "s", "0.45", "//"), "C": (":", "^", "0.0", ".."),
-          "D": ("-.", "D", "0.3", "xx"), "E": ((0, (5, 1, 1, 1, 1, 1)), "v", "0.6", "\\\\")}
+# (line, marker, colour, hatch) per track: told apart by colour, and by line, marker and hatch in black and white
+# (colour-blind-safe Okabe-Ito hues).
+STYLES = {"A": ("-", "o", "#0072B2", None), "B": ("--", "s", "#CC79A7", "//"), "C": (":", "^", "#009E73", ".."),
+          "D": ("-.", "D", "#E69F00", "xx"), "E": ((0, (5, 1, 1, 1, 1, 1)), "v", "#56B4E9", "\\\\")}
+SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn on a log scale
 MODULATED_TRACKS = ("C", "D", "E")  # the tracks whose experience modulates the predictor (Fig. 4 per track)
 
 
@@ -58,11 +60,19 @@ def bar_chart(runs: list[RunRecord], path: Path) -> Path | None:
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="persistence (1.0)")
     ax.set_xticks(range(len(runs)), [r.label + ("" if r.finished else f" ({r.status})") for r in runs], rotation=45,
                   ha="right", fontsize=8)
-    ax.set_ylabel("D_shift at peak (normalised, lower is better)")
-    title = "D_shift^{n=50} at the peak step per run"
+    ax.set_ylabel("D_shift at peak (lower is better)")
+    title = r"$D_\mathrm{shift}^{\,n=50}$ at the peak step per run"
     ax.set_title(title + ("  († changed interactively)" if any(r.interactive for r in runs) else ""))
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def log_if_wide(ax, values: list[float]) -> None:
+    """A log y scale when the positive finite ``values`` span more than :data:`SPAN_FOR_LOG` (a fresh model's first
+    evaluations far above 1 otherwise squash the peak and the drift into one line)."""
+    finite = [v for v in values if v is not None and np.isfinite(v) and v > 0]
+    if finite and max(finite) / min(finite) > SPAN_FOR_LOG:
+        ax.set_yscale("log")
 
 
 def make_folder(folder: Path) -> None:
@@ -158,6 +168,7 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path | None:
         mark_interventions(ax, runs)
     low = min(lows)
     zoom.set_ylim(low - 0.05, low + 0.25)
+    log_if_wide(full, [run.d_shift(r) for run in runs for r in run.scored_evals])
     full.set_title("(a) full range, mean ± std over seeds")
     zoom.set_title("(b) convergence region")
     full.legend(fontsize=8)
@@ -181,6 +192,7 @@ def track_trajectories(runs: list[RunRecord], path: Path, track: str = "C") -> P
         ax.annotate(f"drift {run.d_shift(final) - run.d_shift(peak):+.3f}", (final["step"], run.d_shift(final)),
                     fontsize=7, xytext=(-40, 8), textcoords="offset points")
     ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
+    log_if_wide(ax, [run.d_shift(r) for run in runs for r in run.scored_evals])
     mark_interventions(ax, runs)
     ax.set_xlabel("training step")
     ax.set_ylabel("D_shift (normalised)")
