@@ -117,7 +117,13 @@ def test_help_screen_opens_and_closes(tmp_path):
             await pilot.press("question_mark")
             await pilot.pause(0.2)
             assert isinstance(app.screen, HelpScreen)
-            await pilot.press("x")
+            await pilot.press("x", "down", "pagedown", "j")  # other keys scroll or do nothing: help stays open
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, HelpScreen)
+            from textual.containers import VerticalScroll
+
+            assert app.screen.query_one(VerticalScroll).scroll_y > 0  # the keys below the fold can be read
+            await pilot.press("escape")
             await pilot.pause(0.2)
             assert not isinstance(app.screen, HelpScreen)
             await pilot.press("q")

@@ -99,17 +99,31 @@ class Controller(Protocol):
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys and what the panels show; scrolls (arrows, page keys, j/k), closes on escape, q or ?."""
+
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 90%; height: auto; max-height: 90%; border: round $accent;
                                   background: $surface; padding: 1 2; }
     """
 
+    BINDINGS = [Binding("escape,q,question_mark", "close", "close")]  # the arrows, page keys and j/k scroll
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(HELP)
 
-    def on_key(self) -> None:
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).focus()
+
+    def on_key(self, event) -> None:
+        scroll = self.query_one(VerticalScroll)
+        if event.key == "j":
+            scroll.scroll_down(animate=False)
+        elif event.key == "k":
+            scroll.scroll_up(animate=False)
+
+    def action_close(self) -> None:
         self.dismiss()
 
 
