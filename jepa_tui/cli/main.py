@@ -289,7 +289,7 @@ def run(
     threads: ThreadsOption = None,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
-    """Train live in the terminal dashboard (keys: p b e f 1 2 3 t s q ?); or --resume a run in it."""
+    """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
     from jepa_tui.gpu import NvmlSensor
     from jepa_tui.threads import apply as apply_threads
     from jepa_tui.threads import governor_for

@@ -60,7 +60,7 @@ HELP = """\
 [b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw under an \
 EMA (+/- change the smoothing, l a log scale).
 [b]Shift-world error[/b]: D_shift at n = 50 shift-world experiences at each evaluation (lower is better, 1.0 is the \
-persistence prediction), the peak (*), d_base on the base world, other tracks (marked A, B, C) and runs chosen in the \
+persistence prediction), the peak (*), d_base on the base world, other tracks (marked A–E) and runs chosen in the \
 run browser (1, 2, ...) overlaid; σ_z below (collapse under 0.5), or in the note on a small terminal.
 [b]Experience buffer[/b]: how many of the FIFO's slots hold boundary-event transitions, and whether it is frozen.
 [b]Boundary events[/b]: how often surprisal crossed μ + κσ, per 100 steps, with the detector's current μ, σ and κ.
@@ -70,13 +70,13 @@ Frobenius norms), Track D's FiLM ‖γ‖, ‖β‖, Track E's generated ‖ΔW1
 [b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
 
 Marks on the curves: bF/bU buffer frozen/unfrozen, eF/eU EMA frozen/unfrozen, P/R paused/resumed, S>/S< track \
-switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume.
+switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume, W3 the training stream moved to world 3 ([data.stream]). "N points above ↑" in a plot's title: values beyond its range, drawn at its edge.
 
 Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 4 5 or t \
 switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
 l log-scale loss · + - smoothing · r run browser · x screenshot (SVG) · q quit (run: every run checkpoints first; \
 watch only detaches) · ? this help.
-Press any key to close."""
+Arrows, page keys or j/k scroll this help; escape, q or ? close it."""
 
 
 class Controller(Protocol):
