@@ -70,7 +70,9 @@ Frobenius norms), Track D's FiLM ‖γ‖, ‖β‖, Track E's generated ‖ΔW1
 [b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
 
 Marks on the curves: bF/bU buffer frozen/unfrozen, eF/eU EMA frozen/unfrozen, P/R paused/resumed, S>/S< track \
-switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume, W3 the training stream moved to world 3 ([data.stream]). "N points above ↑" in a plot's title: values beyond its range, drawn at its edge.
+switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume, \
+W3 the training stream moved to world 3 ([data.stream]). "N points above ↑" in a plot's title: values beyond its \
+range, drawn at its edge.
 
 Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 4 5 or t \
 switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
