@@ -217,6 +217,7 @@ def test_runs_command_lists_runs_as_a_table_and_json(tiny_runs):
              if '"kind":"eval"' in line]
     first = next(d for d in data if d["run_id"] == "first_C")
     assert first["peak_d_shift"] == min(e["d_shift"] for e in evals) and first["status"] == "done"
+    assert first["budget_steps"] == 40 and first["budget_seconds"] is None  # numbers, not text
     assert runner.invoke(cli_app, ["runs", str(tiny_runs / "nowhere")]).exit_code == 2
 
 

@@ -25,7 +25,8 @@ class RunInfo:
     seed: int | None
     status: str
     step: int
-    budget: str
+    budget_steps: int | None  # the budget in training steps, or None for a budget in seconds
+    budget_seconds: float | None  # the budget in training seconds, or None for a budget in steps
     peak_d_shift: float | None
     peak_step: int | None
     sigma_z_at_peak: float | None
@@ -35,6 +36,11 @@ class RunInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def budget(self) -> str:
+        """The budget as text: "22000" (steps) or "3600 s"."""
+        return f"{self.budget_steps}" if self.budget_steps is not None else f"{self.budget_seconds or 0:g} s"
 
 
 def run_status(events: list[dict], folder: Path) -> str:
@@ -60,9 +66,9 @@ def describe_run(folder: Path, root: Path | None = None) -> RunInfo:
     try:
         config = load_run_config(folder)
         track, seed = config.train.track, config.train.seed
-        budget = f"{config.train.steps}" if config.train.steps is not None else f"{config.train.seconds:g} s"
+        budget = (config.train.steps, None if config.train.steps is not None else config.train.seconds)
     except ConfigError:
-        return RunInfo(name, str(folder), "?", None, "unreadable", 0, "?", None, None, None, 0.0, 0, False)
+        return RunInfo(name, str(folder), "?", None, "unreadable", 0, None, None, None, None, None, 0.0, 0, False)
     try:
         metrics, events = directory.read_records("metrics"), directory.read_records("events")
     except RunDirError:
@@ -73,7 +79,7 @@ def describe_run(folder: Path, root: Path | None = None) -> RunInfo:
     steps = [r["step"] for r in (*metrics, *events)]
     activity = max((p.stat().st_mtime for p in (folder / f for f in ACTIVITY_FILES) if p.is_file()), default=0.0)
     found = interventions(events)
-    return RunInfo(name, str(folder), track, seed, run_status(events, folder), max(steps, default=0), budget,
+    return RunInfo(name, str(folder), track, seed, run_status(events, folder), max(steps, default=0), *budget,
                    peak["d_shift"] if peak else None, peak["step"] if peak else None,
                    peak.get("sigma_z") if peak else None, activity, len(found),
                    any(i.changes_results for i in found))
