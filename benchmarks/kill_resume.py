@@ -1,12 +1,15 @@
 """Kill a run with SIGKILL at random moments, resume it each time, and compare it with the same run left alone.
 
     python benchmarks/kill_resume.py [--profile smoke] [--steps 600] [--eval-every 50] [--kills 4] [--seed 0]
+                                     [--deterministic]
 
 Prints one line per kill (when, the step reached, the checkpoint it resumes from), the comparison of the eval
 records, train records (timing fields aside), final parameters and optimiser moments, and as its last line
 ``identical True`` or ``identical False``. A kill counts only when it interrupted training (the run had logged
 steps past where it started and had not ended); fewer counted kills than ``--kills`` is ``identical False``. On
-CPU the resumed run is expected to be bitwise identical.
+CPU the resumed run is bitwise identical at a fixed thread count: with ``--deterministic`` (pinned by jepa-tui,
+whatever the load), or with OMP_NUM_THREADS exported; by default the thread count follows the load, and a busy
+machine can make the two runs differ in their last digits.
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--kills", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
+    parser.add_argument("--deterministic", action="store_true", help="train with --deterministic")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     base = ["--profile", args.profile, "--steps", str(args.steps), "--set", f"eval.every_steps={args.eval_every}",
-            "--device", "cpu"]
+            "--device", "cpu", *(["--deterministic"] if args.deterministic else [])]
     root = Path(tempfile.mkdtemp(prefix="kill_resume_"))
     try:
         started = time.monotonic()

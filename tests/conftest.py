@@ -51,4 +51,5 @@ def fixed_thread_count():
     os.environ.pop("JEPA_TUI_OMP_THREADS", None)
     if torch.get_num_threads() != int(PINNED_THREADS):
         torch.set_num_threads(int(PINNED_THREADS))
+    torch.use_deterministic_algorithms(False)  # a --deterministic run in the test process switches them on
     yield

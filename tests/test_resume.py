@@ -290,3 +290,49 @@ def test_a_freeze_applied_after_the_checkpoint_is_replayed_on_resume(tmp_path):
     assert all(torch.equal(params[k], reference[k]) for k in reference)
     assert not all(torch.equal(other[k], reference[k]) for k in reference)  # the freeze does change the run
     assert records(killed, "eval") == records(alone, "eval")
+
+
+def test_deterministic_pins_the_thread_count_and_says_so(tmp_path, monkeypatch):
+    """Without --deterministic the thread count follows the load (a rerun equals to rounding); with it the count is
+    fixed in config.toml, the run says so and records itself bitwise reproducible."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    pinned = train("--profile", "smoke", "--steps", "20", "--runs-dir", str(tmp_path), "--run-id", "d",
+                   "--deterministic")
+    assert pinned.exit_code == 0, pinned.output
+    assert "deterministic: " in pinned.output and "bitwise" in pinned.output
+    config = (tmp_path / "d" / "config.toml").read_text()
+    assert "deterministic = true" in config and "threads = 0" not in config
+    summary = json.loads((tmp_path / "d" / "summary.json").read_text())
+    assert summary["reproducible"] == "bitwise"
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    free = train("--profile", "smoke", "--steps", "20", "--runs-dir", str(tmp_path), "--run-id", "f")
+    assert free.exit_code == 0 and "follows the load" in free.output
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert summary["reproducible"] == "to rounding" and "followed the load" in summary["reproducible_why"]
+    report = runner.invoke(app, ["report", str(tmp_path), "--out", str(tmp_path / "rep")])
+    assert "| bitwise |" in report.output and "| to rounding |" in report.output
+    runs = json.loads(runner.invoke(app, ["runs", str(tmp_path), "--json"]).output)
+    assert {r["run_id"]: r["reproducible"] for r in runs} == {"d": "bitwise", "f": "to rounding"}
+
+
+def test_a_deterministic_run_killed_and_resumed_is_bitwise_the_run_left_alone(tmp_path):
+    """The kill_resume benchmark's claim, with the thread count left to jepa-tui (no OMP_NUM_THREADS exported)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "JEPA_TUI_OMP_THREADS")}
+    args = [*ARGS, "--deterministic"]
+    alone = subprocess.run([sys.executable, "-m", "jepa_tui.cli.main", "train", *args, "--runs-dir", str(tmp_path),
+                            "--run-id", "alone"], env=env, capture_output=True, text=True)
+    assert alone.returncode == 0, alone.stderr
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "jepa_tui.cli.main", "train", *args, "--runs-dir", str(tmp_path),
+                             "--run-id", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    kill_when(proc, run_dir, 50)
+    resumed = subprocess.run([sys.executable, "-m", "jepa_tui.cli.main", "train", "--resume", str(run_dir)],
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    for kind in ("eval", "train"):
+        assert records(run_dir, kind) == records(tmp_path / "alone", kind)
+    params, moments = final_parameters(run_dir)
+    params_ref, moments_ref = final_parameters(tmp_path / "alone")
+    assert all(torch.equal(params[k], params_ref[k]) for k in params_ref)
+    assert json.loads((run_dir / "summary.json").read_text())["reproducible"] == "bitwise"

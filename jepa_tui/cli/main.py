@@ -61,6 +61,9 @@ SecondsOption = Annotated[float | None, typer.Option(help="Budget in training se
 DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
 RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are created.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+DeterministicOption = Annotated[bool | None, typer.Option(
+    "--deterministic", help="Pin what a bitwise rerun needs (train.deterministic): a fixed thread count (train.threads "
+                            "or the cores this process may use) and PyTorch's deterministic algorithms.")]
 ThreadsOption = Annotated[int | None, typer.Option(min=0, help=(
     "CPU threads for training (default train.threads; 0: the cores this process may use, one fewer per core other "
     "processes keep busy; N: exactly N, bitwise reproducible)."))]
@@ -111,7 +114,9 @@ def _bad_input_errors() -> tuple[type[Exception], ...]:
 
 
 def _resolve(profile: str | None, resume: Path | None, force: bool, set_: list[str] | None, **train: object):
-    """The configuration and, with ``--resume``, the resume point (raises the bad-input errors)."""
+    """The configuration and, with ``--resume``, the resume point (raises the bad-input errors); a deterministic
+    run's thread count pinned, and PyTorch's deterministic algorithms switched on for it."""
+    from jepa_tui.training.determinism import apply_determinism, pin_if_deterministic
     from jepa_tui.training.resume import prepare_resume
 
     if (profile is None) == (resume is None):
@@ -120,8 +125,11 @@ def _resolve(profile: str | None, resume: Path | None, force: bool, set_: list[s
         raise ConfigError("--force only applies with --resume RUN_DIR.")
     if resume is not None:
         point = prepare_resume(resume, set_, force, **train)
+        apply_determinism(point.config)
         return point.config, point
-    return load_config(profile, set_, **train), None
+    config = pin_if_deterministic(load_config(profile, set_, **train))
+    apply_determinism(config)
+    return config, None
 
 
 def _exit_code(summary: dict) -> int:
@@ -151,19 +159,21 @@ def train(
     = None,
     set_: SetOption = None,
     threads: ThreadsOption = None,
+    deterministic: DeterministicOption = None,
     seeds: Annotated[list[int] | None, typer.Option(
         help="Train runs that differ only in seed as one vectorised step (a run group), e.g. --seeds 42 43 44: a "
              "run directory per seed (--run-id NAME gives NAME_s42, ...), each a single run's.")] = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
     if seeds:
-        _train_group(profile, resume, seed, seeds, steps, seconds, device, runs_dir, run_id, set_, threads)
+        _train_group(profile, resume, seed, seeds, steps, seconds, device, runs_dir, run_id, set_, threads,
+                     deterministic)
         return
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
     from jepa_tui.runs import RunDirError
+    from jepa_tui.threads import adaptive, governor_for
     from jepa_tui.threads import apply as apply_threads
-    from jepa_tui.threads import governor_for
     from jepa_tui.training.allocator import keep_freed_memory
     from jepa_tui.training.loop import RunLoop
     from jepa_tui.training.session import prepare_run
@@ -172,7 +182,7 @@ def train(
     keep_freed_memory()
     try:
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
-                                 device=device, threads=threads)
+                                 device=device, threads=threads, deterministic=deterministic)
         torch_device = pick_device(config.train.device)
         thread_count = apply_threads(config.train.threads)
         prepared = prepare_run(config, torch_device, runs_dir, run_id, resume=point)
@@ -187,6 +197,12 @@ def train(
     say(f"run {run_dir.run_id} ({verb}) in {run_dir.path}: track {t.track}, seed {t.seed}, {budget} "
         f"({_budget_source(profile, set_, steps, seconds)}), device {where}, evaluating every "
         f"{config.eval.every_steps} steps; shift world: {config.shift_description}")
+    say("  deterministic: " + (f"{thread_count} CPU thread{'s' * (thread_count != 1)} fixed and PyTorch's "
+                               "deterministic algorithms; reruns and resumes are bitwise" if t.deterministic else
+                               ("the thread count follows the load: reruns and resumes equal to rounding, not "
+                                "bitwise (--deterministic pins it)" if adaptive(t.threads) and
+                                torch_device.type == "cpu" else "no (--deterministic pins what a bitwise rerun "
+                                "needs)")))
     for notice in [*prepared.notices, prepared.thermal_note]:
         say(f"  {notice}")
     with SignalStop() as signals:
@@ -222,7 +238,7 @@ def _check_seeds(seeds: list[int]) -> list[int]:
 
 def _train_group(profile: str | None, resume: Path | None, seed: int | None, seeds: list[int], steps: int | None,
                  seconds: float | None, device: str | None, runs_dir: Path, run_id: str | None,
-                 set_: list[str] | None, threads: int | None) -> None:
+                 set_: list[str] | None, threads: int | None, deterministic: bool | None) -> None:
     """`train --seeds`: one run directory per seed, trained as a run group (jepa_tui.training.group)."""
     from jepa_tui.cli.console import ConsolePrinter, PrefixedStream
     from jepa_tui.cli.signals import SignalStop
@@ -241,7 +257,7 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
             raise ConfigError("--seeds starts new runs: it takes neither --resume (resume each member's run "
                               "directory with `jepa-tui train --resume RUN_DIR`) nor --seed.")
         configs = [_resolve(profile, None, False, set_, seed=s, steps=steps, seconds=seconds, device=device,
-                            threads=threads)[0] for s in _check_seeds(seeds)]
+                            threads=threads, deterministic=deterministic)[0] for s in _check_seeds(seeds)]
         check_groupable(configs)  # before any run directory exists
         torch_device = pick_device(configs[0].train.device)
         thread_count = apply_threads(configs[0].train.threads)
@@ -287,6 +303,7 @@ def run(
     runs_dir: RunsDirOption = Path("runs"),
     set_: SetOption = None,
     threads: ThreadsOption = None,
+    deterministic: DeterministicOption = None,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
@@ -301,7 +318,7 @@ def run(
     keep_freed_memory()
     try:
         config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
-                                 device=device, threads=threads)
+                                 device=device, threads=threads, deterministic=deterministic)
         apply_threads(config.train.threads)
         torch_device = pick_device(config.train.device)
         controller = LiveController(config, runs_dir, torch_device, resume=point,

@@ -171,6 +171,9 @@ class TrainConfig:
     # CPU threads for the step; 0: the cores this process may use (cgroup quota included), one fewer per core other
     # processes keep busy (jepa_tui.threads.ThreadGovernor); N: exactly N, bitwise reproducible
     threads: int = 0
+    # pin everything a bitwise rerun needs: the thread count (train.threads, or the cores this process may use, fixed:
+    # no governor) and PyTorch's deterministic algorithms; the run records whether it is bitwise reproducible
+    deterministic: bool = False
     # the paper's fp32; "tf32" lets CUDA matmuls use TF32; "bf16" runs the forward under bfloat16 autocast
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     # The JEPA family (README, "Beyond the paper"), all off by default.

@@ -12,6 +12,7 @@ from jepa_tui.config import describe_shift
 from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
 from jepa_tui.reporting.memory import memory_section
 from jepa_tui.reporting.statistics import OUTCOMES, SeedSummary, outcome, relative_delta_pct, summarise, welch
+from jepa_tui.runs.reproducibility import reproducibility
 
 # Keys that say how a run is shown or where it ran, not what it computes.
 PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds", "train.threads"})
@@ -95,10 +96,15 @@ def _header(report: Report) -> None:
     lines = ["# jepa-tui report", "", *_verdict_lines(report),
              f"{len(runs)} run directories; D_shift formula: **{formula}**. Statistics marked *(ours)* are not the "
              "paper's; the pre-registered comparison is the paper's.", "",
-             "| run | directory | status | steps | evaluations |", "| --- | --- | --- | --- | --- |"]
+             "| run | directory | status | steps | evaluations | reproducible |", "| --- " * 6 + "|"]
     for run in runs:
         budget = f"{run.last_step}/{run.budget_steps}" if run.budget_steps else str(run.last_step)
-        lines.append(f"| {run.label} | {run.path.name} | {run.status} | {budget} | {len(run.evals)} |")
+        lines.append(f"| {run.label} | {run.path.name} | {run.status} | {budget} | {len(run.evals)} | "
+                     f"{reproducibility(run.events)[0]} |")
+    why = sorted({w for run in runs if (w := reproducibility(run.events)[1])})
+    if why:
+        lines += ["", "Reproducible *to rounding* (a rerun matches to the last digits, not bitwise): "
+                  + "; ".join(why) + "."]
     out = [r for r in runs if r.peak is None]
     if out or report.skipped:
         lines += ["", "Not in the tables:"]

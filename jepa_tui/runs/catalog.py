@@ -11,6 +11,7 @@ from jepa_tui.config import ConfigError, load_run_config
 from jepa_tui.runs.directory import RunDirectory
 from jepa_tui.runs.files import RunDirError, writer_alive
 from jepa_tui.runs.interventions import interventions
+from jepa_tui.runs.reproducibility import reproducibility
 
 ACTIVITY_FILES = ("metrics.jsonl", "events.jsonl", "summary.json")
 
@@ -33,6 +34,7 @@ class RunInfo:
     last_activity: float
     interventions: int
     changed_by_hand: bool
+    reproducible: str = "unknown"  # "bitwise", "to rounding" or "unknown" (jepa_tui.runs.reproducibility)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,7 +84,7 @@ def describe_run(folder: Path, root: Path | None = None) -> RunInfo:
     return RunInfo(name, str(folder), track, seed, run_status(events, folder), max(steps, default=0), *budget,
                    peak["d_shift"] if peak else None, peak["step"] if peak else None,
                    peak.get("sigma_z") if peak else None, activity, len(found),
-                   any(i.changes_results for i in found))
+                   any(i.changes_results for i in found), reproducibility(events)[0])
 
 
 def list_runs(root: Path) -> list[RunInfo]:

@@ -27,6 +27,7 @@ import torch
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import RunDirectory, RunDirError
+from jepa_tui.runs.reproducibility import reproducibility
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_pause_flag, take_requests
 from jepa_tui.training.thermal import ThermalGuard
@@ -347,7 +348,7 @@ class RunLoop:
         cpu = {"cpu_threads": torch.get_num_threads(), "follows_load": self.threads is not None} \
             if t.device.type == "cpu" else {}
         self._event("start" if first else "resume", device=str(t.device), version=code_version(), **cpu,
-                    **({"notices": self.notices} if self.notices else {}))
+                    deterministic=t.config.train.deterministic, **({"notices": self.notices} if self.notices else {}))
         threads_at_start = self.threads.current() if self.threads is not None else None
         try:
             return self._run(wall_start)
@@ -397,6 +398,9 @@ class RunLoop:
                         last_checkpoint_step=self.saved_steps[-1] if self.saved_steps else None)
         summary = self.summary(status, time.time() - wall_start)
         summary["stop_reason"] = reason
+        summary["reproducible"], why = reproducibility(self.run_dir.read_records("events"))
+        if why:
+            summary["reproducible_why"] = why
         if error is not None:
             summary["error"] = error
         self.run_dir.write_summary(summary)
