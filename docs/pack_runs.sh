@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Packs a folder of run directories (a sweep, or runs side by side) for publication: no checkpoints, kept weights,
-# per-run logs or writer locks; a sweep manifest's base profile named by its shipped name, not this machine's path.
+# logs (they name this machine's paths) or writer locks; a sweep manifest's base profile named by its shipped name,
+# not this machine's path.
 # To read a published archive: tar xJf ARCHIVE && jepa-tui report FOLDER (or jepa-tui runs FOLDER).
 # Usage: bash docs/pack_runs.sh RUNS_PARENT FOLDER OUT.tar.xz
 set -eu
 parent=$1 folder=$2 out=$3
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-tar cf - --exclude checkpoints --exclude weights --exclude logs --exclude '*.lock' -C "$parent" "$folder" \
-  | tar xf - -C "$stage"
+tar cf - --exclude checkpoints --exclude weights --exclude logs --exclude '*.lock' --exclude '*.log' \
+  -C "$parent" "$folder" | tar xf - -C "$stage"
 if [ -f "$stage/$folder/manifest.json" ]; then
   python - "$stage/$folder/manifest.json" <<'PY'
 import json, sys
