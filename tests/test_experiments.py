@@ -207,10 +207,13 @@ def test_analyze_a_runs_checkpoints(tmp_path):
 
 
 def test_the_memory_family_is_the_calibrated_cell():
+    from jepa_tui.data.worlds import Physics
+
     cell, oracle = load_config("memory_cell"), load_config("memory_oracle")
-    assert cell.data.context_frames == oracle.data.context_frames == 2 and cell.model.horizons == (1, 2, 4)
-    assert cell.data.shift_gravity == oracle.data.shift_gravity == oracle.data.base_gravity == 1.0
-    assert cell.data.base_gravity == 0.0 and oracle.train.track == "A"
+    assert cell.data.context_frames == oracle.data.context_frames == 2 and cell.model.horizons == (1, 5, 10)
+    shift = Physics(friction=0.1)
+    assert Physics.shift(cell.data) == Physics.shift(oracle.data) == Physics.base(oracle.data) == shift
+    assert Physics.base(cell.data) == Physics() and oracle.train.track == "A"
     study = load_sweep("memory_study").runs()
     variants = {}
     for run in study:

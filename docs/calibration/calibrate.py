@@ -28,6 +28,7 @@ FORMULA = "ratio_of_sums"
 NAME = re.compile(r"c(?P<context>\d)_h(?P<horizons>\d+)_(?:base|oracle_(?P<shift>(?:g|friction|restitution|speed)"
                   r"[0-9.]+))_A_s(?P<seed>\d+)")
 HORIZONS = {"124": "1 2 4", "1510": "1 5 10"}  # the variant names' horizon sets
+DIVERGED = 10.0  # D_shift above this: the model's rollout ran away (training or evaluation diverged)
 # How Track A (trained on the base world) is asked about each shift: the shift world of the oracle's cell.
 KIND = re.compile(r"(?P<kind>g|friction|restitution|speed)(?P<value>[0-9.]+)")
 
@@ -93,8 +94,11 @@ def main() -> None:
                    "d_base_a": statistics.mean(_d(r, "d_base") for r in a),
                    "pos_rmse_px_a": statistics.mean(r["pos_rmse_px"] for r in a),
                    "pos_rmse_px_oracle": statistics.mean(r["pos_rmse_px"] for r in o)}
+            # a model whose D_shift exceeds DIVERGED (its rollout ran away) makes the cell's means meaningless
+            row["diverged"] = ", ".join(f"{who} s{s}" for who, values in (("A", d_a), ("oracle", d_o))
+                                        for s, v in zip(seeds, values, strict=True) if not v < DIVERGED)
             row["qualifies"] = bool(closed >= 0.30 and row["gap"] >= 0.08 and (sd != sd or row["gap"] >= 10 * sd)
-                                    and reverse > 0)
+                                    and reverse > 0 and not row["diverged"])
             rows.append(row)
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "calibration.csv", "w", newline="") as fh:
@@ -109,7 +113,7 @@ def main() -> None:
                      f"{r['seeds']} | {r['d_shift_a']:.4f} | {r['d_shift_oracle']:.4f} | {r['gap']:+.4f} | "
                      f"{r['seed_sd']:.4f} | {100 * r['closed_share']:.1f} % | {r['reverse_penalty']:+.4f} | "
                      f"{r['pos_rmse_px_a']:.2f} / {r['pos_rmse_px_oracle']:.2f} | "
-                     f"{'yes' if r['qualifies'] else 'no'} |")
+                     f"{'yes' if r['qualifies'] else ('diverged: ' + r['diverged'] if r['diverged'] else 'no')} |")
     (args.out / "calibration.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(json.dumps({"cells": len(rows), "qualifying": sum(r["qualifies"] for r in rows)}))
