@@ -336,7 +336,9 @@ def test_headless_lines_after_a_resume_show_the_last_evaluation_and_requests_fro
 
     assert runner.invoke(cli_app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id",
                                    "r"]).exit_code == 0
-    write_request(tmp_path / "r", Command.FREEZE_EMA)
+    request = write_request(tmp_path / "r", Command.FREEZE_EMA)
+    later = time.time() + 600  # as if watch wrote it while the resumed run trains (an older one would be stale)
+    os.utime(request, (later, later))
     result = runner.invoke(cli_app, ["train", "--resume", str(tmp_path / "r"), "--steps", "60", "--force",
                                      "--set", "train.print_every_seconds=0.0001"])
     assert result.exit_code == 0, result.output

@@ -176,7 +176,7 @@ def test_diagnostics_effective_rank_and_the_kinematic_probe(smoke_worlds):
 def test_each_family_profile_trains_on_the_smoke_worlds(profile, smoke_worlds):
     smoke = load_config("smoke")
     sets = [f"data.{k}={v!r}".replace("'", '"') if not isinstance(v, tuple) else f"data.{k}={list(v)}"
-            for k, v in vars(smoke.data).items() if k not in ("shift", "base")]  # the default physics
+            for k, v in vars(smoke.data).items() if k not in ("shift", "base", "stream")]  # the default physics
     model_sets = [f"model.{k}={list(getattr(smoke.model, k))}" for k in ("encoder_channels",)] + \
         [f"model.hidden_dim={smoke.model.hidden_dim}", f"model.latent_dim={smoke.model.latent_dim}",
          "train.batch_size=8", "train.k_set=[1, 2, 4]", "memory.capacity=16", "memory.exp_dim=16",

@@ -73,9 +73,10 @@ def test_anything_in_requests_is_set_aside_and_training_goes_on(tmp_path, smoke_
     config = load_config("smoke", ["train.steps=60"])
     prepared = prepare_run(config, CPU, tmp_path, "r", worlds=smoke_worlds)
     run_dir = tmp_path / "r"
+    loop = RunLoop(prepared.trainer, prepared.directory)  # started: what arrives now is not stale
     made = _hostile_entries(run_dir / "requests", random.Random(0))
     (run_dir / "pause_request.flag").mkdir()  # the paper's flag, but a directory
-    summary = RunLoop(prepared.trainer, prepared.directory).run()
+    summary = loop.run()
     assert summary["status"] == "done" and summary["steps"] == 60
     log = events(run_dir)
     rejected = {e["name"]: e for e in log if e["kind"] == "request_rejected"}
