@@ -13,8 +13,6 @@ stream it would have seen.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -25,11 +23,9 @@ from jepa_tui.data.trajectories import Physics, Trajectories, simulate
 def draw_physics(stream: StreamConfig, rng: np.random.Generator, wall_restitution: float) -> Physics:
     """One world of the family: each quantity uniform in its ``[low, high]`` range (direction 0° = down)."""
     magnitude = rng.uniform(*stream.gravity)
-    angle = math.radians(rng.uniform(*stream.gravity_direction_deg))
-    row, col = magnitude * math.cos(angle), magnitude * math.sin(angle)
-    return Physics(gravity_row=0.0 if abs(row) < 1e-12 else row, gravity_col=0.0 if abs(col) < 1e-12 else col,
-                   friction=rng.uniform(*stream.friction), speed_scale=rng.uniform(*stream.speed_scale),
-                   restitution=wall_restitution)
+    direction = rng.uniform(*stream.gravity_direction_deg)
+    return Physics.pointing(magnitude, direction, friction=rng.uniform(*stream.friction),
+                            speed_scale=rng.uniform(*stream.speed_scale), restitution=wall_restitution)
 
 
 class TrainingStream:

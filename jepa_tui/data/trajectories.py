@@ -50,15 +50,21 @@ class Physics:
     restitution: float = 1.0
 
     @classmethod
+    def pointing(cls, magnitude: float, direction_deg: float, **others: float) -> Physics:
+        """Gravity of ``magnitude`` px/frame² in direction ``direction_deg`` (0° = down, 90° = right), the other
+        quantities as given; components within 1e-12 of zero are exactly zero (so "down" has no sideways part)."""
+        angle = math.radians(direction_deg)
+        row, col = magnitude * math.cos(angle), magnitude * math.sin(angle)
+        return cls(gravity_row=0.0 if abs(row) < 1e-12 else row, gravity_col=0.0 if abs(col) < 1e-12 else col,
+                   **others)
+
+    @classmethod
     def of(cls, table: PhysicsConfig, default_gravity: float, wall_restitution: float) -> Physics:
         """A world's physics from its ``[data.base]`` / ``[data.shift]`` table (unset gravity: ``default_gravity``
         straight down; unset restitution: ``wall_restitution``)."""
-        g = default_gravity if table.gravity is None else table.gravity
-        angle = math.radians(table.gravity_direction_deg)
-        row, col = g * math.cos(angle), g * math.sin(angle)
-        return cls(gravity_row=0.0 if abs(row) < 1e-12 else row, gravity_col=0.0 if abs(col) < 1e-12 else col,
-                   friction=table.friction, speed_scale=table.speed_scale,
-                   restitution=wall_restitution if table.restitution is None else table.restitution)
+        return cls.pointing(default_gravity if table.gravity is None else table.gravity, table.gravity_direction_deg,
+                            friction=table.friction, speed_scale=table.speed_scale,
+                            restitution=wall_restitution if table.restitution is None else table.restitution)
 
     @classmethod
     def base(cls, cfg: DataConfig) -> Physics:
@@ -70,10 +76,6 @@ class Physics:
     def shift(cls, cfg: DataConfig) -> Physics:
         """The shift world of ``[data.shift]`` (gravity ``data.shift_gravity`` down when nothing else is set)."""
         return cls.of(cfg.shift, cfg.shift_gravity, cfg.wall_restitution)
-
-    def vector(self) -> tuple[float, float, float, float, float]:
-        """(gravity_row, gravity_col, friction, speed_scale, restitution): the parameters as numbers."""
-        return (self.gravity_row, self.gravity_col, self.friction, self.speed_scale, self.restitution)
 
     def context(self) -> tuple[float, float, float, float, float]:
         """The physics as its departure from the paper's base world (no gravity, no friction, speed ×1, elastic
