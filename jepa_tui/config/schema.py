@@ -316,11 +316,6 @@ def describe_shift(data: DataConfig) -> str:
     return describe_physics(data.shift, data.shift_gravity, data.wall_restitution)
 
 
-def describe_base(data: DataConfig) -> str:
-    """The base world's physics in a few words ("the base world's physics" for the paper's: no gravity)."""
-    return describe_physics(data.base, data.base_gravity, data.wall_restitution)
-
-
 def describe_physics(s: PhysicsConfig, default_gravity: float, wall_restitution: float) -> str:
     """One world's physics in a few words, e.g. "gravity 0.5 px/frame² down, friction 0.05"."""
     gravity = default_gravity if s.gravity is None else s.gravity

@@ -97,11 +97,12 @@ def _header(report: Report) -> None:
              f"{len(runs)} run directories; D_shift formula: **{formula}**. Statistics marked *(ours)* are not the "
              "paper's; the pre-registered comparison is the paper's.", "",
              "| run | directory | status | steps | evaluations | reproducible |", "| --- " * 6 + "|"]
+    reproducible = {run.path: reproducibility(run.events) for run in runs}
     for run in runs:
         budget = f"{run.last_step}/{run.budget_steps}" if run.budget_steps else str(run.last_step)
         lines.append(f"| {run.label} | {run.path.name} | {run.status} | {budget} | {len(run.evals)} | "
-                     f"{reproducibility(run.events)[0]} |")
-    why = sorted({w for run in runs if (w := reproducibility(run.events)[1])})
+                     f"{reproducible[run.path][0]} |")
+    why = sorted({w for _, w in reproducible.values() if w})
     if why:
         lines += ["", "Reproducible *to rounding* (a rerun matches to the last digits, not bitwise): "
                   + "; ".join(why) + "."]
