@@ -203,7 +203,27 @@ def test_analyze_a_runs_checkpoints(tmp_path):
     for name in ("svd_spectrum", "attention_by_age", "horizons_and_surprisal"):
         assert (tmp_path / "r" / "analysis" / f"{name}.png").stat().st_size > 1000
     bad = runner.invoke(app, ["analyze", str(tmp_path / "r"), "--step", "7"])
-    assert bad.exit_code == 2 and "no checkpoint at that step; kept: 20, 40" in bad.output
+    assert bad.exit_code == 2 and "no kept model at that step; kept: 20, 40" in bad.output
+
+
+def test_analyze_takes_kept_weights_and_shows_the_re_evaluations_beside(tmp_path):
+    run = tmp_path / "r"
+    assert runner.invoke(app, ["train", "--profile", "smoke", "--runs-dir", str(tmp_path), "--run-id", "r",
+                               "--set", "eval.every_steps=10"]).exit_code == 0
+    assert sorted(int(p.stem.split("_")[-1]) for p in (run / "weights").iterdir()) == [10, 20, 30, 40]
+    evaluated = runner.invoke(app, ["evaluate", str(run), "--step", "30", "--set", "data.shift_gravity=1.0"])
+    assert evaluated.exit_code == 0, evaluated.output
+    record = json.loads((run / "evaluations" / "data.shift_gravity-1.0.jsonl").read_text())
+    result = runner.invoke(app, ["analyze", str(run), "--step", "30"])  # kept as weights only, no checkpoint
+    assert result.exit_code == 0, result.output
+    data = json.loads((run / "analysis" / "step_00000030.json").read_text())
+    evals = {r["step"]: r for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+             if r["kind"] == "eval"}
+    assert data["d_shift"] == pytest.approx(evals[30]["d_shift"], rel=1e-6)
+    beside = data["evaluations"]["data.shift_gravity-1.0"]
+    assert beside["d_shift"] == record["d_shift"] != pytest.approx(data["d_shift"])  # another shift world
+    assert beside["memory_gain"] == record["memory_gain"] and beside["settings"] == {"data.shift_gravity": 1.0}
+    assert f"evaluations/data.shift_gravity-1.0: d_shift {record['d_shift']:.4f}" in result.output
 
 
 def test_the_memory_family_is_the_calibrated_cell():

@@ -124,8 +124,12 @@ def test_a_damaged_checkpoint_is_refused_with_the_way_back(trained):
     assert result.exit_code == 2 and "fails its CRC check" in result.output
     assert "delete it to resume from step_00000020.pt" in result.output and "Traceback" not in result.output
     assert (trained / "checkpoints" / "step_00000020.pt").is_file() and last.is_file()  # nothing lost
+    analysis = invoke("analyze", trained, "--step", "40")  # the weights kept at step 40 are intact
+    assert analysis.exit_code == 0, analysis.output
+    weights = next((trained / "weights").glob("*40*"))
+    _flip_inside_a_tensor(weights)
     analysis = invoke("analyze", trained, "--step", "40")
-    assert analysis.exit_code == 2 and "CRC" in analysis.output
+    assert analysis.exit_code == 2 and "CRC" in analysis.output and "Traceback" not in analysis.output
 
 
 @pytest.mark.parametrize("kind", ["random bytes", "empty", "directory", "symlink", "json"])

@@ -25,6 +25,7 @@ from jepa_tui.evaluation.evaluate import (
     start_latents,
 )
 from jepa_tui.evaluation.experience import ExperienceFeed, eval_generator
+from jepa_tui.evaluation.ttt import adapted
 from jepa_tui.model.memory import WORLD_BASE, WORLD_SHIFT
 from jepa_tui.training.trainer import Trainer
 
@@ -272,3 +273,19 @@ def test_shift_calibration_separates_repairable_shifts():
     assert two["repairable"] > one["repairable"] > 0.0  # velocity makes more of the shift predictable
     assert abs(same["repairable"]) < 0.01 and abs(same["reverse_penalty"]) < 0.01  # no shift: nothing to repair
     assert two["reverse_penalty"] > 0 and 0 < one["bounce_share"] < 1
+
+
+def test_test_time_training_fits_trainings_prediction_term_at_every_horizon(smoke_worlds):
+    trainer = _trainer("C", worlds=smoke_worlds)
+    model, config = trainer.model, trainer.config
+    feed = ExperienceFeed(model, smoke_worlds, config, "shift", eval_generator(config, 4, CPU), 4)
+    feed.push(2)
+    split, seq, t = feed.starts[0]
+    inside = t[:, 0] + max(model.horizons) < split.num_frames
+    assert 0 < int(inside.sum()) < len(seq)  # some samples end past the sequence at the longest horizon
+    feed.starts[:] = [(split, seq[inside], t[inside])]
+    with adapted(model, feed, steps=1, lr=0.0) as losses:
+        pass
+    frames = smoke_worlds.observe(split, seq[inside], t[inside] + torch.tensor((0, *model.horizons)))
+    expected = trainer.forward_loss(frames, int(model.memory.buffer.size))[1]  # training's prediction term
+    assert losses[0] == pytest.approx(float(expected.detach()), rel=1e-5)

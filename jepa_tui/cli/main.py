@@ -499,48 +499,53 @@ def report(
 
 @app.command()
 def analyze(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory with checkpoints.")],
-    step: Annotated[int | None, typer.Option(help="Analyse the checkpoint at this step (default: every kept one).")]
+    run_dir: Annotated[Path, typer.Argument(help="A run directory with kept weights or checkpoints.")],
+    step: Annotated[int | None, typer.Option(help="Analyse the model kept at this step (default: every kept one).")]
     = None,
     device: DeviceOption = None,
 ) -> None:
     """SVD / effective rank of predictor outputs, buffer attention by age and world, D_shift per horizon and the
-    surprisal trace at the base → shift switch, per checkpoint; JSON and figures in RUN_DIR/analysis/."""
+    surprisal trace at the base → shift switch, per kept model, beside the run's re-evaluations
+    (evaluations/<tag>.jsonl) at the same step; JSON and figures in RUN_DIR/analysis/."""
     import json as json_module
 
-    from jepa_tui.evaluation.analysis import age_correlation, analyse, attention_table
+    from jepa_tui.data.worlds import Worlds
+    from jepa_tui.evaluation.analysis import age_correlation, analyse, attention_table, evaluations_at
     from jepa_tui.reporting.analysis_figures import analysis_figures
     from jepa_tui.reporting.figures import make_folder
-    from jepa_tui.runs import RunDirectory, RunDirError, load_checkpoint
+    from jepa_tui.runs import RunDirectory, RunDirError
     from jepa_tui.runs.files import atomic_write_text
-    from jepa_tui.training.trainer import Trainer, pick_device
+    from jepa_tui.training.reevaluate import evaluation_model, load_stored, stored_models
+    from jepa_tui.training.trainer import pick_device
 
     try:
         directory = RunDirectory.open(run_dir)
         config = load_run_config(directory.path, device=device)
-        checkpoints = directory.checkpoint_paths()
+        kept = stored_models(directory)
         if step is not None:
-            if step not in checkpoints:
-                raise ConfigError(f"--step {step}: no checkpoint at that step; kept: "
-                                  f"{', '.join(map(str, checkpoints)) or 'none'}.")
-            checkpoints = {step: checkpoints[step]}
-        if not checkpoints:
-            raise ConfigError(f"'{run_dir}' has no checkpoints to analyse.")
-        trainer = Trainer(config, pick_device(config.train.device))
-        states = {s: load_checkpoint(p) for s, p in checkpoints.items()}
+            if step not in kept:
+                raise ConfigError(f"--step {step}: no kept model at that step; kept: "
+                                  f"{', '.join(map(str, kept)) or 'none'}.")
+            kept = {step: kept[step]}
+        if not kept:
+            raise ConfigError(f"'{run_dir}' keeps no model (no weights/ or checkpoints/) to analyse.")
+        torch_device = pick_device(config.train.device)
+        model = evaluation_model(config, torch_device)
+        worlds = Worlds(config.data, torch_device, seed=config.world_seed)
+        evaluations = directory.read_evaluations()
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     out = directory.path / "analysis"
     results = []
     print("step   D_shift  sigma_z  eff.rank  top-3 singular values      attention base/shift  age corr  "
           "D_shift per k")
-    for s, state in states.items():
+    for s, stored in kept.items():
         try:
-            trainer.load_state_dict(state["trainer"])
-        except Exception as exc:  # a checkpoint of another configuration or code version
-            raise _fail(f"the checkpoint at step {s} of '{run_dir}' does not fit its config.toml: "
-                        f"{str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}") from None
-        result = analyse(trainer.model, trainer.worlds, config, s)
+            load_stored(model, stored)
+        except _bad_input_errors() as exc:
+            raise _fail(str(exc)) from None
+        result = analyse(model, worlds, config, s)
+        result.evaluations = evaluations_at(evaluations, s, config.eval.formula)
         results.append(result)
         try:
             make_folder(out)
@@ -554,6 +559,9 @@ def analyze(
         corr = f"{age_correlation(result.attention):+.2f}" if len(result.attention) >= 3 else "-"
         print(f"{s:<6} {result.d_shift:.4f}   {result.sigma_z:.4f}   {result.effective_rank:6.2f}    {top:<26} "
               f"{attention:<21} {corr:<9} {per_k}", flush=True)
+        for tag, row in result.evaluations.items():
+            print(f"       evaluations/{tag}: " + ", ".join(
+                f"{name} {value:.4f}" for name, value in row.items() if isinstance(value, float)), flush=True)
     last = results[-1]
     if last.attention:
         print(f"\nattention during shift-world inference at step {last.step} (uniform = "

@@ -220,9 +220,10 @@ class EvalConfig:
     # also evaluate with n base-world experiences: content effect = D(base entries) - D(shift entries), at n
     content_control: bool = True
     # test-time training baseline: fine-tune a copy of these parameters for ttt_steps Adam steps on the n shift
-    # mini-batches' prediction loss, evaluate, discard (0 = off)
+    # mini-batches' prediction loss at every horizon, evaluate, discard (0 = off). 1e-4: at 1e-3, 50 steps make
+    # the oracle itself worse on its own world (docs/memory)
     ttt_steps: int = 0
-    ttt_lr: float = 1e-3
+    ttt_lr: float = 1e-4
     ttt_params: Literal["predictor", "all"] = "predictor"
     # model weights (no optimiser) at every evaluation step, in weights/, so `jepa-tui evaluate` can re-ask any step
     keep_weights: bool = True

@@ -155,7 +155,14 @@ class Worlds:
         Draws the sequences, then the starts t ∈ [C - 1, T - k), from ``generator`` (the buffer entries of the
         evaluation protocol and the analyses; spec §5).
         """
+        seq, t = self.transition_starts(split, batch, k, generator)
+        return self.observe(split, seq, torch.cat([t, t + k], dim=1))
+
+    def transition_starts(self, split: Trajectories, batch: int, k: int, generator: torch.Generator
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The draws of :meth:`sample_transitions`: sequence indices int64 (B,), then starts int64 (B, 1) in
+        [C - 1, T - k)."""
         seq = torch.randint(len(split), (batch,), device=self.device, generator=generator)
         first = self.context - 1
         t = torch.randint(split.num_frames - k - first, (batch, 1), device=self.device, generator=generator) + first
-        return self.observe(split, seq, torch.cat([t, t + k], dim=1))
+        return seq, t

@@ -40,6 +40,7 @@ class Analysis:
     attention: list[dict] = field(default_factory=list)
     attention_mass: dict[str, float] = field(default_factory=dict)  # total weight on base / shift entries
     surprisal_trace: list[dict] = field(default_factory=list)
+    evaluations: dict[str, dict] = field(default_factory=dict)  # tag -> the re-evaluation at this step
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -112,6 +113,28 @@ def analyse(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) ->
     values = [float(v) for v in singular]
     return Analysis(step, result.d_shift, result.sigma_z, result.d_shift_per_horizon, values,
                     effective_rank(singular), rows, mass, trace)
+
+
+def evaluations_at(evaluations: dict[str, list[dict]], step: int, formula: str) -> dict[str, dict]:
+    """What ``jepa-tui evaluate`` found at ``step``, per tag (``evaluations/<tag>.jsonl``): D_shift under
+    ``formula``, memory gain, content effect, pixel RMSE (px) and test-time-trained D_shift, with the settings that
+    differed from the run's; tags without a record at that step are left out."""
+    found = {}
+    for tag, records in sorted(evaluations.items()):
+        record = next((r for r in records if isinstance(r, dict) and r.get("step") == step), None)
+        if record is None:
+            continue
+        table = record.get("formulas")
+        under = table.get(formula) if isinstance(table, dict) else None
+        d_shift = under.get("d_shift") if isinstance(under, dict) else record.get("d_shift")
+        row = {"d_shift": d_shift, **{key: record.get(key) for key in
+                                      ("memory_gain", "content_effect", "pos_rmse_px", "d_shift_ttt")}}
+        found[tag] = {key: float(value) for key, value in row.items()
+                      if isinstance(value, int | float) and not isinstance(value, bool)}
+        diff = record.get("config_diff")
+        found[tag]["settings"] = {k: v[1] for k, v in diff.items() if isinstance(v, list) and len(v) == 2} \
+            if isinstance(diff, dict) else {}
+    return found
 
 
 def age_correlation(rows: list[dict]) -> float:

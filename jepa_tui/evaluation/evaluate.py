@@ -284,8 +284,7 @@ def _evaluate(model: JEPAWorldModel, worlds: Worlds, config: Config, step: int) 
     memory = model.memory
     start_state = {k: v.clone() for k, v in memory.buffer.state_dict().items()} if memory is not None else None
     feed = ExperienceFeed(model, worlds, config, ev.experience_source, eval_generator(config, step, worlds.device),
-                          step, keep_observations=ev.ttt_steps > 0 and ev.ttt_params == "all",
-                          keep_latents=ev.ttt_steps > 0)
+                          step, keep_latents=ev.ttt_steps > 0)
     points = curve_points(config)
     curve: dict = {"source": ev.experience_source, "n": list(points), "d_shift": {}, "d_shift_per_horizon": {}}
     shift_errors: dict[str, torch.Tensor] = {}

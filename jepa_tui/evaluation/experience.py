@@ -9,10 +9,11 @@ experience buffer as its batch-mean latent transition, ungated (as training's bu
 - ``shuffled``: shift mini-batches whose entry has its latent dimensions permuted (one random permutation per entry,
   the same for both tokens): the entries' statistics stay, their content goes.
 
-The latents (and, for test-time training of every parameter, the observations) of the mini-batches are kept, so a
-baseline can be evaluated on exactly the same n mini-batches. With the oracle context (``memory.oracle_context``) the
-experience vector comes from the physics the feed names (:meth:`ExperienceFeed.context`) instead of the buffer: the
-adaptation curve then runs from "physics unknown" (n = 0) to "physics known" (n > 0).
+The latents of the mini-batches and where they were drawn (sequence and start of each sample) are kept, so a baseline
+can be evaluated on exactly the same n mini-batches (test-time training reads those samples at every horizon). With
+the oracle context (``memory.oracle_context``) the experience vector comes from the physics the feed names
+(:meth:`ExperienceFeed.context`) instead of the buffer: the adaptation curve then runs from "physics unknown" (n = 0)
+to "physics known" (n > 0).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from jepa_tui.config import Config
-from jepa_tui.data.worlds import Worlds
+from jepa_tui.data.worlds import Trajectories, Worlds
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.model.memory import WORLD_BASE, WORLD_SHIFT
 
@@ -44,7 +45,7 @@ class ExperienceFeed:
     Attributes:
         source: "shift", "base" or "shuffled".
         latents: per mini-batch pushed, (z_t (B, d) online latents, z̄_{t+k} (B, d) target latents).
-        observations: per mini-batch, (B, 2, C, H, W) observations, when ``keep_observations``.
+        starts: per mini-batch pushed, (split, sequence indices (B,), starts t (B, 1)): where its samples come from.
     """
 
     model: JEPAWorldModel
@@ -53,10 +54,9 @@ class ExperienceFeed:
     source: str
     generator: torch.Generator
     step: int = 0
-    keep_observations: bool = False
     keep_latents: bool = True  # False: a model without memory draws nothing (no baseline needs the mini-batches)
     latents: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
-    observations: list[torch.Tensor] = field(default_factory=list)
+    starts: list[tuple[Trajectories, torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -90,11 +90,11 @@ class ExperienceFeed:
         batch = min(self.config.train.batch_size, len(split))
         memory = self.model.memory
         for _ in range(count):
-            frames = self.worlds.sample_transitions(split, batch, k, self.generator)  # (B, 2, C, H, W)
+            seq, t = self.worlds.transition_starts(split, batch, k, self.generator)
+            frames = self.worlds.observe(split, seq, torch.cat([t, t + k], dim=1))  # (B, 2, C, H, W)
             z, target = self.model.encode(frames[:, 0]), self.model.encode_target(frames[:, 1])
             self.latents.append((z, target))
-            if self.keep_observations:
-                self.observations.append(frames)
+            self.starts.append((split, seq, t))
             if memory is None:
                 continue
             entry = self.model.buffer_entry(frames[:, 0], z, target)
