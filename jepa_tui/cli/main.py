@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -98,9 +99,12 @@ def _budget_source(profile: str | None, set_: list[str] | None, steps: int | Non
     if profile is None:
         return "the run's config.toml"
     try:
-        table = read_toml(resolve_profile(profile)).get("train", {})
+        body = read_toml(resolve_profile(profile))
     except ConfigError:
-        table = {}
+        body = {}
+    if not set(body) - {"description"}:
+        return f"the defaults: profile {profile} is empty, so every setting is the default"
+    table = body.get("train", {})
     if isinstance(table, dict) and ("steps" in table or "seconds" in table):
         return f"profile {profile}"
     return f"the default: profile {profile} sets no budget"
@@ -261,12 +265,17 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         check_groupable(configs)  # before any run directory exists
         torch_device = pick_device(configs[0].train.device)
         thread_count = apply_threads(configs[0].train.threads)
-        for config in configs:
-            name = f"{run_id}_s{config.train.seed}" if run_id else None
+        names = [f"{run_id}_s{config.train.seed}" if run_id else None for config in configs]
+        taken = [name for name in names if name is not None and (runs_dir / name).exists()]
+        if taken:  # before any member's directory is made, so the same command works once the name is free
+            raise ConfigError(f"run directory '{runs_dir / taken[0]}' exists already; it is never overwritten "
+                              "(choose another --run-id).")
+        for config, name in zip(configs, names, strict=True):
             prepared.append(prepare_run(config, torch_device, runs_dir, name))
     except _bad_input_errors() as exc:
-        for run in prepared:
+        for run in prepared:  # members made before the refusal: nothing trained in them, no stub left behind
             run.directory.close()
+            shutil.rmtree(run.directory.path, ignore_errors=True)
         raise _fail(str(exc)) from None
     t = configs[0].train
     budget = f"{t.steps} steps" if t.steps is not None else f"{t.seconds:g} s"
@@ -544,6 +553,11 @@ def analyze(
             load_stored(model, stored)
         except _bad_input_errors() as exc:
             raise _fail(str(exc)) from None
+        diverged = [name for name, t in model.state_dict().items() if t.is_floating_point() and not t.isfinite().all()]
+        if diverged:
+            print(f"{s:<6} skipped: non-finite weights ({diverged[0]}{' …' * (len(diverged) > 1)}), a diverged model",
+                  flush=True)
+            continue
         result = analyse(model, worlds, config, s)
         result.evaluations = evaluations_at(evaluations, s, config.eval.formula)
         results.append(result)
@@ -562,6 +576,8 @@ def analyze(
         for tag, row in result.evaluations.items():
             print(f"       evaluations/{tag}: " + ", ".join(
                 f"{name} {value:.4f}" for name, value in row.items() if isinstance(value, float)), flush=True)
+    if not results:
+        raise _fail(f"no model of '{run_dir}' could be analysed: every one chosen has non-finite weights.")
     last = results[-1]
     if last.attention:
         print(f"\nattention during shift-world inference at step {last.step} (uniform = "

@@ -40,6 +40,10 @@ class SignalStop:
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
+            if self.reason is not None and signum != signal.SIGINT:
+                # stopping already: a second SIGHUP or SIGTERM while the summary is written must not end the
+                # process with its default code (129) instead of the documented one
+                handler = signal.SIG_IGN
             signal.signal(signum, handler)
 
     def __call__(self) -> str | None:

@@ -43,6 +43,33 @@ def load_digit_pool(source: str) -> np.ndarray:
     if images.ndim != 3 or images.shape[1:] != (DIGIT_SIZE, DIGIT_SIZE) or len(images) == 0:
         raise DigitPoolError(f"data.digits: '{path}' holds images of shape {images.shape}, expected "
                              f"(N, {DIGIT_SIZE}, {DIGIT_SIZE}).")
+    return check_pixels(images, path)
+
+
+MIN_DIGITS = 2  # a one-image pool trains to NaN (every sequence shows the same digit)
+MAX_BLANK_SHARE = 0.01  # MNIST has no blank image; a pool of blanks trains on empty canvases
+
+
+def check_pixels(images: np.ndarray, path: Path) -> np.ndarray:
+    """The images as uint8 after checking what a cast would hide: a numeric dtype, every pixel an integer in
+    [0, 255] (floats of 1e6 would wrap silently), at least :data:`MIN_DIGITS` images that are not blank and at
+    most 1 % blank ones.
+
+    Raises:
+        DigitPoolError: naming the file and what is wrong.
+    """
+    if images.dtype.kind not in "uif":
+        raise DigitPoolError(f"data.digits: '{path}' holds {images.dtype} values; expected pixels 0-255 (uint8).")
+    if images.dtype != np.uint8:
+        low, high = (float(images.min()), float(images.max())) if images.size else (0.0, 0.0)
+        if not (np.isfinite(low) and np.isfinite(high) and low >= 0 and high <= 255) or \
+                (images.dtype.kind == "f" and not np.array_equal(images, np.round(images))):
+            raise DigitPoolError(f"data.digits: '{path}' holds {images.dtype} pixels in [{low:g}, {high:g}]; "
+                                 "expected integers 0-255 (MNIST's uint8).")
+    blank = int((images.reshape(len(images), -1).max(axis=1) == 0).sum())
+    if len(images) - blank < MIN_DIGITS or blank > MAX_BLANK_SHARE * len(images):
+        raise DigitPoolError(f"data.digits: '{path}' holds {len(images)} images, {blank} of them blank; expected at "
+                             f"least {MIN_DIGITS} digits and at most {MAX_BLANK_SHARE:.0%} blank images.")
     return np.ascontiguousarray(images, dtype=np.uint8)
 
 

@@ -75,6 +75,8 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
     body = read_toml(path)
     sweep = body.get("sweep")
     where = f"{path}: [sweep]"
+    if sweep is not None and not isinstance(sweep, dict):
+        raise ConfigError(f"{where}: 'sweep' must be a table ([sweep] with base = ..., tracks, seeds, variants).")
     if sweep is None:
         if variants:
             raise ConfigError(f"--variants: {path} is not a sweep profile, so it has no variants to choose from.")
@@ -91,7 +93,17 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
             raise ConfigError(f"{where}: 'base' must name a profile, e.g. base = \"track_c\".")
         table: dict[str, tuple[str, ...]] = {}
         only: dict[str, tuple[str, ...]] = {}
-        for i, variant in enumerate(sweep.get("variant", [])):
+        listed = sweep.get("variant", [])
+        if not isinstance(listed, list) or not all(isinstance(v, dict) for v in listed):
+            raise ConfigError(f"{where}: 'variant' must be an array of tables ([[sweep.variant]] with name = ... and "
+                              "set = {...}).")
+        examples = {"tracks": 'track letters, e.g. tracks = ["A", "C"]', "seeds": "integers, e.g. seeds = [42, 43]"}
+        for key, example in examples.items():
+            value = sweep.get(key, [])
+            kind = str if key == "tracks" else int
+            if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+                raise ConfigError(f"{where}: '{key}' must be an array of {example}.")
+        for i, variant in enumerate(listed):
             name, sets = variant.get("name"), variant.get("set", {})
             if not isinstance(name, str) or not name or not isinstance(sets, dict):
                 raise ConfigError(f"{where}: variant {i + 1} needs a non-empty 'name' and a 'set' table of "
@@ -106,6 +118,8 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
                                   "set, tracks.")
             table[name] = tuple(f"{k}={_toml_value(v)}" for k, v in sets.items())
             if "tracks" in variant:
+                if not isinstance(variant["tracks"], list) or not all(isinstance(t, str) for t in variant["tracks"]):
+                    raise ConfigError(f"{where}: variant {name!r}: 'tracks' must be an array of track letters.")
                 only[name] = tuple(variant["tracks"])
         if variants:
             missing = [v for v in variants if v not in table]

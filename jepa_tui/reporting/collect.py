@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config, ConfigError, load_run_config
-from jepa_tui.runs import RunDirectory
+from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.runs.interventions import Intervention, interventions
 from jepa_tui.runs.manifest import sweep_variant
 
@@ -24,8 +24,25 @@ def eval_field(record: dict, key: str, formula: str | None, own_formula: str) ->
     return record.get(key, own.get(key))
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def finite_number(value: object) -> float | None:
+    """``value`` as a float when it is a finite number (not a bool); None otherwise (a NaN or infinite D_shift is
+    no measurement: :attr:`RunRecord.nonfinite_evals` names those evaluations)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+COUNT_FIELDS = ("buffer_size", "boundary_events")  # train-record fields used as counts
+
+
+def _counts_checked(record: dict) -> dict:
+    """A train record without count fields that are not finite non-negative numbers (``Infinity`` in
+    ``buffer_size`` would otherwise overflow where it is used as an int)."""
+    for key in COUNT_FIELDS:
+        value = finite_number(record.get(key))
+        if key in record and (value is None or value < 0):
+            del record[key]
+    return record
 
 
 @dataclass
@@ -67,13 +84,18 @@ class RunRecord:
 
     def value(self, record: dict, key: str) -> float | None:
         """A number of an eval record under the report's formula (None when not recorded)."""
-        return _number(eval_field(record, key, self.formula, self.config.eval.formula))
+        return finite_number(eval_field(record, key, self.formula, self.config.eval.formula))
 
     def per_horizon(self, record: dict, key: str) -> dict[str, float]:
         """A per-horizon table of an eval record ("d_shift_per_horizon", "d_base_per_horizon") under the report's
         formula; empty when not recorded."""
         table = eval_field(record, key, self.formula, self.config.eval.formula)
-        return {k: v for k, v in table.items() if _number(v) is not None} if isinstance(table, dict) else {}
+        return {k: v for k, v in table.items() if finite_number(v) is not None} if isinstance(table, dict) else {}
+
+    @staticmethod
+    def sigma_z(record: dict) -> float | None:
+        """σ_z of an eval record (it does not depend on the formula); None when not a finite number."""
+        return finite_number(record.get("sigma_z"))
 
     def d_shift(self, record: dict) -> float | None:
         return self.value(record, "d_shift")
@@ -96,7 +118,7 @@ class RunRecord:
     @property
     def val_pick(self) -> dict | None:
         """The evaluation with the lowest D_shift on the shift *validation* split (None when not recorded)."""
-        picked = [e for e in self.evals if self.value(e, "d_shift_val") is not None]
+        picked = [e for e in self.evals if self.value(e, "d_shift_val") is not None and self.d_shift(e) is not None]
         return min(picked, key=lambda e: self.value(e, "d_shift_val")) if picked else None
 
     @property
@@ -109,6 +131,12 @@ class RunRecord:
         steps = [r["step"] for r in (*self.trains, *self.evals)]
         steps += [e["step"] for e in self.events if isinstance(e.get("step"), int)]
         return max(steps, default=0)
+
+    @property
+    def nonfinite_evals(self) -> list[int]:
+        """Steps of the evaluations whose D_shift is recorded as NaN or ±infinity (a diverged model)."""
+        return [e["step"] for e in self.evals if eval_field(e, "d_shift", self.formula, self.config.eval.formula)
+                is not None and self.d_shift(e) is None]
 
     @property
     def finished(self) -> bool:
@@ -133,12 +161,14 @@ class RunRecord:
         out = []
         peak = self.peak
         if peak is not None:
-            sigma = peak.get("sigma_z")
-            if isinstance(sigma, int | float) and sigma < COLLAPSE_LINE:
+            sigma = self.sigma_z(peak)
+            if sigma is not None and sigma < COLLAPSE_LINE:
                 out.append(f"σ_z {sigma:.3f} < {COLLAPSE_LINE} at the peak (collapse line)")
             d = self.d_shift(peak)
-            if d is not None and (d >= 1.0 or not math.isfinite(d)):
+            if d is not None and d >= 1.0:
                 out.append(f"D_shift {d:.4g} ≥ 1 at best (no better than persistence)")
+        if self.nonfinite_evals:
+            out.append(f"D_shift not finite at step {', '.join(map(str, self.nonfinite_evals[:5]))} (diverged)")
         if not self.finished:
             budget = f" of {self.budget_steps}" if self.budget_steps else ""
             out.append(f"{self.status} at step {self.last_step}{budget}")
@@ -176,7 +206,8 @@ def read_run(run_dir: Path, formula: str | None = None) -> RunRecord:
     metrics = [r for r in directory.read_records("metrics") if isinstance(r, dict) and isinstance(r.get("step"), int)]
     events = [r for r in directory.read_records("events") if isinstance(r, dict)]
     return RunRecord(run_dir, load_run_config(run_dir), sweep_variant(run_dir),
-                     [r for r in metrics if r.get("kind") == "eval"], [r for r in metrics if r.get("kind") == "train"],
+                     [r for r in metrics if r.get("kind") == "eval"],
+                     [_counts_checked(r) for r in metrics if r.get("kind") == "train"],
                      events, _status(events, directory.read_summary()), formula, directory.read_evaluations())
 
 
@@ -198,6 +229,8 @@ def collect_runs(paths: list[Path], formula: str | None = None) -> tuple[list[Ru
                 found[run_dir.resolve()] = read_run(run_dir, formula)
             except ConfigError as exc:
                 skipped.append(Skipped(run_dir, f"unreadable configuration: {exc}"))
+            except RunDirError as exc:  # metrics.jsonl a directory, a FIFO, a symlink loop, ...
+                skipped.append(Skipped(run_dir, f"unreadable records: {exc}"))
     if not found:
         raise FileNotFoundError(f"no run directories under {', '.join(map(str, paths))}"
                                 + (f" ({skipped[0].reason})" if skipped else ""))

@@ -41,7 +41,7 @@ def _style(name: str) -> tuple:
 
 def value(run: RunRecord, record: dict, key: str) -> float | None:
     """An eval field under the report's formula: D_shift and d_base follow it, σ_z does not depend on it."""
-    return run.value(record, key) if key != "sigma_z" else record.get("sigma_z")
+    return run.value(record, key) if key != "sigma_z" else run.sigma_z(record)
 
 
 def bar_chart(runs: list[RunRecord], path: Path) -> Path | None:

@@ -225,13 +225,14 @@ def table1(report: Report) -> None:
                 [f"{title}Shift world: {'; '.join(shifts)}", "", *header]
             shown_variant = variant
         s = report.summaries[key]
-        sigma = sum(r.peak.get("sigma_z", 0.0) for r in runs) / len(runs)
+        sigmas = [v for r in runs if (v := r.sigma_z(r.peak)) is not None]
+        sigma = sum(sigmas) / len(sigmas) if sigmas else None
         picks = [r.d_shift(r.val_pick) for r in runs if r.val_pick is not None]
         picked = _f(sum(picks) / len(picks)) if len(picks) == len(runs) else "n/a"
         gaps = [r.d_shift(r.peak) - r.value(r.peak, "d_base") for r in runs if r.value(r.peak, "d_base") is not None]
         gap = _signed(sum(gaps) / len(gaps)) if gaps else "n/a"
         flags = []
-        if sigma < COLLAPSE_LINE:
+        if sigma is not None and sigma < COLLAPSE_LINE:
             flags.append("σ_z < 0.5")
         if s.mean >= 1.0:
             flags.append("≥ 1: no better than persistence")
@@ -252,8 +253,8 @@ def table1(report: Report) -> None:
             pick = r.val_pick
             picked = f"{pick['step']} → {_f(r.d_shift(pick))}" if pick is not None else "-"
             lines.append(f"| {variant or '-'} | {r.track} | {r.seed} | {r.path.name} | {r.status} | {peak['step']} | "
-                         f"{_f(r.d_shift(peak))} | {_f(peak.get('sigma_z'))} | {gap_k} | {picked} | {final['step']} | "
-                         f"{_f(r.d_shift(final))} | {_f(final.get('sigma_z'))} | {_flags(r)} |")
+                         f"{_f(r.d_shift(peak))} | {_f(r.sigma_z(peak))} | {gap_k} | {picked} | {final['step']} | "
+                         f"{_f(r.d_shift(final))} | {_f(r.sigma_z(final))} | {_flags(r)} |")
     report.sections.append("\n".join(lines))
 
 
@@ -363,7 +364,7 @@ def _settling_row(run: RunRecord, freeze: str, result: Settling, at: str) -> str
     length = "no rise" if result.length is None else f"{result.length:,}"
     return (f"| {run.label} | {freeze} | {run.d_shift(result.reference):.4f} ({at} {result.reference['step']}) | "
             f"{run.d_shift(result.final):.4f} (step {result.final['step']}) | {result.rise:+.4f} | {length} | "
-            f"{_f(result.final.get('sigma_z'))} |")
+            f"{_f(run.sigma_z(result.final))} |")
 
 
 def table2(report: Report) -> None:
@@ -423,7 +424,7 @@ def table3(report: Report) -> None:
     if len({r.config.train.lambda_var for r in scored}) < 2:
         return
     rows = [f"| {run.config.train.lambda_var:g} | {run.label} | {run.d_shift(run.peak):.4f} | "
-            f"{run.d_shift(run.final):.4f} | {_f(run.peak.get('sigma_z'))} | {run.peak['step']} | {_flags(run)} |"
+            f"{run.d_shift(run.final):.4f} | {_f(run.sigma_z(run.peak))} | {run.peak['step']} | {_flags(run)} |"
             for run in sorted(scored, key=lambda r: (r.config.train.lambda_var, r.label))]
     report.sections.append("\n".join(["## Table 3: λ (variance weight) sensitivity", "",
                                       "| λ | run | peak D_shift | final D_shift | σ_z at peak | peak step | flags |",

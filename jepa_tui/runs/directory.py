@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,14 @@ import tomli_w
 from jepa_tui import __version__
 from jepa_tui.config import Config
 from jepa_tui.runs.checkpoint import CHECKPOINT_GLOB, checkpoint_name, write_checkpoint
-from jepa_tui.runs.files import RunDirError, WriterLock, atomic_write_bytes, atomic_write_text, os_message
+from jepa_tui.runs.files import (
+    RunDirError,
+    WriterLock,
+    atomic_write_bytes,
+    atomic_write_text,
+    os_message,
+    sha256_file,
+)
 from jepa_tui.runs.jsonl import count_malformed, parse_jsonl, read_regular_file
 
 RUN_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -86,23 +94,49 @@ class RunDirectory:
         except OSError as exc:
             raise RunDirError(f"cannot create run directory '{path}': {os_message(exc)}") from None
         run = cls(path)
-        run.lock()
         try:
-            run.checkpoints.mkdir()
-        except OSError as exc:
-            raise RunDirError(f"cannot create '{run.checkpoints}': {os_message(exc)}") from None
-        run.write_config(config, f"resolved configuration of run {run_id} (jepa-tui {__version__})")
+            run.lock()
+            _make_folder(run.checkpoints)
+            run.write_config(config, f"resolved configuration of run {run_id} (jepa-tui {__version__})")
+        except BaseException:  # a full disk, say: no stub without config.toml is left behind
+            run.close()
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return run
 
     def lock(self) -> RunDirectory:
-        """Take the directory's writer lock (held until :meth:`close` or the process ends).
+        """Take the directory's writer lock (held until :meth:`close` or the process ends), after checking that
+        every folder the run writes into is a real folder inside it (:meth:`check_folders`).
 
         Raises:
-            DirectoryBusy: another writer holds it; the message says who.
+            DirectoryBusy: another writer holds it; the message says who. RunDirError: a folder of the run is a
+            link or not a folder.
         """
+        self.check_folders()
         if not self._lock.held:
             self._lock.acquire()
         return self
+
+    def check_folders(self) -> None:
+        """Refuse a run directory whose folders (``checkpoints/``, ``weights/``, ``evaluations/``, ``analysis/``,
+        ``requests/``, ``requests/rejected/``) are links or files: the run would write, move or delete outside
+        itself.
+
+        Raises:
+            RunDirError: naming the folder.
+        """
+        for name in RUN_FOLDERS:
+            folder = self.path / name
+            try:
+                mode = os.lstat(folder).st_mode
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise RunDirError(f"cannot inspect '{folder}': {os_message(exc)}") from None
+            if not stat.S_ISDIR(mode):
+                kind = "a link" if stat.S_ISLNK(mode) else "not a folder"
+                raise RunDirError(f"'{folder}' is {kind}: a run writes only inside its own directory; move it "
+                                  f"away (or replace it by a folder) and try again.")
 
     def write_config(self, config: Config, description: str) -> None:
         """Write ``config.toml`` atomically: the fully resolved configuration, enough to rerun the run."""
@@ -174,16 +208,27 @@ class RunDirectory:
         Raises:
             RunDirError: when the checkpoint cannot be written (the older checkpoints are then all kept).
         """
-        try:
-            self.checkpoints.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise RunDirError(f"cannot create '{self.checkpoints}': {os_message(exc)}") from None
+        _make_folder(self.checkpoints)
         path = self.checkpoints / checkpoint_name(step)
         write_checkpoint(path, state)
+        own = self.own_checkpoints()
         for old_step, old in self.checkpoint_paths().items():
-            if old_step not in keep | {step}:
-                old.unlink()
+            if old_step in keep | {step} or old.is_symlink():
+                continue
+            digests = own.get(old.relative_to(self.path).as_posix())
+            if digests is not None and (not digests or sha256_file(old) in digests):
+                old.unlink()  # only a file this run wrote (events.jsonl names it, with its digest)
         return path
+
+    def own_checkpoints(self) -> dict[str, set[str]]:
+        """The checkpoints this run wrote, from its ``checkpoint`` events: relative path -> SHA-256 digests
+        recorded for it (empty for events written before digests were recorded)."""
+        own: dict[str, set[str]] = {}
+        for event in self.read_records("events"):
+            if event.get("kind") == "checkpoint" and isinstance(event.get("path"), str):
+                digest = event.get("sha256")
+                own.setdefault(event["path"], set()).update([digest] if isinstance(digest, str) else [])
+        return own
 
     def save_weights(self, state: dict, step: int) -> Path:
         """Write ``weights/step_<step>.pt`` atomically (kept for good: a few MB each).
@@ -261,14 +306,16 @@ class RunDirectory:
         return data[end:]
 
     def remove_partial_files(self) -> list[str]:
-        """Delete temporary files a kill left behind mid-write; returns their names."""
+        """Delete temporary files a kill left behind mid-write (regular files only: a folder or link of that name
+        is not the run's and stays); returns their names."""
         removed = []
-        for folder in (self.path, self.checkpoints):
-            if not folder.is_dir():
+        for folder in (self.path, self.checkpoints, self.weights, self.evaluations):
+            if not folder.is_dir() or folder.is_symlink():
                 continue
             for tmp in folder.glob(".*.tmp"):
-                tmp.unlink()
-                removed.append(str(tmp.relative_to(self.path)))
+                if stat.S_ISREG(os.lstat(tmp).st_mode):
+                    tmp.unlink()
+                    removed.append(str(tmp.relative_to(self.path)))
         return removed
 
     def roll_back_metrics(self, step: int) -> int:
@@ -302,6 +349,9 @@ class RunDirectory:
                 os.close(fd)
                 setattr(self, attr, None)
         self._lock.release()
+
+
+RUN_FOLDERS = ("checkpoints", "weights", "evaluations", "analysis", "requests", "requests/rejected")
 
 
 def _make_folder(path: Path) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import hashlib
 import json
 import os
 import socket
@@ -96,6 +97,15 @@ def atomic_write_bytes(path: Path, write: Callable[[BinaryIO], object]) -> None:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 digest of a file's bytes, hex (read in 1 MiB chunks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

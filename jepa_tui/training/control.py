@@ -87,10 +87,13 @@ def _read_request(path: Path) -> Command:
 
 
 def set_aside(path: Path, reason: str, folder: Path) -> Rejected:
-    """Move ``path`` (any kind of file) into ``folder`` under a unique name, or remove it when it cannot be moved."""
+    """Move ``path`` (any kind of file) into ``folder`` under a unique name, or remove it when it cannot be moved
+    (``folder`` not a real folder, a link say: nothing is moved out of the run directory)."""
     target = folder / f"{time.time_ns():020d}_{path.name}"
     try:
         folder.mkdir(exist_ok=True)
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):  # a link: the entry would leave the run directory
+            raise OSError(f"'{folder}' is not a folder of the run directory")
         os.replace(path, target)
         return Rejected(path.name, reason, str(target))
     except OSError:

@@ -27,6 +27,7 @@ import torch
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import RunDirectory, RunDirError
+from jepa_tui.runs.files import sha256_file
 from jepa_tui.runs.reproducibility import reproducibility
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_pause_flag, take_requests
@@ -212,8 +213,8 @@ class RunLoop:
             keep.add(self.trainer.progress.peak_step)
         path = self.run_dir.save_checkpoint(state, step, keep)
         self.saved_steps = [s for s in self.saved_steps if s in keep and s != step] + [step]
-        self._event("checkpoint", reason=reason, path=str(path.relative_to(self.run_dir.path)),
-                    **({"kept": True} if reason == "request" else {}))
+        self._event("checkpoint", reason=reason, path=path.relative_to(self.run_dir.path).as_posix(),
+                    sha256=sha256_file(path), **({"kept": True} if reason == "request" else {}))
 
     # -- commands --------------------------------------------------------------------------------------------
     def apply(self, command: Command, source: str) -> None:

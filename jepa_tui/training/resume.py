@@ -15,6 +15,7 @@ from typing import Any
 from jepa_tui.config import Config, ConfigError, load_run_config, read_toml, with_legacy_values
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import CheckpointError, RunDirectory, load_checkpoint
+from jepa_tui.runs.checkpoint import check_trainer_state
 from jepa_tui.training.control import Command
 
 # Keys that change how a run is shown or where it runs, not what it computes.
@@ -93,6 +94,23 @@ def prepare_resume(run_dir: Path, overrides: list[str] | None = None, force: boo
         raise
 
 
+def _check_fits(config: Config, state: dict, path: Path) -> None:
+    """Load the checkpoint's model weights into a model of ``config`` (on the CPU) before the run directory is
+    repaired or its ``config.toml`` rewritten, so a forced resume that changed the model is refused untouched.
+
+    Raises:
+        CheckpointError: naming the file and the first mismatch.
+    """
+    from jepa_tui.model.jepa import JEPAWorldModel
+
+    weights = state["trainer"].get("model")
+    try:
+        JEPAWorldModel(config).load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[1 if str(exc).count("\n") else 0].strip()[:200]
+        raise CheckpointError(f"checkpoint '{path}' does not fit the configuration ({first}).") from None
+
+
 def _prepare(directory: RunDirectory, config: Config, run_dir: Path, force: bool) -> ResumePoint:
     config_path = directory.path / "config.toml"
     checkpoints = directory.checkpoint_paths()
@@ -101,14 +119,16 @@ def _prepare(directory: RunDirectory, config: Config, run_dir: Path, force: bool
         step, path = next(reversed(checkpoints.items()))
         try:
             state = load_checkpoint(path)
+            check_trainer_state(state, path, step)
         except ValueError as exc:
             earlier = [p.name for s, p in checkpoints.items() if s != step]
-            hint = f"; delete it to resume from {earlier[-1]}" if earlier else ""
-            raise type(exc)(f"{exc}{hint}") from None
+            hint = f"; delete it to resume from {earlier[-1]}." if earlier else ""
+            raise type(exc)(f"{str(exc).rstrip('.') if hint else exc}{hint}") from None
         saved_config, saved_version = state["config"], state["version"]
         if not isinstance(saved_config, dict) or not isinstance(state["trainer"], dict):
             raise CheckpointError(f"checkpoint '{path}' is not a jepa-tui checkpoint (config or trainer state of the "
                                   "wrong kind).")
+        _check_fits(config, state, path)
     else:
         saved_config = {k: v for k, v in read_toml(config_path).items() if k != "description"}
         saved_version = None
