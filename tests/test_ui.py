@@ -309,6 +309,39 @@ def test_a_series_entirely_outside_the_range_is_drawn_clipped_and_a_failing_plot
     asyncio.run(scenario())
 
 
+def test_a_log_scale_with_zero_values_draws_them_at_the_bottom_edge():
+    """The random-key walk found it: `l` on the loss panel while the variance hinge is exactly 0 made plotext raise
+    "math domain error" (log of 0), so the panel showed an error instead of its curves."""
+    from textual.app import App
+
+    from jepa_tui.ui.panels import LossPanel, Plot
+    from jepa_tui.ui.state import RunState
+
+    class One(App):
+        def compose(self):
+            yield LossPanel()
+
+    s = RunState(track="C")
+    for i in range(1, 30):
+        s.loss.add(10 * i, 0.5 / i)
+        s.loss_pred.add(10 * i, 0.4 / i)
+        s.loss_var.add(10 * i, 0.0 if i > 10 else 0.1 / i)
+
+    async def scenario():
+        app = One()
+        async with app.run_test(size=(100, 30)) as pilot:
+            panel = app.query_one(LossPanel)
+            panel.log_scale, panel.smoothing = True, 1.0  # raw curves: the hinge's zeros are drawn as they are
+            panel.update(s, {}, force=True)
+            await pilot.pause()
+            plot = app.query_one(Plot)
+            drawn = [str(plot.render()) for _ in range(3)]  # plotext's own log scale failed from the second render
+            assert all("cannot draw" not in d for d in drawn) and not getattr(plot, "failures", 0)
+            assert plot.clipped[0] == 19 and "19 points below" in drawn[-1] and "0.01" in drawn[-1]
+
+    asyncio.run(scenario())
+
+
 def test_a_dashboard_that_dies_records_crashed_with_the_error_not_a_quit(tmp_path, monkeypatch):
     controller, app = live_app(tmp_path)
     calls = []
@@ -378,3 +411,46 @@ def test_a_key_pressed_in_watch_on_a_dead_run_is_refused_and_never_acts_later(tm
 
     shutil.rmtree(run_dir)
     assert "not sent" in controller.command(Command.SAVE)
+
+
+KEYS = ["1", "2", "3", "4", "5", "t", "p", "b", "e", "f", "s", "tab", "shift+tab", "z", "l", "plus", "minus",
+        "question_mark", "escape", "r", "escape", "down"]
+SIZES = [(60, 18), (80, 24), (120, 36), (160, 45)]
+
+
+def test_random_keys_and_resizes_never_end_the_dashboard(tmp_path, seed=0):
+    """A seeded random walk over every key of the dashboard and four terminal sizes: the app is still running after
+    it, no plot failed to draw, and the active track's numbers and curves keep coming."""
+    import random
+
+    from jepa_tui.ui.panels import Plot
+
+    rng = random.Random(seed)
+    controller, app = live_app(tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: controller.runs["C"].trainer.progress.step >= 3)
+            for _ in range(45):  # each key waits for the app to settle: ~1 s on 2 busy cores
+                if rng.random() < 0.1:
+                    await pilot.resize_terminal(*rng.choice(SIZES))
+                else:
+                    await pilot.press(rng.choice(KEYS))
+                await pilot.pause(rng.choice([0.0, 0.02, 0.1]))
+                assert app.is_running and getattr(app, "_exception", None) is None
+            await pilot.press("escape", "escape")  # close a help screen or run browser left open
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, Dashboard) or app.screen is app.screen_stack[0]
+            state = controller.states[controller.active]
+            if state.status == "paused":
+                await pilot.press("p")
+            before = state.step
+            await until(pilot, lambda: state.step > before + 5)  # fresh numbers after the walk
+            failed = [(plot.id, plot.last_failure) for plot in app.query(Plot) if getattr(plot, "failures", 0)]
+            assert not failed
+            await pilot.press("q")
+            await until(pilot, lambda: all(r.summary is not None for r in controller.runs.values()))
+
+    asyncio.run(scenario())
+    for run in controller.runs.values():
+        assert run.summary["status"] in ("stopped", "done"), run.summary

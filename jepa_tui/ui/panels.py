@@ -107,6 +107,7 @@ class Plot(PlotextPlot):
             return super().render()
         except Exception as exc:  # plotext raising on odd data must never end the app
             self.failures = getattr(self, "failures", 0) + 1
+            self.last_failure = exc
             return Text(f"cannot draw this plot ({type(exc).__name__}: {str(exc)[:120]}); "
                         "the numbers above are current", style="red")
         finally:
@@ -125,6 +126,7 @@ class Plot(PlotextPlot):
         self._pending: list[tuple[list[float], list[float], str | None, str, str]] = []
         self._top: float | None = None
         self._range: tuple[float, float] | None = None
+        self._log = False
         self.clipped = (0, 0)  # points below and above the y range in the last drawing
 
     def line(self, series: Series, label: str | None, color: str, marker: str = "braille",
@@ -157,6 +159,8 @@ class Plot(PlotextPlot):
 
     def reference(self, y: float, color: str) -> None:
         """A horizontal reference line at ``y``, drawn only where the y range (set by :meth:`axes`) holds it."""
+        if self._log:
+            return  # a value-unit line has no place on the log10 axis
         if self._range is None or self._range[0] <= y <= self._range[1]:
             self.plt.hline(y, color)
 
@@ -176,8 +180,8 @@ class Plot(PlotextPlot):
             ticks = nice_ticks(low, high, max(3, width // 12))
             step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
             self.plt.xticks(ticks, [tick_label(t, step, steps_axis=True) for t in ticks])
-        if log:
-            self._flush()
+        if log and any(v > 0 for v in self._ys):
+            self._log_axis(height)
             return
         values = [v for v in self._ys if y_cap is None or v <= y_cap]
         if y_cap is not None and len(values) < len(self._ys):
@@ -198,6 +202,23 @@ class Plot(PlotextPlot):
         ticks = nice_ticks(low, high, max(2, min(5, (height - 3) // 3)))
         step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
         self.plt.yticks(ticks, [tick_label(t, step) for t in ticks])
+
+    def _log_axis(self, height: int) -> None:
+        """A log-scaled y axis drawn as log10 of the values on a linear axis, ticks labelled with the values
+        (plotext's own log scale takes the log again at every re-render, and fails on a value <= 0); a value <= 0
+        is drawn at the bottom edge and counted ("below ↓")."""
+        positive = [v for v in self._ys if v > 0]
+        low, high = math.log10(min(positive)), math.log10(max(positive))
+        self._pending = [(xs, [math.log10(y) if y > 0 else -math.inf for y in ys], label, color, marker)
+                         for xs, ys, label, color, marker in self._pending]
+        if high <= low:
+            low, high = low - 0.5, high + 0.5
+        self.plt.ylim(low, high)
+        self._range = (low, high)
+        self._flush(low, high)
+        self._top, self._log = high, True  # marks go at the top; reference lines (value units) are not drawn
+        ticks = nice_ticks(low, high, max(2, min(5, (height - 3) // 3)))
+        self.plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
 
     def markers(self, state: RunState) -> None:
         """The run's interventions and stream world switches (W<world>) as vertical lines with their marks at the
@@ -278,8 +299,6 @@ class LossPanel(Panel):
         plot.line(state.loss, "total", "orange", alpha=self.smoothing)
         plot.line(state.loss_pred, "prediction", "cyan", marker="+", alpha=self.smoothing)
         plot.line(state.loss_var, "variance hinge", "magenta", marker="x", alpha=self.smoothing)
-        if self.log_scale:
-            plot.plt.yscale("log")
         plot.axes(log=self.log_scale)
         plot.markers(state)
         plot.refresh()
