@@ -3,7 +3,9 @@
 import asyncio
 import json
 import os
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -323,7 +325,18 @@ def test_screenshots_are_saved_where_the_runs_are(tmp_path):
 
 
 def test_version_and_did_you_mean():
-    assert runner.invoke(cli_app, ["--version"]).output.startswith("jepa-tui 0.1.0+")
+    from jepa_tui.provenance import code_version
+
+    said = runner.invoke(cli_app, ["--version"]).output
+    assert said.startswith(f"jepa-tui {code_version()} (the suffix is a digest of the package's source files; ")
+    import jepa_tui
+
+    checkout = Path(jepa_tui.__file__).parent.parent
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, cwd=checkout)
+    if (checkout / ".git").exists() and head.returncode == 0:  # run from a checkout: the commit is named
+        assert f"git commit {head.stdout.strip()}" in said
+    else:
+        assert "installed, not a git checkout" in said
     result = runner.invoke(cli_app, ["train", "--profile", "trak_c"])
     assert result.exit_code == 2 and "Did you mean 'track_c'?" in result.output
     result = runner.invoke(cli_app, ["train", "--profile", "smoke", "--set", "trian.lr=1"])

@@ -12,7 +12,9 @@ Definitions (all under ``--formula``, per seed, then mean [95 % percentile-boots
 - content effect: D(n base-world entries) − D(n shift entries), n = 50;
 - oracle gap share of track X in a setting: (D_A − D_X) / (D_A − D_oracle), A of the same setting and seed, the
   oracle of the same seed (its mean where that seed is missing); memory's own share: gain(50) / (D_X(0) − D_oracle);
-- TTT share: (D − D_ttt) / (D − D_oracle), the same model fine-tuned on the same n mini-batches.
+- TTT share: (D − D_ttt) / (D − D_oracle), the same model fine-tuned on the same n mini-batches;
+- a share is left out ("n/a") where its gap is under 0.05 (it would divide by seed noise), and a run that diverged
+  (d_base >= 1: no better than persistence on its own training world) is listed under the table, not averaged.
 
 Usage: python docs/memory/study.py RUN_DIR... [--tag study] [--formula ratio_of_sums] [--out docs/memory/study]
 """
@@ -36,6 +38,17 @@ from scipy import stats  # noqa: E402
 from jepa_tui.reporting.statistics import summarise  # noqa: E402
 
 SWEEP_NAME = re.compile(r"(?P<setting>\w+?)_(?P<track>[A-E])_s(?P<seed>\d+)$")
+
+
+MIN_GAP = 0.05  # a share of a gap smaller than this (several seed SDs) is not reported: it would divide by noise
+
+
+def diverged(row: dict) -> bool:
+    """No better than persistence on the world it trained on (d_base >= 1): a collapsed representation, whose
+    D_shift (normalised by a tiny persistence error) says nothing about memory; listed, not averaged."""
+    return not row["d_base"] < 1.0
+
+
 CALIBRATION = {"c2_h1510_base_A": ("single", "A"), "c2_h1510_oracle_friction0.1_A": ("oracle", "A")}
 
 
@@ -72,20 +85,21 @@ def row_of(run: Path, tag: str, formula: str) -> dict | None:
 
 def add_shares(rows: list[dict]) -> None:
     """Oracle gap shares in place (see the module's definitions)."""
-    oracle = {r["seed"]: r["d_shift"] for r in rows if r["setting"] == "oracle"}
+    oracle = {r["seed"]: r["d_shift"] for r in rows if r["setting"] == "oracle" and not diverged(r)}
     oracle_mean = statistics.fmean(oracle.values()) if oracle else None
-    track_a = {(r["setting"], r["seed"]): r["d_shift"] for r in rows if r["track"] == "A"}
+    track_a = {(r["setting"], r["seed"]): r["d_shift"] for r in rows
+               if r["track"] == "A" and not diverged(r)}
     for r in rows:
         d_oracle = oracle.get(r["seed"], oracle_mean)
         r["d_oracle"] = d_oracle
         if d_oracle is None or r["setting"] == "oracle":
             continue
         d_a = track_a.get((r["setting"], r["seed"]))
-        if d_a is not None and r["track"] != "A":
+        if d_a is not None and r["track"] != "A" and d_a - d_oracle > MIN_GAP:
             r["gap_share"] = (d_a - r["d_shift"]) / (d_a - d_oracle)
-        if "d_n0" in r:
+        if "d_n0" in r and r["d_n0"] - d_oracle > MIN_GAP:
             r["memory_share"] = r["gain_n50"] / (r["d_n0"] - d_oracle)
-        if r["d_ttt"] is not None:
+        if r["d_ttt"] is not None and r["d_shift"] - d_oracle > MIN_GAP:
             r["ttt_share"] = (r["d_shift"] - r["d_ttt"]) / (r["d_shift"] - d_oracle)
 
 
@@ -112,7 +126,8 @@ def p_value(values: list[float]) -> str:
 def table(rows: list[dict]) -> list[str]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["setting"], r["track"]), []).append(r)
+        if not diverged(r):
+            groups.setdefault((r["setting"], r["track"]), []).append(r)
     order = {"single": 0, "oracle": 1, "stream": 2, "stream_oracle_context": 3}
     head = ["setting", "track", "seeds", "D(n=0)", "D_shift (n=50)", "memory gain n=50 (p)", "memory gain n=200",
             "content effect", "oracle gap share", "memory's share", "TTT D_shift", "TTT share", "pos RMSE px"]
@@ -128,6 +143,11 @@ def table(rows: list[dict]) -> list[str]:
             cell(values("content_effect")), cell(values("gap_share")), cell(values("memory_share")),
             cell(values("d_ttt"), signed=False), cell(values("ttt_share")),
             cell(values("pos_rmse_px"), signed=False)]) + " |")
+    collapsed = [r for r in rows if diverged(r)]
+    if collapsed:
+        lines += ["", "Left out (diverged: d_base ≥ 1, no better than persistence on its own training world): "
+                  + "; ".join(f"{r['run']} (σ_z {r['sigma_z']:.3f}, d_base {r['d_base']:.4g}, "
+                              f"D_shift {r['d_shift']:.4g})" for r in collapsed) + "."]
     return lines
 
 
@@ -139,7 +159,8 @@ def figure(rows: list[dict], path: Path) -> None:
     oracle = [r["d_shift"] for r in rows if r["setting"] == "oracle"]
     for ax, setting in zip(axes[0], settings, strict=True):
         for track in "ABCDE":
-            group = [r for r in rows if r["setting"] == setting and r["track"] == track]
+            group = [r for r in rows if r["setting"] == setting and r["track"] == track
+                     and not diverged(r)]
             if not group:
                 continue
             counts = sorted(int(k[3:]) for k in group[0] if k.startswith("d_n"))

@@ -33,15 +33,15 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 def _version(value: bool) -> None:
     if value:
-        from jepa_tui.provenance import code_version
+        from jepa_tui.provenance import describe_version
 
-        say(f"jepa-tui {code_version()}")
+        say(describe_version())
         raise typer.Exit()
 
 
 @app.callback()
 def _options(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                     help="Print the version (and code digest) and exit.")]
+                                                     help="Print the version, code digest and git commit, then exit.")]
              = False) -> None:
     """Train and study EPM-JEPA world models under distribution shift."""
 
