@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import torch
+
 THROTTLE_REASONS = {0x4: "SW power cap", 0x8: "HW slowdown", 0x20: "SW thermal", 0x40: "HW thermal",
                     0x80: "power brake"}
 
@@ -38,9 +40,16 @@ class GpuSensor(Protocol):
 
 
 class NvmlSensor:
-    """Samples GPU 0 through NVML; ``unavailable`` holds the reason when there is no usable GPU."""
+    """Samples one GPU through NVML; ``unavailable`` holds the reason when there is no usable GPU.
 
-    def __init__(self, index: int = 0) -> None:
+    Args:
+        index: NVML's index of the GPU (NVML counts every GPU of the machine, whatever ``CUDA_VISIBLE_DEVICES``
+            says), used when no ``uuid`` is given.
+        uuid: the GPU's UUID ("GPU-…", as CUDA reports it): the way to find the GPU a CUDA device is
+            (:func:`sensor_for`).
+    """
+
+    def __init__(self, index: int = 0, uuid: str | None = None) -> None:
         self.unavailable: str | None = None
         self._handle = None
         try:
@@ -48,11 +57,13 @@ class NvmlSensor:
 
             pynvml.nvmlInit()
             self._nvml = pynvml
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self._handle = pynvml.nvmlDeviceGetHandleByUUID(uuid) if uuid is not None else \
+                pynvml.nvmlDeviceGetHandleByIndex(index)
         except ImportError:
             self.unavailable = "nvidia-ml-py is not installed"
-        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, NotFound, ...
             self.unavailable = f"no NVIDIA GPU or driver ({type(exc).__name__})"
+
 
     def _read(self, fn, *args):
         try:
@@ -86,3 +97,23 @@ class NvmlSensor:
             memory_total_mib=memory.total / 2**20 if memory is not None else None,
             throttle=[text for bit, text in THROTTLE_REASONS.items() if mask and mask & bit],
         )
+
+
+def cuda_uuid(device: torch.device) -> str | None:
+    """The UUID ("GPU-…") of a CUDA device as NVML names it, or None when CUDA cannot say."""
+    try:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        uuid = torch.cuda.get_device_properties(index).uuid
+    except Exception:  # no CUDA, an old driver
+        return None
+    text = str(uuid)
+    return text if text.startswith("GPU-") else f"GPU-{text}"
+
+
+def sensor_for(device: torch.device) -> NvmlSensor | None:
+    """The sensor of the GPU that ``device`` trains on, found by its UUID (so ``CUDA_VISIBLE_DEVICES`` and
+    ``cuda:1`` read the right GPU); None for a CPU device (the dashboard then shows CPU and memory instead)."""
+    if device.type != "cuda":
+        return None
+    uuid = cuda_uuid(device)
+    return NvmlSensor(uuid=uuid) if uuid is not None else NvmlSensor(device.index or 0)

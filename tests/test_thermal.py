@@ -134,3 +134,76 @@ def test_cooling_does_not_change_the_numbers(tmp_path, make_trainer):
 
     hot_params, cool_params = final(hot_dir), final(cool_dir)
     assert all(torch.equal(hot_params[k], cool_params[k]) for k in cool_params)
+
+
+class FakeNvml:
+    """A stand-in for ``pynvml``: two GPUs by index and UUID; temperatures may be "not supported"."""
+
+    NVML_TEMPERATURE_GPU = 0
+    NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1
+    NVML_CLOCK_SM = 1
+
+    class NVMLError_NotSupported(Exception):  # noqa: N801 (pynvml's name)
+        pass
+
+    def __init__(self, temperatures):
+        self.temperatures = temperatures  # uuid -> °C or None (not supported)
+        self.uuids = list(temperatures)
+
+    def nvmlInit(self):  # noqa: N802
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index):  # noqa: N802
+        return self.uuids[index]
+
+    def nvmlDeviceGetHandleByUUID(self, uuid):  # noqa: N802
+        if uuid not in self.temperatures:
+            raise KeyError(uuid)
+        return uuid
+
+    def nvmlDeviceGetName(self, handle):  # noqa: N802
+        return f"fake {handle}"
+
+    def nvmlDeviceGetTemperature(self, handle, kind):  # noqa: N802
+        if self.temperatures[handle] is None:
+            raise self.NVML_Error_NotSupported()
+        return self.temperatures[handle]
+
+    NVML_Error_NotSupported = NVMLError_NotSupported
+
+    def __getattr__(self, name):  # every other query: not supported
+        def unsupported(*args):
+            raise self.NVMLError_NotSupported()
+        return unsupported
+
+
+def test_the_sensor_reads_the_gpu_the_run_trains_on_by_uuid(monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    from jepa_tui import gpu
+
+    fake = FakeNvml({"GPU-aaaa": 41, "GPU-bbbb": 77})
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: SimpleNamespace(uuid=["aaaa", "bbbb"][index]))
+    assert gpu.sensor_for(torch.device("cpu")) is None  # a CPU run: no GPU panel, no GPU read
+    second = gpu.sensor_for(torch.device("cuda:1"))
+    assert second.unavailable is None and second.sample().temperature_c == 77  # not NVML's GPU 0
+    assert gpu.sensor_for(torch.device("cuda")).sample().temperature_c == 41  # the current device
+    guard, note = guard_for(ThermalConfig(), torch.device("cuda:1"))
+    assert isinstance(guard, ThermalGuard) and "thermal guard on" in note and "(77 °C now)" in note
+
+
+def test_the_guard_says_it_is_off_when_the_gpu_gives_no_temperature(monkeypatch):
+    import sys
+    from types import SimpleNamespace
+
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml({"GPU-aaaa": None}))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid="aaaa"))
+    guard, note = guard_for(ThermalConfig(), torch.device("cuda:0"))
+    assert guard is None and note == "thermal guard off: NVML gives no temperature for this GPU (not supported)"
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py missing: import fails
+    guard, note = guard_for(ThermalConfig(), torch.device("cuda:0"))
+    assert guard is None and "nvidia-ml-py is not installed" in note

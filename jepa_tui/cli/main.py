@@ -316,7 +316,7 @@ def run(
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
-    from jepa_tui.gpu import NvmlSensor
+    from jepa_tui.gpu import sensor_for
     from jepa_tui.threads import apply as apply_threads
     from jepa_tui.threads import governor_for
     from jepa_tui.training.allocator import keep_freed_memory
@@ -335,7 +335,7 @@ def run(
     except _bad_input_errors() as exc:
         raise _fail(str(exc)) from None
     _use_real_terminal_size()
-    dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz)
+    dashboard = Dashboard(controller, sensor_for(torch_device), redraw_hz=redraw_hz)  # the GPU trained on, if any
     dashboard.run()
     controller.shutdown()  # however the app ended, no run keeps training (a crash was recorded on unmount)
     controller.poll()
@@ -350,9 +350,10 @@ def watch(
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Attach the dashboard to a headless run; p b e f s send requests to it, q detaches."""
-    from jepa_tui.gpu import NvmlSensor
+    from jepa_tui.gpu import sensor_for
     from jepa_tui.runs.files import local_writer_pid
     from jepa_tui.system import PsutilSensor
+    from jepa_tui.training.trainer import pick_device
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import WatchController
 
@@ -363,7 +364,11 @@ def watch(
     _use_real_terminal_size()
     pid = local_writer_pid(run_dir)  # the CPU panel's figures are the training's, not this dashboard's
     cpu = PsutilSensor(pid) if pid is not None else PsutilSensor(whose="dashboard process")
-    dashboard = Dashboard(controller, NvmlSensor(), redraw_hz=redraw_hz, system_sensor=cpu)
+    try:  # the GPU the run trains on ("auto" resolves as the run did on this machine), none for a CPU run
+        sensor = sensor_for(pick_device(controller.config.train.device))
+    except ConfigError:  # a CUDA run watched from a machine without CUDA
+        sensor = None
+    dashboard = Dashboard(controller, sensor, redraw_hz=redraw_hz, system_sensor=cpu)
     dashboard.run()
     say(controller.farewell())
     if dashboard.return_code:  # the app crashed: never report success

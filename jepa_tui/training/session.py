@@ -75,7 +75,7 @@ def prepare_run(config: Config, device: torch.device, runs_dir: Path | None = No
                 first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 raise CheckpointError(f"the checkpoint at step {resume.step} of '{directory.path}' does not fit "
                                       f"this configuration: {first}") from None
-    thermal, line = guard_for(config.thermal, device.type)
+    thermal, line = guard_for(config.thermal, device)
     return PreparedRun(trainer, directory, thermal, notices, line, resume.replay if resume is not None else [])
 
 

@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import torch
+
 from jepa_tui.config import ThermalConfig
-from jepa_tui.gpu import GpuSample, NvmlSensor
+from jepa_tui.gpu import GpuSample, NvmlSensor, sensor_for
 
 
 class TemperatureSensor(Protocol):
@@ -73,19 +75,24 @@ class ThermalGuard:
         return None
 
 
-def guard_for(config: ThermalConfig, device_type: str,
+def guard_for(config: ThermalConfig, device: torch.device | str,
               sensor: TemperatureSensor | None = None) -> tuple[ThermalGuard | None, str]:
-    """The guard for a run on ``device_type`` ("cpu", "cuda"), and one line saying whether it is on and why.
-
-    The guard watches NVML's GPU 0 and is used only for CUDA runs with ``thermal.enabled``.
+    """The guard for a run on ``device`` (a CUDA device: the GPU it is, by UUID; :func:`jepa_tui.gpu.sensor_for`),
+    and one line saying whether it is on and why: off without a GPU, without NVML, or when the GPU gives no
+    temperature (it never claims to be on when it cannot read one). Used only for CUDA runs with
+    ``thermal.enabled``.
     """
+    device = torch.device(device) if isinstance(device, str) else device
     if not config.enabled:
         return None, "thermal guard off (thermal.enabled = false)"
-    if device_type != "cuda":
+    if device.type != "cuda":
         return None, "thermal guard off: not training on a GPU"
     if sensor is None:
-        sensor = NvmlSensor()
+        sensor = sensor_for(device) or NvmlSensor()
     if sensor.unavailable:
         return None, f"thermal guard off: {sensor.unavailable}"
+    sample = sensor.sample()
+    if sample is None or sample.temperature_c is None:
+        return None, "thermal guard off: NVML gives no temperature for this GPU (not supported)"
     return ThermalGuard(sensor, config), (f"thermal guard on: pause above {config.pause_at_c:g} °C, resume below "
-                                         f"{config.resume_at_c:g} °C")
+                                         f"{config.resume_at_c:g} °C ({sample.temperature_c:g} °C now)")
