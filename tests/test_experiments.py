@@ -1,6 +1,7 @@
 """Sweeps, the paper's statistics, reports and the checkpoint analyses, on tiny runs."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -241,3 +242,16 @@ def test_the_memory_family_is_the_calibrated_cell():
     assert variants == {"single": set("ABCDE"), "stream": set("ABCDE"), "oracle": {"A"},
                         "stream_oracle_context": {"C"}} and len(study) == 36
     assert load_config("memory_stream").data.stream.worlds == 8
+
+
+def test_a_sweep_records_a_shipped_base_profile_by_name_and_resumes_an_old_absolute_one(tmp_path):
+    from jepa_tui.experiments.spec import load_sweep, read_manifest, write_manifest
+
+    spec = load_sweep("memory_study", None, None, None, ["single"])
+    assert spec.base == "memory_cell"  # not this checkout's path: the sweep resumes from any checkout
+    own = tmp_path / "mine.toml"
+    own.write_text('[train]\ntrack = "A"\n')
+    assert load_sweep(str(own), None, [1], None, None).base == str(own)  # a user's file stays a path
+    moved = replace(spec, base="/a/checkout/that/moved/profiles/memory_cell.toml")
+    write_manifest(tmp_path / "old", moved)
+    assert read_manifest(tmp_path / "old").base == "memory_cell"

@@ -7,7 +7,7 @@ name is its run directory's name.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import tomli_w
 
 from jepa_tui.config import TRACKS, ConfigError, load_config, read_toml, resolve_profile
+from jepa_tui.config.loading import list_profiles
 from jepa_tui.experiments.cluster import parse_tables
 from jepa_tui.runs import manifest
 from jepa_tui.runs.directory import check_name
@@ -57,6 +58,22 @@ class SweepSpec:
         return out
 
 
+def portable_base(path: Path) -> str:
+    """A sweep's base profile as the manifest records it: a shipped profile by its name (so the sweep can be
+    resumed from another checkout or after the repository moved), any other profile by its path."""
+    shipped = list_profiles().get(path.stem)
+    return path.stem if shipped is not None and shipped.resolve() == Path(path).resolve() else str(path)
+
+
+def resumable_base(base: str) -> str:
+    """The base of a manifest written before shipped profiles were recorded by name: an absolute path to a
+    ``profiles/NAME.toml`` that no longer exists is read as the shipped profile NAME."""
+    path = Path(base)
+    if not path.exists() and path.parent.name == "profiles" and path.stem in list_profiles():
+        return path.stem
+    return base
+
+
 def _toml_value(value: Any) -> str:
     return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")
 
@@ -81,7 +98,7 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
         if variants:
             raise ConfigError(f"--variants: {path} is not a sweep profile, so it has no variants to choose from.")
         base_track = load_config(str(path)).train.track
-        spec = SweepSpec(str(path), tuple(tracks or [base_track]), tuple(seeds or [42]),
+        spec = SweepSpec(portable_base(path), tuple(tracks or [base_track]), tuple(seeds or [42]),
                          extra=tuple(extra or ()), description=str(body.get("description", "")))
     else:
         known = {"base", "tracks", "seeds", "variant", "slurm", "ray"}
@@ -127,7 +144,7 @@ def load_sweep(profile: str, tracks: list[str] | None = None, seeds: list[int] |
                 raise ConfigError(f"--variants: {missing[0]!r} is not a variant of {path}; its variants: "
                                   f"{', '.join(table) or 'none'}.")
             table = {name: table[name] for name in variants}
-        spec = SweepSpec(str(resolve_profile(base)), tuple(tracks or sweep.get("tracks", ["C"])),
+        spec = SweepSpec(portable_base(resolve_profile(base)), tuple(tracks or sweep.get("tracks", ["C"])),
                          tuple(seeds or sweep.get("seeds", [42])), table or {"": ()}, tuple(extra or ()),
                          str(body.get("description", "")), {k: v for k, v in only.items() if k in table},
                          parse_tables(sweep, where))
@@ -194,6 +211,7 @@ def read_manifest(sweep_dir: Path) -> SweepSpec:
         spec["variant_tracks"] = {k: tuple(v) for k, v in spec.get("variant_tracks", {}).items()}
         spec["backends"] = dict(spec.get("backends", {}))
         loaded = SweepSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})
+        loaded = replace(loaded, base=resumable_base(loaded.base))
         for run in loaded.runs():
             check_name(run.name, "run name")
         return loaded
