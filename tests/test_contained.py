@@ -248,3 +248,22 @@ def test_after_a_stop_signal_a_second_sighup_or_sigterm_is_ignored():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def test_found_by_fuzzing_a_planted_eval_record_and_a_directory_of_records(run):
+    """A metrics.jsonl holding one eval record without D_shift made a resumed run fail at its summary (KeyError);
+    a metrics.jsonl that is a directory made watch's reader raise IsADirectoryError."""
+    from jepa_tui.runs import JsonlTail
+    from jepa_tui.ui.state import RunState
+
+    (run / "metrics.jsonl").write_text('{"kind": "eval", "step": 1, "pad": "x"}\n')
+    state = RunState(track="C")
+    for record in JsonlTail(run / "metrics.jsonl").read():
+        state.ingest(record)
+    assert state.skipped_records == 1 and state.peak_d_shift is None
+    result = invoke("train", "--resume", run, "--steps", "60", "--force")
+    _ok_or_2(result)
+    assert result.exit_code == 0
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").mkdir()
+    assert JsonlTail(run / "metrics.jsonl").read() == []

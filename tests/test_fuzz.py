@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
+from jepa_tui.config import load_config
 from jepa_tui.runs import JsonlTail
+from jepa_tui.ui.state import RunState
 
 runner = CliRunner()
 EXAMPLES = int(os.environ.get("JEPA_FUZZ_EXAMPLES", "10"))
@@ -131,6 +133,8 @@ def test_any_content_in_any_run_file_is_exit_0_or_2_and_stays_inside(sweep_folde
         assert result.exit_code in allowed and "Traceback" not in result.output, (args, content, result.output,
                                                                                  result.exception)
         assert took < SECONDS_PER_COMMAND, (args, took)
+    state = RunState.from_config(load_config("smoke"), "r")
     for name in ("metrics.jsonl", "events.jsonl"):
-        JsonlTail(root / "r" / name).read()  # watch's reader: returns, whatever the file is
+        for record in JsonlTail(root / "r" / name).read():  # watch's reader and state: whatever the file holds
+            state.ingest(record)
     assert _digest(outside) == before

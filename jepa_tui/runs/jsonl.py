@@ -76,10 +76,11 @@ class JsonlTail:
             fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError:  # not there yet, or a symlink: nothing to read
             return []
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # a directory, a FIFO: nothing to read (fdopen refuses a directory)
+            os.close(fd)
+            return []
         with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                return []
             if self._inode is not None and (info.st_ino != self._inode or info.st_size < self.offset):
                 self.offset, self.replaced = 0, True
             self._inode = info.st_ino
@@ -97,10 +98,11 @@ def last_step(run_dir: Path) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
     except OSError:
         return 0
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return 0
     with os.fdopen(fd, "rb") as fh:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            return 0
         fh.seek(max(0, info.st_size - 4096))
         records, _ = parse_jsonl(fh.read().partition(b"\n")[2] if info.st_size > 4096 else fh.read())
     return records[-1]["step"] if records else 0

@@ -141,8 +141,9 @@ class RunLoop:
         # Checkpoints a person asked for (s, a save request) are kept for good, across resumes too.
         self.requested_steps: set[int] = {e["step"] for e in run_dir.read_records("events")
                                           if e["kind"] == "checkpoint" and e.get("reason") == "request"}
-        evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"]
-        self.last_eval: dict | None = evals[-1] if evals else None
+        evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"
+                 and all(isinstance(r.get(k), int | float) for k in ("d_shift", "sigma_z", "d_base"))]
+        self.last_eval: dict | None = evals[-1] if evals else None  # a planted or damaged record is not one
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
         self.started_at = time.time()  # requests written before it were sent to a run that was not running
         stream = trainer.worlds.stream  # [data.stream]: the world of the last step taken, to mark each switch

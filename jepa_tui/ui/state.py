@@ -78,6 +78,7 @@ class RunState:
     notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, text) for toasts, taken by the app
     quiet: bool = False  # while history is read back: no toasts for what happened before
     version: int = 0  # bumped on every ingest; panels redraw when it changes
+    skipped_records: int = 0  # records that could not be read (a damaged or planted line), skipped
     _event_history: deque = field(default_factory=deque, repr=False)
 
     @classmethod
@@ -114,7 +115,11 @@ class RunState:
         kind = record.get("kind")
         handler = getattr(self, f"_ingest_{kind}", None)
         if handler is not None:
-            handler(record)
+            try:
+                handler(record)
+            except (KeyError, TypeError, ValueError, AttributeError):  # a planted or damaged record: skipped
+                self.skipped_records += 1
+                return
             self.version += 1
 
     def _ingest_train(self, r: dict) -> None:
