@@ -22,7 +22,6 @@ Usage: python docs/memory/study.py RUN_DIR... [--tag study] [--formula ratio_of_
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import re
@@ -34,6 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from scipy import stats  # noqa: E402
+from tabulate import write_csv  # noqa: E402  (docs/memory/tabulate.py, beside this script)
 
 from jepa_tui.reporting.statistics import summarise  # noqa: E402
 
@@ -191,11 +191,7 @@ def main() -> None:
     add_shares(rows)
     rows.sort(key=lambda r: (r["setting"], r["track"], r["seed"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(args.out.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.out.with_suffix(".csv"))
     lines = table(rows)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     figure(rows, args.out.parent / f"{args.out.name}_curves.png")

@@ -37,6 +37,15 @@ def rows_of(run: Path, formula: str) -> list[dict]:
     return out
 
 
+def write_csv(rows: list[dict], path: Path) -> None:
+    """``rows`` as a CSV file, the columns in the order they first appear (full precision)."""
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+")
@@ -45,11 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = [row for run in args.runs for row in rows_of(run, args.formula)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    fields = list(dict.fromkeys(k for row in rows for k in row))
-    with open(args.out.with_suffix(".csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, args.out.with_suffix(".csv"))
 
     def cell(value: object) -> str:
         return f"{value:+.4f}" if isinstance(value, float) and abs(value) < 0.1 else (
