@@ -75,10 +75,8 @@ def test_counts_start_at_zero_and_an_empty_count_panel_is_0_to_1(monkeypatch):
     real = Plot.axes
 
     def spy(self, *args, **kwargs):
-        calls = []
-        monkeypatch.setattr(self.plt, "ylim", lambda low, high: calls.append((low, high)))
         real(self, *args, **kwargs)
-        limits.append((type(self.parent).__name__, calls))
+        limits.append((type(self.parent).__name__, [self._range]))  # the curves' range (marks' lane below it)
 
     monkeypatch.setattr(Plot, "axes", spy)
     controller = FixedController()
@@ -358,3 +356,95 @@ def test_headless_lines_after_a_resume_show_the_last_evaluation_and_requests_fro
     step_lines = [line for line in result.output.splitlines() if line.startswith("step ")]
     assert step_lines and "D_shift -" not in step_lines[0] and "@40" in step_lines[0]
     assert "freeze_ema applied at step 50 from a request (watch)" in result.output  # the 50-step poll
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now, as plain text."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(), record=True,
+                      force_terminal=True, color_system="truecolor", legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
+
+
+MANY_KEYS = ["freeze_buffer", "unfreeze_buffer", "freeze_ema", "pause", "resume", "unfreeze_ema", "freeze_buffer",
+             "unfreeze_buffer", "pause", "resume", "freeze_ema", "unfreeze_ema"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)])
+def test_a_dozen_interventions_leave_legends_and_curves_readable(size):
+    """Issue: after a dozen keys the legends read "⢕⢕ enPeFes"; marks now sit on their own lane, merged."""
+    controller = FixedController()
+    state = controller.states["C"]
+    state.events = [e for e in state.events if e.get("kind") != "command"]
+    for i, command in enumerate(MANY_KEYS):
+        state.ingest({"kind": "command", "command": command, "step": 1000 + 150 * i, "time": 0.0, "source": "ui"})
+    app = Dashboard(controller, FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+    lanes = []
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            for _ in range(len(app.pages())):
+                await pilot.pause()
+                app.refresh_panels(force=True)
+                await pilot.pause()
+                text = screen_text(app)
+                shown = {type(p).__name__ for p in app.panels if p.display}
+                if "LossPanel" in shown:
+                    for legend in ("⢕⢕ total", "++ prediction", "xx variance hinge"):
+                        assert legend in text
+                if "ShiftPanel" in shown:
+                    assert "⢕⢕ C D_shift (this run)" in text and "·· d_base" in text
+                lanes.extend(line for line in text.splitlines() if "bF" in line or "+3" in line or "+2" in line)
+                for plot in app.query(Plot):
+                    if plot.display and plot.parent.display and plot._range is not None:
+                        assert plot.lane_y is not None and plot.lane_y < plot._range[0]  # below the curves
+                await pilot.press("tab")
+
+    asyncio.run(scenario())
+    assert lanes  # the merged marks are on screen, on their own rows
+
+
+def test_log_scale_and_smoothing_act_on_every_curve_panel_on_screen():
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=(160, 45)) as pilot:
+            await pilot.pause()
+            await pilot.press("l", "plus")
+            await pilot.pause()
+            curves = [p for p in app.panels if p.CURVES]
+            assert len(curves) == 5
+            for panel in curves:
+                assert panel.log_scale and panel.smoothing < 1.0, type(panel).__name__
+                assert panel.border_subtitle.startswith("log (l) · EMA")
+                assert not any(getattr(plot, "failures", 0) for plot in panel.query(Plot))
+            assert not [p for p in app.panels if not p.CURVES][0].border_subtitle
+            await pilot.press("l")
+            await pilot.pause()
+            assert not any(p.log_scale for p in curves)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("size", [(60, 18), (80, 24), (100, 30)])
+def test_the_page_line_names_every_page_and_the_current_ones_panels(size):
+    """Issue: at 80×24 the page line never named page 3."""
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=size) as pilot:
+            for _ in range(len(app.pages())):
+                await pilot.pause()
+                line = screen_text(app).splitlines()[1]
+                for n in range(1, len(app.pages()) + 1):
+                    assert f" {n} " in line, (n, line)
+                for panel in app.panels:
+                    if panel.display:
+                        assert panel.SHORT in line or panel.TITLE.split(" (")[0] in line, line
+                await pilot.press("tab")
+
+    asyncio.run(scenario())

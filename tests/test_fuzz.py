@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from jepa_tui.cli.main import app
 from jepa_tui.config import load_config
 from jepa_tui.runs import JsonlTail
+from jepa_tui.runs.interventions import MARKS, crowd
 from jepa_tui.ui.state import RunState
 
 runner = CliRunner()
@@ -138,3 +139,20 @@ def test_any_content_in_any_run_file_is_exit_0_or_2_and_stays_inside(sweep_folde
         for record in JsonlTail(root / "r" / name).read():  # watch's reader and state: whatever the file holds
             state.ingest(record)
     assert _digest(outside) == before
+
+
+@settings(max_examples=EXAMPLES * 5, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5000), st.sampled_from(sorted(set(MARKS.values())) + ["W3"])),
+                min_size=1, max_size=40),
+       st.floats(1.0, 400.0))
+def test_crowded_marks_never_print_over_each_other_and_none_is_lost(marks, per_char):
+    at: dict[int, list[str]] = {}
+    for step, mark in marks:
+        at.setdefault(step, []).append(mark)
+    lane = crowd(at, per_char)
+    for (x0, label0), (x1, _) in zip(lane, lane[1:], strict=False):
+        assert (x1 - x0) / per_char >= len(label0) + 1  # the next label starts after this one and a space
+    counted = 0
+    for _, label in lane:
+        counted += int(label.rsplit("+", 1)[1]) + 1 if "+" in label else len(label.split("/"))
+    assert counted == sum(len(v) for v in at.values())

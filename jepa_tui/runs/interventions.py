@@ -82,3 +82,39 @@ def interventions(events: list[dict]) -> list[Intervention]:
             else:
                 out.append(Intervention(step, "restart", "resume"))
     return out
+
+
+def marks_by_step(events: list[dict]) -> dict[int, list[str]]:
+    """The short marks of a run's interventions and stream world switches ("W<world>", [data.stream]) at each step
+    where something happened, in order, each mark once per step."""
+    at: dict[int, list[str]] = {}
+    for item in interventions(events):
+        at.setdefault(item.step, []).append(item.mark)
+    for event in events:
+        if event.get("kind") == "world_switch" and event.get("previous") is not None and isinstance(event.get("step"),
+                                                                                                       int):
+            at.setdefault(event["step"], []).append(f"W{event.get('world')}")
+    return {step: list(dict.fromkeys(marks)) for step, marks in sorted(at.items())}
+
+
+def crowd(marks: dict[int, list[str]] | list[tuple[float, list[str]]], units_per_char: float,
+          max_chars: int = 7) -> list[tuple[float, str]]:
+    """Lay marks out on one text lane so that none prints over another: a mark starts at its x, and a mark closer
+    to the previous label's start than that label's width plus one space (``units_per_char``: x units per
+    character) joins it. A merged label lists its marks ("bF/eF") or, past ``max_chars``, its first mark and how
+    many more ("bF+11"). Returns (x of the group's first mark, label) in order of x."""
+    items = sorted(marks.items() if isinstance(marks, dict) else marks)
+    groups: list[tuple[float, list[str], int]] = []  # x, distinct marks, how many marks
+    for x, names in items:
+        if groups:
+            start, names0, count = groups[-1]
+            if (x - start) / max(units_per_char, 1e-12) < len(_label(names0, count, max_chars)) + 1:
+                groups[-1] = (start, list(dict.fromkeys(names0 + names)), count + len(names))
+                continue
+        groups.append((x, list(names), len(names)))
+    return [(x, _label(names, count, max_chars)) for x, names, count in groups]
+
+
+def _label(names: list[str], count: int, max_chars: int) -> str:
+    joined = "/".join(names)
+    return joined if len(joined) <= max_chars and count == len(names) else f"{names[0]}+{count - 1}"

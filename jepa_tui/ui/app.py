@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
+from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -58,7 +59,8 @@ EVAL_TOAST_GAP = 20.0  # seconds: at most one evaluation toast this often
 
 HELP = """\
 [b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw under an \
-EMA (+/- change the smoothing, l a log scale).
+EMA. On every curve panel on screen, l switches a log y scale and + / - the smoothing (an EMA of every point); \
+the bottom border says which.
 [b]Shift-world error[/b]: D_shift at n = 50 shift-world experiences at each evaluation (lower is better, 1.0 is the \
 persistence prediction), the peak (*), d_base on the base world, other tracks (marked A–E) and runs chosen in the \
 run browser (1, 2, ...) overlaid; σ_z below (collapse under 0.5), or in the note on a small terminal.
@@ -69,14 +71,15 @@ Frobenius norms), Track D's FiLM ‖γ‖, ‖β‖, Track E's generated ‖ΔW1
 [b]GPU[/b] (NVML temperature, power, clocks, utilisation, memory, throttling) or, without an NVIDIA GPU, \
 [b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
 
-Marks on the curves: bF/bU buffer frozen/unfrozen, eF/eU EMA frozen/unfrozen, P/R paused/resumed, S>/S< track \
-switched away/back, T/T< thermal pause/resume, Z suspended, R* restarted from a checkpoint, F! forced resume, \
-W3 the training stream moved to world 3 ([data.stream]). "N points above ↑" in a plot's title: values beyond its \
+Marks on a lane under each plot's curves, each starting at its step: bF/bU buffer frozen/unfrozen, eF/eU EMA \
+frozen/unfrozen, P/R paused/resumed, S>/S< track switched away/back, T/T< thermal pause/resume, Z suspended, R* \
+restarted from a checkpoint, F! forced resume, W3 the training stream moved to world 3 ([data.stream]); "bF+3": \
+bF and three more marks too close to print apart. "N points above ↑" in a plot's title: values beyond its \
 range, drawn at its edge.
 
 Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 4 5 or t \
 switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
-l log-scale loss · + - smoothing · r run browser · x screenshot (SVG) · q quit (run: every run checkpoints first; \
+l log scale · + - smoothing · r run browser · x screenshot (SVG) · q quit (run: every run checkpoints first; \
 watch only detaches) · ? this help.
 Arrows, page keys or j/k scroll this help; escape, q or ? close it."""
 
@@ -257,7 +260,7 @@ class Dashboard(App[None]):
         Binding("tab", "page(1)", "page", priority=True),
         Binding("shift+tab", "page(-1)", "previous page", show=False, priority=True),
         Binding("z,enter", "zoom", "zoom"),
-        Binding("l", "log_loss", "log loss", show=False),
+        Binding("l", "log_scale", "log scale", show=False),
         Binding("plus,equals_sign", "smoothing(1)", "smoother", show=False),
         Binding("minus", "smoothing(-1)", "rougher", show=False),
         Binding("r", "browse", "runs"),
@@ -353,13 +356,25 @@ class Dashboard(App[None]):
         if self.zoomed is not None:
             line.update(f"zoomed: {self.panels[self.zoomed].TITLE}  ·  tab next panel  ·  z back to the grid")
         elif len(pages) > 1:
-            names = "  ".join((f"[reverse] {n + 1} [/]" if n == self.page else f" {n + 1} ")
-                              + " · ".join(self.panels[i].TITLE.split(" (")[0] for i in page)
-                              for n, page in enumerate(pages))
-            line.update(f"{names}   tab next page · z zoom")
+            line.update(self._page_line(pages, (width or self.size.width) - 2))  # its padding
         else:
             line.update("z zoom a panel · r runs · ? help")
         self.refresh_bindings()
+
+    def _page_line(self, pages: list[list[int]], width: int) -> str:
+        """Every page by number and the names of its panels, the current one highlighted: titles where they fit,
+        short names where not, numbers alone on the narrowest terminals."""
+        def line(name, hint: str, others: bool = True) -> str:
+            return " ".join((f"[reverse] {n + 1} [/]" if n == self.page else f" {n + 1} ")
+                            + " · ".join(name(self.panels[i]) for i in page if others or n == self.page)
+                            for n, page in enumerate(pages)) + hint
+
+        for name, hint in ((lambda p: p.TITLE.split(" (")[0], "   tab next page · z zoom"),
+                           (lambda p: p.SHORT, "   tab page · z zoom"), (lambda p: p.SHORT, "")):
+            text = line(name, hint)
+            if len(Text.from_markup(text).plain) <= width:
+                return text
+        return line(lambda p: p.SHORT, "", others=False)
 
     def on_resize(self, event: events.Resize) -> None:
         """Lay the panels out for the new size; curves are downsampled to the panel width: redraw them."""
@@ -490,16 +505,23 @@ class Dashboard(App[None]):
         if self._send(Command.SAVE):
             self.notify("saving a checkpoint at the next step boundary (it is kept)", timeout=3)
 
-    def action_log_loss(self) -> None:
-        panel = self.query_one(LossPanel)
-        panel.log_scale = not panel.log_scale
+    def action_log_scale(self) -> None:
+        """l: a log or linear y axis on the curve panels on screen (the zoomed one, or the page's)."""
+        for panel in self._curve_panels():
+            panel.log_scale = not panel.log_scale
+            panel.show_scale()
         self.refresh_panels(force=True)
 
     def action_smoothing(self, direction: int) -> None:
-        panel = self.query_one(LossPanel)
-        index = SMOOTHING.index(panel.smoothing) if panel.smoothing in SMOOTHING else 3
-        panel.smoothing = SMOOTHING[max(0, min(len(SMOOTHING) - 1, index + direction))]
+        """+ / -: smoother or rougher curves (an EMA of every point) on the curve panels on screen."""
+        for panel in self._curve_panels():
+            index = SMOOTHING.index(panel.smoothing) if panel.smoothing in SMOOTHING else len(SMOOTHING) - 1
+            panel.smoothing = SMOOTHING[max(0, min(len(SMOOTHING) - 1, index + direction))]
+            panel.show_scale()
         self.refresh_panels(force=True)
+
+    def _curve_panels(self) -> list:
+        return [self.panels[i] for i in self.visible() if self.panels[i].CURVES]
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

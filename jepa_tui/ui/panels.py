@@ -20,7 +20,7 @@ from textual.widgets import Sparkline, Static
 from textual_plotext import PlotextPlot
 
 from jepa_tui.gpu import GpuSample
-from jepa_tui.runs.interventions import interventions
+from jepa_tui.runs.interventions import crowd, marks_by_step
 from jepa_tui.system import SystemSample
 from jepa_tui.ui.state import RunState, Series
 
@@ -128,6 +128,7 @@ class Plot(PlotextPlot):
         self._range: tuple[float, float] | None = None
         self._log = False
         self.clipped = (0, 0)  # points below and above the y range in the last drawing
+        self.lane_y: float | None = None  # where the marks' lane is drawn (below every curve), if there are marks
 
     def line(self, series: Series, label: str | None, color: str, marker: str = "braille",
              alpha: float = 1.0) -> None:
@@ -156,6 +157,16 @@ class Plot(PlotextPlot):
                  if n]
         if notes:
             self.plt.title(", ".join(notes))
+
+    def point(self, x: float, y: float, label: str, color: str, marker: str) -> None:
+        """One labelled point in value units, drawn after :meth:`axes`: on the log axis at log10(y), and only if
+        it falls inside the y range (a labelled series off the canvas breaks plotext's legend)."""
+        if self._log:
+            if y <= 0:
+                return
+            y = math.log10(y)
+        if self._range is None or self._range[0] <= y <= self._range[1]:
+            self.plt.scatter([x], [y], marker=marker, color=color, label=label)
 
     def reference(self, y: float, color: str) -> None:
         """A horizontal reference line at ``y``, drawn only where the y range (set by :meth:`axes`) holds it."""
@@ -221,20 +232,24 @@ class Plot(PlotextPlot):
         self.plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
 
     def markers(self, state: RunState) -> None:
-        """The run's interventions and stream world switches (W<world>) as vertical lines with their marks at the
-        top of the plot."""
-        if not self._xs or not state.events:
+        """The run's interventions and stream world switches (W<world>) as marks on a lane one text row below the
+        curves' range, each starting at its step (no curve, legend or title is drawn there, and no line crosses
+        the curves), merged where they would print over each other ("bF+3": bF and three more)."""
+        at = marks_by_step(state.events) if self._xs and state.events else {}
+        if not at:
             return
-        top = self._top if self._top is not None else (max(self._ys) if self._ys else 1.0)
-        seen: dict[int, list[str]] = {}
-        for item in interventions(state.events):
-            seen.setdefault(item.step, []).append(item.mark)
-        for event in state.events:  # [data.stream]: where training moved to another world
-            if event.get("kind") == "world_switch" and event.get("previous") is not None:
-                seen.setdefault(event["step"], []).append(f"W{event.get('world')}")
-        for step, marks in seen.items():
-            self.plt.vline(step, "gray")
-            self.plt.text("/".join(dict.fromkeys(marks)), x=step, y=top, color="gray")
+        low_x, high_x = min(self._xs), max(self._xs)
+        per_char = max(high_x - low_x, 1.0) / max(10, self.size.width - 9)  # steps per column of the canvas
+        if self._range is not None:
+            low, high = self._range
+        else:
+            low, high = min(self._ys, default=0.0), max(self._ys, default=1.0)
+        row = (high - low or 1.0) / max(3, self.size.height - 5)  # y units per text row of the canvas
+        self.plt.ylim(low - 2.2 * row, high)
+        self.lane_y = low - 1.6 * row
+        for x, label in crowd(at, per_char):
+            right = (high_x - x) / per_char < len(label)
+            self.plt.text(label, x=x, y=self.lane_y, color="gray", alignment="right" if right else "left")
 
 
 class Panel(Vertical):
@@ -245,13 +260,23 @@ class Panel(Vertical):
     Panel > .note { height: auto; color: $text-muted; }
     """
     TITLE = ""
+    SHORT = ""
+    CURVES = True  # a panel of curves: l (log scale) and +/- (smoothing) act on it
+    DEFAULT_SMOOTHING = 1.0  # the EMA weight of the newest point its curves start with (1: raw)
 
     def on_mount(self) -> None:
         self.border_title = self.TITLE
         self._notes_key: object = None
         self._curves_key: object = None
-        self.smoothing = 0.1
+        self.smoothing = self.DEFAULT_SMOOTHING
         self.log_scale = False
+        self.show_scale()
+
+    def show_scale(self) -> None:
+        """Say the panel's y scale and smoothing on its bottom border (what l and +/- change)."""
+        if self.CURVES:
+            smoothing = "raw" if self.smoothing >= 1 else f"EMA {self.smoothing:g}"
+            self.border_subtitle = f"{'log' if self.log_scale else 'linear'} (l) · {smoothing} (+/-)"
 
     def notes_key(self, state: RunState, others: dict[str, RunState]) -> object:
         return (state.track, state.version)
@@ -280,6 +305,8 @@ class Panel(Vertical):
 
 class LossPanel(Panel):
     TITLE = "Loss (10-step means)"
+    SHORT = "Loss"  # its name in a page line that has no room for titles
+    DEFAULT_SMOOTHING = 0.1
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="loss-note")
@@ -287,9 +314,9 @@ class LossPanel(Panel):
 
     def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         last = f"{state.loss.ys[-1]:.4f}" if state.loss else "-"
-        smoothing = "raw" if self.smoothing >= 1 else f"EMA {self.smoothing:g}"
-        scale = "log" if self.log_scale else "linear"
-        self.query_one("#loss-note", Static).update(f"total {last}  ·  {smoothing} (+/-)  ·  {scale} (l)")
+        pred = f"{state.loss_pred.ys[-1]:.4f}" if state.loss_pred else "-"
+        hinge = f"{state.loss_var.ys[-1]:.4f}" if state.loss_var else "-"
+        self.query_one("#loss-note", Static).update(f"total {last}  prediction {pred}  variance hinge {hinge}")
 
     def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
@@ -306,13 +333,14 @@ class LossPanel(Panel):
 
 class ShiftPanel(Panel):
     TITLE = "Shift-world error D_shift (n=50)"
+    SHORT = "D_shift"  # its name in a page line that has no room for titles
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.overlays: dict[str, Series] = {}  # label -> D_shift of a run chosen in the run browser
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, len(state.d_shift), len(state.events), self.size,
+        return (state.track, len(state.d_shift), len(state.events), self.size, self.smoothing, self.log_scale,
                 tuple((t, len(o.d_shift)) for t, o in sorted(others.items())), tuple(self.overlays))
 
     def compose(self) -> ComposeResult:
@@ -337,23 +365,26 @@ class ShiftPanel(Panel):
         plot = self.query_one("#d-shift", Plot)
         plot.start()
         for track, other in sorted(others.items()):
-            plot.line(other.d_shift, f"{track} D_shift", TRACK_COLORS.get(track, "white"), marker=track)
+            plot.line(other.d_shift, f"{track} D_shift", TRACK_COLORS.get(track, "white"), marker=track,
+                      alpha=self.smoothing)
         for i, (label, series) in enumerate(self.overlays.items(), start=1):
-            plot.line(series, f"{i} {label}", "white", marker=str(i % 10))
-        plot.line(state.d_base, "d_base", "gray", marker="·")
-        plot.line(state.d_shift, f"{state.track} D_shift (this run)", TRACK_COLORS.get(state.track, "white"))
-        # The first evaluations of a fresh model can be far above 1: keep the region that matters in view.
+            plot.line(series, f"{i} {label}", "white", marker=str(i % 10), alpha=self.smoothing)
+        plot.line(state.d_base, "d_base", "gray", marker="·", alpha=self.smoothing)
+        plot.line(state.d_shift, f"{state.track} D_shift (this run)", TRACK_COLORS.get(state.track, "white"),
+                  alpha=self.smoothing)
+        # The first evaluations of a fresh model can be far above 1: keep the region that matters in view (a log
+        # scale shows them all).
         best = min((v for v in plot._ys if v > 0), default=None)
-        plot.axes(y_cap=max(1.5, CAP_OVER_BEST * best) if best is not None else None)
+        plot.axes(y_cap=max(1.5, CAP_OVER_BEST * best) if best is not None else None, log=self.log_scale)
         plot.reference(1.0, "red")  # persistence
         if state.peak_step is not None and state.peak_d_shift is not None:
-            plot.plt.scatter([state.peak_step], [state.peak_d_shift], marker="*", color="yellow", label="peak")
+            plot.point(state.peak_step, state.peak_d_shift, "peak", "yellow", "*")
         plot.markers(state)
         plot.refresh()
         if show_sigma:
             sigma_plot.start()
-            sigma_plot.line(state.sigma_z, "σ_z", "green")
-            sigma_plot.axes(y_from_zero=True)
+            sigma_plot.line(state.sigma_z, "σ_z", "green", alpha=self.smoothing)
+            sigma_plot.axes(y_from_zero=True, log=self.log_scale)
             sigma_plot.reference(0.5, "red")  # the collapse line
             sigma_plot.markers(state)
             sigma_plot.refresh()
@@ -361,6 +392,7 @@ class ShiftPanel(Panel):
 
 class BufferPanel(Panel):
     TITLE = "Experience buffer (entries)"
+    SHORT = "Buffer"  # its name in a page line that has no room for titles
 
     def notes_key(self, state: RunState, others: dict[str, RunState]) -> object:
         return (state.track, state.buffer_size, state.capacity, state.buffer_frozen)
@@ -382,14 +414,15 @@ class BufferPanel(Panel):
     def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
-        plot.line(state.buffer, "entries", "cyan")
-        plot.axes(y_from_zero=True)
+        plot.line(state.buffer, "entries", "cyan", alpha=self.smoothing)
+        plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()
 
 
 class EventsPanel(Panel):
     TITLE = "Boundary events (per 100 steps)"
+    SHORT = "Events"  # its name in a page line that has no room for titles
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="detector")
@@ -408,8 +441,8 @@ class EventsPanel(Panel):
     def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
-        plot.line(state.event_rate, "events / 100 steps", "yellow")
-        plot.axes(y_from_zero=True)
+        plot.line(state.event_rate, "events / 100 steps", "yellow", alpha=self.smoothing)
+        plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()
 
@@ -419,9 +452,10 @@ class LoraPanel(Panel):
     :data:`MODULATION_LABELS`)."""
 
     TITLE = "Modulation by experience (batch mean)"
+    SHORT = "Modulation"  # its name in a page line that has no room for titles
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, len(state.lora_w1), len(state.events), self.size)
+        return (state.track, len(state.lora_w1), len(state.events), self.size, self.smoothing, self.log_scale)
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="lora-note")
@@ -443,15 +477,17 @@ class LoraPanel(Panel):
         plot.start()
         labels = MODULATION_LABELS.get(state.track)
         if labels is not None:
-            plot.line(state.lora_w1, labels[0], "green")
-            plot.line(state.lora_w2, labels[1], "cyan", marker="+")
-        plot.axes(y_from_zero=True)
+            plot.line(state.lora_w1, labels[0], "green", alpha=self.smoothing)
+            plot.line(state.lora_w2, labels[1], "cyan", marker="+", alpha=self.smoothing)
+        plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()
 
 
 class GpuPanel(Panel):
     TITLE = "GPU (NVML, 1 s samples)"
+    SHORT = "GPU"  # its name in a page line that has no room for titles
+    CURVES = False
     HISTORY = 120
 
     def __init__(self, unavailable: str | None = None, **kwargs) -> None:
@@ -514,7 +550,9 @@ class SystemPanel(Panel):
     """What limits training on a machine without a GPU: CPU use of the training process and of the machine, the
     share the hypervisor steals, memory, threads (psutil, 1 s samples)."""
 
+    CURVES = False
     TITLE = "CPU and memory (1 s samples)"
+    SHORT = "CPU"  # its name in a page line that has no room for titles
     HISTORY = 120
 
     def __init__(self, unavailable: str | None = None, **kwargs) -> None:
