@@ -95,7 +95,7 @@ def test_every_figure_draws_runs_of_different_lengths_and_grids(run_set, tmp_pat
     assert mean[1] == pytest.approx(sum(values_at_20) / 3) and std[0] == 0.0
 
 
-def test_interventions_are_drawn_as_labelled_markers(run_set, monkeypatch, tmp_path):
+def test_interventions_are_drawn_as_marks_on_a_lane_with_their_key(run_set, monkeypatch, tmp_path):
     from jepa_tui.reporting import figures
 
     drawn = []
@@ -109,8 +109,9 @@ def test_interventions_are_drawn_as_labelled_markers(run_set, monkeypatch, tmp_p
     runs, _ = collect_runs([run_set / "frozen_by_hand_C", run_set / "done_C"])
     made = figures.write_figures(runs, tmp_path)
     assert len(made) == 5 and len(drawn) == 6  # fig3 (two panels), fig4, fig5, buffer and events (two panels)
-    label = "C s45: buffer frozen (ui), track switched away (switch), track switched back (switch)"
-    assert all(label in texts for texts in drawn)
+    # the three at step 0 share one mark on the lane; the key under the plot says what each mark means
+    key = "marks: S< track switched back, S> track switched away, bF buffer frozen"
+    assert all(key in texts and "bF+2" in texts for texts in drawn), drawn
 
 
 def _fake_run(root, name, track, seed, peak, *, steps=40, status="done", buffer=8, sigma=0.6, **config_sets):
@@ -264,4 +265,19 @@ def test_a_curve_spanning_decades_is_drawn_on_a_log_scale():
     log_if_wide(wide, [1200.0, 40.0, 0.9, 0.85, None, float("nan")])
     log_if_wide(narrow, [1.2, 0.9, 0.85])
     assert wide.get_yscale() == "log" and narrow.get_yscale() == "linear"
+    plt.close(fig)
+
+
+def test_fig4_zooms_on_the_peak_and_counts_the_early_values_it_leaves_above():
+    """Issue: fig. 4 was scaled to 1,200, so the peak and the drift were invisible."""
+    from jepa_tui.reporting.figures import pyplot, zoom_if_wide
+
+    plt = pyplot()
+    fig, (wide, narrow) = plt.subplots(1, 2)
+    zoom_if_wide(wide, [1200.0, 40.0, 0.9, 0.85, 0.87, None, float("nan")])
+    zoom_if_wide(narrow, [1.2, 0.9, 0.85])
+    low, high = wide.get_ylim()
+    assert low < 0.85 and 1.1 <= high < 1.5  # the region of the peak and the drift, persistence in view
+    assert [t.get_text() for t in wide.texts] == ["2 evaluations above the axis (^), up to 1.2e+03"]
+    assert narrow.get_autoscaley_on() and not narrow.texts
     plt.close(fig)

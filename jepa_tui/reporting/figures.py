@@ -9,13 +9,16 @@ import numpy as np
 
 from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
+from jepa_tui.runs.interventions import LABELS, crowd
 
 EVENT_WINDOW = 200  # steps
+MARK_FONT = 6  # points: the interventions' marks and their key
 # (line, marker, colour, hatch) per track: told apart by colour, and by line, marker and hatch in black and white
 # (colour-blind-safe Okabe-Ito hues).
 STYLES = {"A": ("-", "o", "#0072B2", None), "B": ("--", "s", "#CC79A7", "//"), "C": (":", "^", "#009E73", ".."),
           "D": ("-.", "D", "#E69F00", "xx"), "E": ((0, (5, 1, 1, 1, 1, 1)), "v", "#56B4E9", "\\\\")}
-SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn on a log scale
+SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn on a log scale (or zoomed)
+ZOOM_OVER_LOW = 1.6  # a zoomed axis (fig. 4) reaches this multiple of the lowest value
 MODULATED_TRACKS = ("C", "D", "E")  # the tracks whose experience modulates the predictor (Fig. 4 per track)
 
 
@@ -75,6 +78,24 @@ def log_if_wide(ax, values: list[float]) -> None:
         ax.set_yscale("log")
 
 
+def zoom_if_wide(ax, values: list[float]) -> None:
+    """Where the finite ``values`` span more than :data:`SPAN_FOR_LOG` (a fresh model's first evaluations far above
+    the rest), a linear y axis up to ``ZOOM_OVER_LOW`` times the lowest value (at least 1.1, persistence in view),
+    so that the peak and the drift can be seen; the values above are marked at the top edge (^) and counted in a
+    note, never dropped silently."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    positive = [v for v in finite if v > 0]
+    if not positive or max(positive) / min(positive) <= SPAN_FOR_LOG:
+        return
+    low = min(finite)
+    top = max(1.1, ZOOM_OVER_LOW * low)
+    ax.set_ylim(low - 0.05 * (top - low), top)
+    above = [v for v in finite if v > top]
+    ax.annotate(f"{len(above)} evaluation{'s' * (len(above) != 1)} above the axis (^), up to {max(above):.3g}",
+                (1.0, 1.0), xycoords="axes fraction", xytext=(-4, -4), textcoords="offset points", fontsize=7,
+                ha="right", va="top")
+
+
 def make_folder(folder: Path) -> None:
     """Create ``folder`` (and its parents); RunDirError naming it when that fails."""
     try:
@@ -90,6 +111,9 @@ def save_figure(fig, path: Path) -> Path:
     Raises:
         RunDirError: when the file cannot be written.
     """
+    for ax in fig.axes:
+        if getattr(ax, "marks_lane", False):
+            ax.set_title(ax.get_title(), pad=12)
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, dpi=120, format="png")
@@ -99,19 +123,33 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def mark_interventions(ax, runs: list[RunRecord]) -> None:
-    """A labelled vertical dotted line at each step where runs had interventions (freezes, pauses, switches, ...);
-    what happened at one step is one label, so labels never print over each other there."""
+    """The runs' interventions (freezes, pauses, switches, ...) as ticks on the plot's top edge with the
+    dashboard's marks on a lane above it, merged where they would print over each other ("bF+3"), and a key of the
+    marks under the plot: no mark covers a curve, a legend or another mark (the report's text lists each
+    intervention with its run and step)."""
     at: dict[int, list[str]] = {}
+    names: dict[str, str] = {}
     for run in runs:
-        by_step: dict[int, list[str]] = {}
         for item in run.interventions:
-            by_step.setdefault(item.step, []).append(item.label)
-        for step, labels in by_step.items():
-            at.setdefault(step, []).append(f"{run.label}: {', '.join(dict.fromkeys(labels))}")
-    for step, texts in sorted(at.items()):
-        ax.axvline(step, color="0.35", linewidth=0.8, linestyle=(0, (1, 2)))
-        ax.annotate("; ".join(texts), (step, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=6,
-                    va="top", ha="right", color="0.2", xytext=(-1, -2), textcoords="offset points")
+            at.setdefault(item.step, []).append(item.mark)
+            names.setdefault(item.mark, LABELS.get(item.kind, item.kind))
+    if not at:
+        return
+    at = {step: list(dict.fromkeys(marks)) for step, marks in at.items()}
+    low, high = ax.get_xlim()
+    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
+    per_char = (high - low) / max(1.0, width_pt / (0.65 * MARK_FONT))  # x units per character of the lane
+    for step in at:
+        ax.plot([step, step], [1.0, 0.97], transform=ax.get_xaxis_transform(), color="0.3", linewidth=0.8,
+                clip_on=False)
+    for x, label in crowd(at, per_char):
+        right = (high - x) / per_char < len(label)
+        ax.annotate(label, (x, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2), textcoords="offset points",
+                    fontsize=MARK_FONT, ha="right" if right else "left", va="bottom", color="0.2")
+    key = "marks: " + ", ".join(f"{mark} {name}" for mark, name in sorted(names.items()))
+    ax.annotate(key, (0.0, 0.0), xycoords="axes fraction", xytext=(0, -36), textcoords="offset points",
+                fontsize=MARK_FONT, va="top", ha="left", color="0.2", wrap=True)
+    ax.marks_lane = True  # save_figure lifts the title above the lane
 
 
 def _plot_band(ax, group: list[RunRecord], key: str, name: str, label: str) -> np.ndarray:
@@ -176,23 +214,29 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path | None:
 
 
 def track_trajectories(runs: list[RunRecord], path: Path, track: str = "C") -> Path | None:
-    """Fig. 4: each seed of ``track`` (the paper's is C): D_shift with its peak marked and the post-peak drift
-    (final − peak) annotated."""
+    """Fig. 4: each seed of ``track`` (the paper's is C): D_shift with its peak marked, the peak and the post-peak
+    drift (final − peak) in the legend."""
     runs = [r for r in _evaluated(runs) if r.track == track]
     if not runs:
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    values = [run.d_shift(r) for run in runs for r in run.scored_evals]
+    zoom_if_wide(ax, values)
+    top = ax.get_ylim()[1] if ax.get_autoscaley_on() is False else None
     for i, run in enumerate(runs):
         evals = run.scored_evals
-        ax.plot([r["step"] for r in evals], [run.d_shift(r) for r in evals], linestyle=["-", "--", ":", "-."][i % 4],
-                color="black", label=run.label + (" †" if run.interactive else ""))
+        steps, ys = [r["step"] for r in evals], [run.d_shift(r) for r in evals]
         peak, final = run.peak, run.final
+        drift = run.d_shift(final) - run.d_shift(peak)
+        ax.plot(steps, ys, linestyle=["-", "--", ":", "-."][i % 4], color="black",
+                label=f"{run.label}{' †' if run.interactive else ''}: peak {run.d_shift(peak):.3f} at "
+                      f"{peak['step']:,}, drift {drift:+.3f}")
+        if top is not None:
+            off = [s for s, y in zip(steps, ys, strict=True) if y is not None and y > top]
+            ax.plot(off, [top] * len(off), linestyle="none", marker="^", color="black", markersize=4, clip_on=False)
         ax.plot(peak["step"], run.d_shift(peak), marker="v", color="black")
-        ax.annotate(f"drift {run.d_shift(final) - run.d_shift(peak):+.3f}", (final["step"], run.d_shift(final)),
-                    fontsize=7, xytext=(-40, 8), textcoords="offset points")
     ax.axhline(1.0, color="black", linewidth=0.7, linestyle="--")
-    log_if_wide(ax, [run.d_shift(r) for run in runs for r in run.scored_evals])
     mark_interventions(ax, runs)
     ax.set_xlabel("training step")
     ax.set_ylabel("D_shift (normalised)")
