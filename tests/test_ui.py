@@ -454,3 +454,25 @@ def test_random_keys_and_resizes_never_end_the_dashboard(tmp_path, seed=0):
     asyncio.run(scenario())
     for run in controller.runs.values():
         assert run.summary["status"] in ("stopped", "done"), run.summary
+
+
+def test_speed_and_eta_are_averaged_over_a_trailing_minute():
+    """Issue: speed and ETA swung tenfold within seconds (65 → 6.3 → 64.5 steps/s) as each 10-step record's own
+    rate was shown."""
+    from jepa_tui.ui.state import RATE_WINDOW_S, RunState
+
+    state = RunState(track="A", budget_steps=10_000)
+    record = {"kind": "train", "loss": 0.1, "loss_pred": 0.1, "loss_var": 0.0, "lr": 1e-3, "ema_tau": 0.99,
+              "buffer_size": 0, "boundary_events": 0}
+    elapsed = 0.0
+    for i in range(1, 200):
+        dt = 0.1 if i % 3 else 1.6  # a record every 10 steps, one in three ten times slower: ~20 steps/s overall
+        elapsed += dt
+        state.ingest({**record, "step": 10 * i, "elapsed": elapsed, "steps_per_s": 10 / dt})
+        if elapsed > 10:
+            assert 15 < state.steps_per_s < 30, (i, state.steps_per_s)
+    window = [e for e in state._rate_history]
+    assert window[-1][0] - window[0][0] <= RATE_WINDOW_S + 2
+    assert state.eta_seconds == pytest.approx((10_000 - state.step) / state.steps_per_s)
+    state.ingest({**record, "step": 50, "elapsed": 5.0, "steps_per_s": 7.0})  # a resumed run's history went back
+    assert state.steps_per_s == 7.0

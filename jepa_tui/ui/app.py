@@ -45,7 +45,7 @@ from jepa_tui.ui.panels import (
     ShiftPanel,
     SystemPanel,
 )
-from jepa_tui.ui.state import RunState, Series
+from jepa_tui.ui.state import RATE_WINDOW_S, RunState, Series
 
 TRACKS = ("A", "B", "C", "D", "E")
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
@@ -213,7 +213,8 @@ def status_line(state: RunState, watching: bool = False) -> str:
     # What identifies and judges the run first (state, track, step, D_shift, run id): on a narrow terminal the end
     # of the line is what gets cut.
     return (f"[b]{who}{' · '.join(flags)}[/b]  Track {state.track}  {budget}  D_shift {d_shift}  {state.run_id}  "
-            f"{state.steps_per_s:.1f} steps/s  ETA {eta}  elapsed {format_duration(state.elapsed)}  "
+            f"{state.steps_per_s:.1f} steps/s (last {RATE_WINDOW_S:.0f} s)  ETA {eta}  "
+            f"elapsed {format_duration(state.elapsed)}  "
             f"lr {state.lr:.2e}  τ {state.ema_tau:.5f}  shift: {state.shift or '?'}"
             f"{f'  training in {state.world}' if state.world else ''}")
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from jepa_tui.config import Config
 
 EVENT_WINDOW_STEPS = 100
+RATE_WINDOW_S = 60.0  # seconds of training: the speed and ETA shown are averages over this trailing window
 
 
 @dataclass
@@ -80,6 +81,7 @@ class RunState:
     version: int = 0  # bumped on every ingest; panels redraw when it changes
     skipped_records: int = 0  # records that could not be read (a damaged or planted line), skipped
     _event_history: deque = field(default_factory=deque, repr=False)
+    _rate_history: deque = field(default_factory=deque, repr=False)  # (elapsed s, step)
 
     @classmethod
     def from_config(cls, config: Config, run_id: str = "") -> RunState:
@@ -132,7 +134,8 @@ class RunState:
         if step > history[0][0]:
             first_step, first_events = history[0]
             self.event_rate.add(step, 100.0 * (r["boundary_events"] - first_events) / (step - first_step))
-        self.step, self.elapsed, self.steps_per_s = step, r["elapsed"], r["steps_per_s"]
+        self.step, self.elapsed = step, r["elapsed"]
+        self.steps_per_s = self._smoothed_rate(step, float(r["elapsed"]), float(r["steps_per_s"]))
         self.lr, self.ema_tau = r["lr"], r["ema_tau"]
         self.buffer_size, self.boundary_events = r["buffer_size"], r["boundary_events"]
         self.surprisal_mu, self.surprisal_sigma = r.get("surprisal_mu"), r.get("surprisal_sigma")
@@ -145,6 +148,18 @@ class RunState:
             series.add(step, next((r[n] for n in names if r.get(n) is not None), None))
         if self.status == "starting":
             self.status = "training"
+
+    def _smoothed_rate(self, step: int, elapsed: float, instant: float) -> float:
+        """Steps per second of training time over the trailing :data:`RATE_WINDOW_S` seconds (a 10-step record's
+        own rate swings tenfold with the machine's load); the record's rate until 5 s of history exist."""
+        history = self._rate_history
+        if history and (elapsed < history[-1][0] or step < history[-1][1]):
+            history.clear()  # a resumed run's history went back
+        history.append((elapsed, step))
+        while len(history) > 2 and history[1][0] <= elapsed - RATE_WINDOW_S:
+            history.popleft()
+        span = elapsed - history[0][0]
+        return (step - history[0][1]) / span if span >= 5.0 else instant
 
     def _note(self, notice: tuple[str, str]) -> None:
         if not self.quiet:
