@@ -414,7 +414,7 @@ def test_a_key_pressed_in_watch_on_a_dead_run_is_refused_and_never_acts_later(tm
 
 
 KEYS = ["1", "2", "3", "4", "5", "t", "p", "b", "e", "f", "s", "tab", "shift+tab", "z", "l", "plus", "minus",
-        "question_mark", "escape", "r", "escape", "down"]
+        "question_mark", "escape", "r", "escape", "down", "v", "c", "escape"]
 SIZES = [(60, 18), (80, 24), (120, 36), (160, 45)]
 
 
@@ -476,3 +476,44 @@ def test_speed_and_eta_are_averaged_over_a_trailing_minute():
     assert state.eta_seconds == pytest.approx((10_000 - state.step) / state.steps_per_s)
     state.ingest({**record, "step": 50, "elapsed": 5.0, "steps_per_s": 7.0})  # a resumed run's history went back
     assert state.steps_per_s == 7.0
+
+
+def test_the_event_log_and_the_configuration_open_scroll_and_close(tmp_path):
+    """v lists the run's events with their steps (the interventions pressed, evaluations, checkpoints); c shows
+    the resolved configuration of the active run's directory."""
+    from textual.containers import VerticalScroll
+    from textual.widgets import Static
+
+    from jepa_tui.ui.app import TextScreen
+
+    controller, app = live_app(tmp_path)
+
+    async def scenario():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: controller.runs["C"].trainer.progress.step >= 3)
+            await pilot.press("b")
+            state = controller.states["C"]
+            await until(pilot, lambda: any("freeze_buffer applied" in line for _, line in state.log))
+            await pilot.press("v")
+            await pilot.pause(0.2)
+            assert isinstance(app.screen, TextScreen)
+            text = str(app.screen.query_one(Static).render())
+            assert "started on cpu" in text and "freeze_buffer applied at step" in text
+            assert "from the dashboard (buffer frozen)" in text
+            await pilot.press("v")
+            await pilot.pause(0.2)
+            assert not isinstance(app.screen, TextScreen)
+            await pilot.press("c")
+            await pilot.pause(0.2)
+            text = str(app.screen.query_one(Static).render())
+            assert str(controller.active_dir() / "config.toml") in text and 'track = "C"' in text
+            await pilot.press("pagedown")
+            await pilot.pause(0.2)
+            assert app.screen.query_one(VerticalScroll).scroll_y > 0  # longer than the screen: it scrolls
+            await pilot.press("escape")
+            await pilot.pause(0.2)
+            assert not isinstance(app.screen, TextScreen)
+            await pilot.press("q")
+            await until(pilot, lambda: controller.runs["C"].summary is not None)
+
+    asyncio.run(scenario())

@@ -10,6 +10,12 @@ from typing import TextIO
 
 from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config
 from jepa_tui.formatting import format_duration, format_value
+from jepa_tui.runs.describe import describe_event
+
+# Events the headless log prints as they happen (besides kept checkpoints and commands from requests, the profile
+# or a replay); the dashboard's event log lists every one.
+PRINTED_EVENTS = frozenset({"thermal_pause", "thermal_resume", "pause_request", "threads", "world_switch", "compiled",
+                            "request_rejected", "non_finite"})
 
 
 class PrefixedStream:
@@ -108,29 +114,9 @@ class ConsolePrinter:
 
     def on_event(self, record: dict) -> None:
         kind = record["kind"]
-        if kind == "checkpoint" and record["reason"] not in ("eval", "end"):
-            self._print(f"checkpoint saved at step {record['step']} ({record['reason']}): {record['path']}")
-        elif kind == "thermal_pause":
-            self._print(f"cooling: GPU at {record['temperature_c']:.0f} °C (above {record['pause_at_c']:g} °C); "
-                        f"training paused at step {record['step']}, resuming below {record['resume_at_c']:g} °C")
-        elif kind == "thermal_resume":
-            self._print(f"training again: GPU at {record['temperature_c']:.0f} °C")
-        elif kind == "pause_request":
-            self._print(f"{record['flag']} found at step {record['step']}: checkpointing and exiting")
-        elif kind == "command" and record.get("source") in ("request", "profile", "replay"):
-            via = {"request": "a request (watch)", "profile": "the profile", "replay": "a replay after a kill"}
-            self._print(f"{record['command']} applied at step {record['step']} from {via[record['source']]}")
-        elif kind == "threads":
-            self._print(f"CPU threads {record['previous']} → {record['threads']} at step {record['step']}: other "
-                        f"processes use {record['others_cores']:.1f} of {record['cores']} cores")
-        elif kind == "world_switch":
-            self._print(f"world {record['world']} from step {record['first_step']}: {record['physics']}")
-        elif kind == "compiled":
-            self._print(f"compiled the training step ({record['mode']}) in {record['seconds']:.1f} s")
-        elif kind == "request_rejected":
-            self._print(f"request {record['name']} set aside: {record['reason']}")
-        elif kind == "non_finite":
-            self._print(f"non-finite values detected at step {record['detected_at_step']}: {record['terms']}")
+        if kind in PRINTED_EVENTS or (kind == "checkpoint" and record.get("reason") not in ("eval", "end")) or \
+                (kind == "command" and record.get("source") in ("request", "profile", "replay")):
+            self._print(describe_event(record))
 
     def on_summary(self, summary: dict) -> None:
         self._print(

@@ -79,8 +79,8 @@ range, drawn at its edge.
 
 Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 4 5 or t \
 switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
-l log scale · + - smoothing · r run browser · x screenshot (SVG) · q quit (run: every run checkpoints first; \
-watch only detaches) · ? this help.
+l log scale · + - smoothing · r run browser · v event log · c configuration · x screenshot (SVG) · q quit (run: \
+every run checkpoints first; watch only detaches) · ? this help.
 Arrows, page keys or j/k scroll this help; escape, q or ? close it."""
 
 
@@ -103,23 +103,36 @@ class Controller(Protocol):
     def farewell(self) -> str: ...
 
 
-class HelpScreen(ModalScreen[None]):
-    """The keys and what the panels show; scrolls (arrows, page keys, j/k), closes on escape, q or ?."""
+class TextScreen(ModalScreen[None]):
+    """A page of text over the dashboard: scrolls (arrows, page keys, j/k, home/end), closes on escape, q or the
+    key that opens one (?, v, c). ``at_end``: open scrolled to the end (the event log's newest lines)."""
 
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; height: auto; max-height: 90%; border: round $accent;
+    TextScreen { align: center middle; }
+    TextScreen > VerticalScroll { width: 90%; height: auto; max-height: 90%; border: round $accent;
                                   background: $surface; padding: 1 2; }
     """
 
-    BINDINGS = [Binding("escape,q,question_mark", "close", "close")]  # the arrows, page keys and j/k scroll
+    def __init__(self, text: str, title: str = "", at_end: bool = False, markup: bool = True) -> None:
+        super().__init__()
+        self.text, self.title, self.at_end, self.markup = text, title, at_end, markup
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(HELP)
+        with VerticalScroll() as scroll:
+            scroll.border_title = self.title
+            scroll.border_subtitle = "arrows, j/k or page keys scroll · escape closes"
+            yield Static(self.text, markup=self.markup)
 
     def on_mount(self) -> None:
-        self.query_one(VerticalScroll).focus()
+        scroll = self.query_one(VerticalScroll)
+        scroll.focus()
+        if self.at_end:
+            self.call_after_refresh(scroll.scroll_end, animate=False)
+
+    BINDINGS = [Binding("escape,q,question_mark,v,c", "close", "close")]  # the arrows, page keys and j/k scroll
+
+    def action_close(self) -> None:
+        self.dismiss()
 
     def on_key(self, event) -> None:
         scroll = self.query_one(VerticalScroll)
@@ -128,8 +141,31 @@ class HelpScreen(ModalScreen[None]):
         elif event.key == "k":
             scroll.scroll_up(animate=False)
 
-    def action_close(self) -> None:
-        self.dismiss()
+
+class HelpScreen(TextScreen):
+    """The keys and what the panels show."""
+
+    def __init__(self) -> None:
+        super().__init__(HELP, "help")
+
+
+def event_log_text(state: RunState) -> str:
+    """The active run's event log: one line per event and evaluation, with its step, oldest first."""
+    if not state.log:
+        return "Nothing has happened yet besides training."
+    width = max(len(str(step)) for step, _ in state.log)
+    return "\n".join(f"{'' if step is None else step:>{width}}  {line}" for step, line in state.log)
+
+
+def config_text(run_dir: Path | None) -> str:
+    """The active run's resolved configuration (its directory's config.toml), or why it cannot be shown."""
+    if run_dir is None:
+        return "This dashboard has no run directory to read a configuration from."
+    path = Path(run_dir) / "config.toml"
+    try:
+        return f"# {path}\n" + path.read_text(encoding="utf-8", errors="replace")[:200_000]
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
 
 
 class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
@@ -265,6 +301,8 @@ class Dashboard(App[None]):
         Binding("plus,equals_sign", "smoothing(1)", "smoother", show=False),
         Binding("minus", "smoothing(-1)", "rougher", show=False),
         Binding("r", "browse", "runs"),
+        Binding("v", "event_log", "events", show=False),
+        Binding("c", "config", "config", show=False),
         Binding("x", "screenshot_file", "screenshot", show=False),
     ]
 
@@ -526,6 +564,18 @@ class Dashboard(App[None]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
+
+    def action_event_log(self) -> None:
+        """v: the active run's event log (interventions, requests, evaluations, checkpoints, threads, worlds)."""
+        state = self.controller.states[self.controller.active]
+        self.push_screen(TextScreen(event_log_text(state), f"event log · Track {state.track} · {state.run_id}",
+                                    at_end=True, markup=False))
+
+    def action_config(self) -> None:
+        """c: the active run's resolved configuration."""
+        active_dir = getattr(self.controller, "active_dir", None)
+        self.push_screen(TextScreen(config_text(active_dir() if active_dir else None), "configuration",
+                                    markup=False))
 
     def action_browse(self) -> None:
         self.push_screen(RunBrowser(self.controller.runs_root, can_watch=not self.controller.live), self._chosen)

@@ -70,6 +70,10 @@ class LiveController:
         self.states[track] = state
         return run
 
+    def active_dir(self) -> Path:
+        """The active run's directory."""
+        return self.runs[self.active].directory.path
+
     def start(self, start_thread: Callable[[ThreadedRun], None]) -> None:
         """Start the active run's thread."""
         self.start_thread = start_thread
@@ -138,6 +142,10 @@ class WatchController:
 
     def __init__(self, run_dir: Path) -> None:
         self.attach(run_dir)
+
+    def active_dir(self) -> Path:
+        """The watched run's directory."""
+        return self.run_dir
 
     @property
     def runs_root(self) -> Path:

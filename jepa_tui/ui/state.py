@@ -7,8 +7,10 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from jepa_tui.config import Config
+from jepa_tui.runs.describe import describe_event
 
 EVENT_WINDOW_STEPS = 100
+EVENT_LOG_LINES = 500  # the event log (v) keeps this many newest lines
 RATE_WINDOW_S = 60.0  # seconds of training: the speed and ETA shown are averages over this trailing window
 
 
@@ -82,6 +84,7 @@ class RunState:
     skipped_records: int = 0  # records that could not be read (a damaged or planted line), skipped
     _event_history: deque = field(default_factory=deque, repr=False)
     _rate_history: deque = field(default_factory=deque, repr=False)  # (elapsed s, step)
+    log: deque = field(default_factory=lambda: deque(maxlen=EVENT_LOG_LINES), repr=False)  # (step, sentence)
 
     @classmethod
     def from_config(cls, config: Config, run_id: str = "") -> RunState:
@@ -123,6 +126,10 @@ class RunState:
                 self.skipped_records += 1
                 return
             self.version += 1
+        if kind != "train":
+            line = describe_event(record)
+            if line is not None:
+                self.log.append((record.get("step"), line))
 
     def _ingest_train(self, r: dict) -> None:
         step = r["step"]
