@@ -237,10 +237,20 @@ def test_the_run_browser_overlays_runs_and_watch_attaches_to_one(tiny_runs):
             names = [table.get_row_at(i)[0] for i in range(2)]
             await pilot.press(*["down"] * names.index("second_A"), "enter")
             await pilot.pause(0.3)
-            overlays = app.query_one(ShiftPanel).overlays
-            assert list(overlays) == ["second_A"] and len(overlays["second_A"]) == 2  # evaluations at 20 and 40
+            assert list(app.overlays) == ["A s42"] and len(app.overlays["A s42"].d_shift) == 2  # evals at 20, 40
+            drawn = {}
+            for panel in app.panels:
+                if panel.CURVES:
+                    assert panel.overlays is app.overlays  # every curve panel draws the overlaid run
+                    panel.update(controller.states[controller.active], {}, force=True)
+                    drawn[type(panel).__name__] = [label for plot in panel.query(Plot)
+                                                   for label in getattr(plot, "labels", [])]
+            assert all("1 A s42" in labels for name, labels in drawn.items() if name != "LoraPanel"), drawn
             await pilot.press("r")
             await pilot.pause(0.3)
+            table = app.screen.query_one(DataTable)
+            marks = {table.get_row_at(i)[0]: table.get_row_at(i)[1] for i in range(2)}
+            assert marks == {"second_A": "1 A s42", "first_C": ""}  # the browser says which run is on the curves
             await pilot.press(*["down"] * names.index("second_A"), "w")
             await pilot.pause(0.3)
             assert controller.run_dir == tiny_runs / "second_A" and controller.active == "A"
@@ -448,3 +458,16 @@ def test_the_page_line_names_every_page_and_the_current_ones_panels(size):
                 await pilot.press("tab")
 
     asyncio.run(scenario())
+
+
+def test_the_run_browser_says_when_columns_are_off_screen(tiny_runs):
+    """Issue: at 80×24 the run browser was cut after six columns with no hint."""
+    async def note(size) -> str:
+        app = Dashboard(WatchController(tiny_runs / "first_C"), sensor=None, redraw_hz=4)
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("r")
+            await pilot.pause(0.3)
+            return str(app.screen.query_one("#browser-note").render())
+
+    assert "← → more columns (10)" in asyncio.run(note((80, 24)))
+    assert "more columns" not in asyncio.run(note((220, 40)))

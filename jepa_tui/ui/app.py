@@ -27,6 +27,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
+from jepa_tui.config import ConfigError, load_run_config
 from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
 from jepa_tui.runs import RunDirectory, RunDirError
@@ -45,7 +46,7 @@ from jepa_tui.ui.panels import (
     ShiftPanel,
     SystemPanel,
 )
-from jepa_tui.ui.state import RATE_WINDOW_S, RunState, Series
+from jepa_tui.ui.state import RATE_WINDOW_S, RunState
 
 TRACKS = ("A", "B", "C", "D", "E")
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
@@ -170,7 +171,8 @@ def config_text(run_dir: Path | None) -> str:
 
 class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
     """The runs under the dashboard's runs folder, as ``jepa-tui runs`` lists them. Enter overlays (or removes)
-    the highlighted run's D_shift on the shift-world panel; w watches it (watch only); escape closes."""
+    the highlighted run on every curve panel (the "on curves" column names it); w watches it (watch only); escape
+    closes; ← → scroll the columns that do not fit."""
 
     DEFAULT_CSS = """
     RunBrowser { align: center middle; }
@@ -180,22 +182,23 @@ class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
     BINDINGS = [Binding("escape,q", "close", "close"), Binding("enter", "overlay", "overlay on D_shift"),
                 Binding("w", "watch", "watch this run")]
 
-    def __init__(self, root: Path, can_watch: bool) -> None:
+    def __init__(self, root: Path, can_watch: bool, overlaid: dict[str, str] | None = None) -> None:
         super().__init__()
         self.root = root
         self.can_watch = can_watch
+        self.overlaid = overlaid or {}  # run directory -> its mark and name on the curves ("1 C s43")
         self.infos: list[RunInfo] = []
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Static(f"runs under {self.root}", classes="note")
+            yield Static(f"runs under {self.root}", classes="note", id="browser-note")
             yield DataTable(cursor_type="row", zebra_stripes=True)
             yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "track", "seed", "status", "step/budget", "peak D_shift @ step", "σ_z at peak",
-                          "last activity", "interventions")
+        table.add_columns("run", "on curves", "track", "seed", "status", "step/budget", "peak D_shift @ step",
+                          "σ_z at peak", "last activity", "interventions")
         try:
             self.infos = list_runs(self.root)
         except FileNotFoundError:
@@ -203,10 +206,18 @@ class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
         for info in self.infos:
             peak = f"{info.peak_d_shift:.4f} @ {info.peak_step}" if info.peak_d_shift is not None else "-"
             sigma = f"{info.sigma_z_at_peak:.3f}" if info.sigma_z_at_peak is not None else "-"
-            table.add_row(info.run_id, info.track, str(info.seed), info.status, f"{info.step}/{info.budget}", peak,
-                          sigma, ago(info.last_activity),
+            table.add_row(info.run_id, self.overlaid.get(info.path, ""), info.track, str(info.seed), info.status,
+                          f"{info.step}/{info.budget}", peak, sigma, ago(info.last_activity),
                           f"{info.interventions}{' (by hand)' if info.changed_by_hand else ''}")
         table.focus()
+        self.call_after_refresh(self._hint)
+
+    def _hint(self) -> None:
+        """Say so when the columns are wider than the screen (the table scrolls sideways)."""
+        table = self.query_one(DataTable)
+        if table.virtual_size.width > table.size.width:
+            self.query_one("#browser-note", Static).update(
+                f"runs under {self.root}  ·  ← → more columns ({len(table.columns)})")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return self.can_watch if action == "watch" else True
@@ -324,6 +335,8 @@ class Dashboard(App[None]):
         self.page = 0
         self.zoomed: int | None = None  # index of the panel shown alone, or None
         self.shape = (3, 2)
+        self.overlays: dict[str, RunState] = {}  # runs chosen in the run browser: name ("C s43") -> state
+        self.overlaid: dict[str, str] = {}  # their run directories -> their names
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -342,6 +355,8 @@ class Dashboard(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        for panel in self.panels:
+            panel.overlays = self.overlays  # one dict: every curve panel draws the same overlays
         # SIGTERM and an SSH drop (SIGHUP) checkpoint and end the process; not available off the main thread
         # (tests) or on Windows.
         for name in ("SIGTERM", "SIGHUP"):
@@ -578,7 +593,9 @@ class Dashboard(App[None]):
                                     markup=False))
 
     def action_browse(self) -> None:
-        self.push_screen(RunBrowser(self.controller.runs_root, can_watch=not self.controller.live), self._chosen)
+        marks = {path: f"{i} {name}" for i, (path, name) in enumerate(self.overlaid.items(), start=1)}
+        self.push_screen(RunBrowser(self.controller.runs_root, can_watch=not self.controller.live, overlaid=marks),
+                         self._chosen)
 
     def _chosen(self, choice: tuple[str, RunInfo] | None) -> None:
         if choice is None:
@@ -590,18 +607,29 @@ class Dashboard(App[None]):
             except (OSError, ValueError) as exc:
                 self.notify(f"cannot watch {info.run_id}: {exc}", severity="error")
                 return
-            self.query_one(ShiftPanel).overlays.clear()
+            self.overlays.clear()
+            self.overlaid.clear()
             self.notify(f"watching {info.run_id}", timeout=3)
         elif what == "overlay":
-            overlays = self.query_one(ShiftPanel).overlays
-            if info.run_id in overlays:
-                del overlays[info.run_id]
-                self.notify(f"{info.run_id} removed from the shift-world panel", timeout=3)
-            else:
-                overlays[info.run_id] = overlay_series(Path(info.path))
-                self.notify(f"{info.run_id} overlaid on the shift-world panel (marker {len(overlays) % 10})",
-                            timeout=3)
+            self._toggle_overlay(info)
         self.refresh_panels(force=True)
+
+    def _toggle_overlay(self, info: RunInfo) -> None:
+        """Overlay a run chosen in the run browser on every curve panel, named by track and seed (its run id
+        too where two share them), or remove it."""
+        if info.path in self.overlaid:
+            del self.overlays[self.overlaid.pop(info.path)]
+            self.notify(f"{info.run_id} removed from the curves", timeout=3)
+            return
+        state = overlay_state(Path(info.path))
+        if state is None:
+            self.notify(f"cannot read {info.run_id} to overlay it", severity="error")
+            return
+        name = f"{info.track} s{info.seed}"
+        name = name if name not in self.overlays else f"{name} {info.run_id}"
+        self.overlays[name] = state
+        self.overlaid[info.path] = name
+        self.notify(f"{info.run_id} overlaid on every curve as {len(self.overlays) % 10} {name}", timeout=3)
 
     def action_screenshot_file(self) -> None:
         """Save an SVG of the screen into the runs folder (or the current one) and say where."""
@@ -659,14 +687,16 @@ class Dashboard(App[None]):
         self.exit()
 
 
-def overlay_series(run_dir: Path) -> Series:
-    """D_shift against step of a run directory's evaluations (empty when it has none or cannot be read)."""
-    series = Series()
+def overlay_state(run_dir: Path) -> RunState | None:
+    """A run directory's records read into a state (for an overlay), or None when it cannot be read."""
     try:
-        records = RunDirectory(run_dir).read_records("metrics")
-    except RunDirError:
-        return series
-    for record in records:
-        if record["kind"] == "eval" and isinstance(record.get("d_shift"), int | float):
-            series.add(record["step"], record["d_shift"])
-    return series
+        config = load_run_config(run_dir)
+        directory = RunDirectory(run_dir)
+        state = RunState.from_config(config, Path(run_dir).name)
+        state.quiet = True
+        for name in ("metrics", "events"):
+            for record in directory.read_records(name):
+                state.ingest(record)
+    except (RunDirError, ConfigError, OSError):
+        return None
+    return state

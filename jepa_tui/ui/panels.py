@@ -129,6 +129,7 @@ class Plot(PlotextPlot):
         self._log = False
         self.clipped = (0, 0)  # points below and above the y range in the last drawing
         self.lane_y: float | None = None  # where the marks' lane is drawn (below every curve), if there are marks
+        self.labels: list[str] = []  # the legend of the last drawing
 
     def line(self, series: Series, label: str | None, color: str, marker: str = "braille",
              alpha: float = 1.0) -> None:
@@ -151,6 +152,7 @@ class Plot(PlotextPlot):
                 above += sum(y > high for y in ys)
                 ys = [min(max(y, low), high) for y in ys]
             self.plt.plot(xs, ys, label=label, color=color, marker=marker)
+            self.labels += [label] if label else []
         self._pending = []
         self.clipped = (below, above)
         notes = [f"{n} point{'s' if n != 1 else ''} {where}" for n, where in ((above, "above ↑"), (below, "below ↓"))
@@ -264,6 +266,12 @@ class Panel(Vertical):
     CURVES = True  # a panel of curves: l (log scale) and +/- (smoothing) act on it
     DEFAULT_SMOOTHING = 1.0  # the EMA weight of the newest point its curves start with (1: raw)
 
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # runs chosen in the run browser, drawn on every curve panel: their name ("C s43") -> their state; the app
+        # hands every panel the same dict
+        self.overlays: dict[str, RunState] = {}
+
     def on_mount(self) -> None:
         self.border_title = self.TITLE
         self._notes_key: object = None
@@ -282,7 +290,13 @@ class Panel(Vertical):
         return (state.track, state.version)
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, state.version, self.size, self.smoothing, self.log_scale)
+        return (state.track, state.version, self.size, self.smoothing, self.log_scale, tuple(self.overlays))
+
+    def overlay(self, plot: Plot, series_of) -> None:
+        """Draw the overlaid runs' ``series_of(state)`` on ``plot``, marked 1, 2, ... as the run browser lists
+        them, named by track and seed."""
+        for i, (name, other) in enumerate(self.overlays.items(), start=1):
+            plot.line(series_of(other), f"{i} {name}", "white", marker=str(i % 10), alpha=self.smoothing)
 
     def update(self, state: RunState, others: dict[str, RunState], force: bool = False, curves: bool = True) -> None:
         """Redraw the notes if what they show changed; the curves too when ``curves`` (or ``force``)."""
@@ -326,6 +340,7 @@ class LossPanel(Panel):
         plot.line(state.loss, "total", "orange", alpha=self.smoothing)
         plot.line(state.loss_pred, "prediction", "cyan", marker="+", alpha=self.smoothing)
         plot.line(state.loss_var, "variance hinge", "magenta", marker="x", alpha=self.smoothing)
+        self.overlay(plot, lambda other: other.loss)
         plot.axes(log=self.log_scale)
         plot.markers(state)
         plot.refresh()
@@ -334,10 +349,6 @@ class LossPanel(Panel):
 class ShiftPanel(Panel):
     TITLE = "Shift-world error D_shift (n=50)"
     SHORT = "D_shift"  # its name in a page line that has no room for titles
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.overlays: dict[str, Series] = {}  # label -> D_shift of a run chosen in the run browser
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
         return (state.track, len(state.d_shift), len(state.events), self.size, self.smoothing, self.log_scale,
@@ -367,8 +378,7 @@ class ShiftPanel(Panel):
         for track, other in sorted(others.items()):
             plot.line(other.d_shift, f"{track} D_shift", TRACK_COLORS.get(track, "white"), marker=track,
                       alpha=self.smoothing)
-        for i, (label, series) in enumerate(self.overlays.items(), start=1):
-            plot.line(series, f"{i} {label}", "white", marker=str(i % 10), alpha=self.smoothing)
+        self.overlay(plot, lambda other: other.d_shift)
         plot.line(state.d_base, "d_base", "gray", marker="·", alpha=self.smoothing)
         plot.line(state.d_shift, f"{state.track} D_shift (this run)", TRACK_COLORS.get(state.track, "white"),
                   alpha=self.smoothing)
@@ -415,6 +425,7 @@ class BufferPanel(Panel):
         plot = self.query_one(Plot)
         plot.start()
         plot.line(state.buffer, "entries", "cyan", alpha=self.smoothing)
+        self.overlay(plot, lambda other: other.buffer)
         plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()
@@ -442,6 +453,7 @@ class EventsPanel(Panel):
         plot = self.query_one(Plot)
         plot.start()
         plot.line(state.event_rate, "events / 100 steps", "yellow", alpha=self.smoothing)
+        self.overlay(plot, lambda other: other.event_rate)
         plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()
@@ -455,7 +467,8 @@ class LoraPanel(Panel):
     SHORT = "Modulation"  # its name in a page line that has no room for titles
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, len(state.lora_w1), len(state.events), self.size, self.smoothing, self.log_scale)
+        return (state.track, len(state.lora_w1), len(state.events), self.size, self.smoothing, self.log_scale,
+                tuple(self.overlays))
 
     def compose(self) -> ComposeResult:
         yield Static(classes="note", id="lora-note")
@@ -479,6 +492,7 @@ class LoraPanel(Panel):
         if labels is not None:
             plot.line(state.lora_w1, labels[0], "green", alpha=self.smoothing)
             plot.line(state.lora_w2, labels[1], "cyan", marker="+", alpha=self.smoothing)
+        self.overlay(plot, lambda other: other.lora_w1)
         plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()
