@@ -471,3 +471,27 @@ def test_the_run_browser_says_when_columns_are_off_screen(tiny_runs):
 
     assert "← → more columns (10)" in asyncio.run(note((80, 24)))
     assert "more columns" not in asyncio.run(note((220, 40)))
+
+
+def test_watch_on_a_folder_of_runs_follows_the_latest_and_browses_the_rest(tiny_runs):
+    """`jepa-tui watch SWEEP_DIR`: the most recently active run is followed, the browser lists the folder's runs."""
+    latest = max(tiny_runs.iterdir(), key=lambda p: (p / "metrics.jsonl").stat().st_mtime)
+    controller = WatchController(tiny_runs)
+    assert controller.run_dir == latest and controller.collection == 2 and controller.runs_root == tiny_runs
+    app = Dashboard(controller, sensor=None, redraw_hz=4)
+    toasts = []
+    app.notify = lambda text, **kw: toasts.append(text)
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("r")
+            await pilot.pause(0.3)
+            assert app.screen.query_one(DataTable).row_count == 2
+
+    asyncio.run(scenario())
+    assert any(t.startswith(f"2 runs under {tiny_runs}: following {latest.name}") for t in toasts), toasts
+    empty = tiny_runs / "empty_folder"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="holds none"):
+        WatchController(empty)
+    empty.rmdir()

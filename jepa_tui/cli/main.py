@@ -346,10 +346,12 @@ def run(
 
 @app.command()
 def watch(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `jepa-tui train`.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `jepa-tui train`, or a folder of runs "
+                                                 "(a sweep directory): its most recently active run is followed and "
+                                                 "the run browser (r) lists the others.")],
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
-    """Attach the dashboard to a headless run; p b e f s send requests to it, q detaches."""
+    """Attach the dashboard to a headless run (or a sweep's); p b e f s send requests to it, q detaches."""
     from jepa_tui.gpu import sensor_for
     from jepa_tui.runs.files import local_writer_pid
     from jepa_tui.system import PsutilSensor
@@ -362,7 +364,7 @@ def watch(
     except (ConfigError, OSError) as exc:
         raise _fail(str(exc)) from None
     _use_real_terminal_size()
-    pid = local_writer_pid(run_dir)  # the CPU panel's figures are the training's, not this dashboard's
+    pid = local_writer_pid(controller.run_dir)  # the CPU panel's figures are the training's, not this dashboard's
     cpu = PsutilSensor(pid) if pid is not None else PsutilSensor(whose="dashboard process")
     try:  # the GPU the run trains on ("auto" resolves as the run did on this machine), none for a CPU run
         sensor = sensor_for(pick_device(controller.config.train.device))

@@ -366,6 +366,11 @@ class Dashboard(App[None]):
         for state in self.controller.states.values():
             state.take_notices()  # what happened before the dashboard opened is history, not news
         self.controller.start(self._start_thread)
+        collection = getattr(self.controller, "collection", None)
+        if collection:  # watch on a sweep directory or a runs folder
+            self.notify(f"{collection} runs under {self.controller.runs_root}: following "
+                        f"{self.controller.active_dir().name}, the most recently active; r lists them, w watches "
+                        "another, enter overlays one", timeout=12)
         self.set_interval(1.0 / self.redraw_hz, self.refresh_panels)
         if self.gpu_interval:
             self.set_interval(self.gpu_interval, self.sample_gpu)

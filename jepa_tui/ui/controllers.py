@@ -14,6 +14,7 @@ import torch
 
 from jepa_tui.config import Config, load_run_config
 from jepa_tui.runs import JsonlTail
+from jepa_tui.runs.catalog import list_runs
 from jepa_tui.runs.files import writer_alive
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import Command, write_request
@@ -133,14 +134,26 @@ class LiveController:
 class WatchController:
     """Shows a run directory written by another process (``jepa-tui train``); commands become request files.
 
+    Given a folder of runs (a sweep directory, a runs folder) instead, it follows the most recently active run
+    in it, and the run browser lists that folder's runs (``collection`` says how many).
+
     Raises:
-        FileNotFoundError: when ``run_dir`` has no ``config.toml``.
-        ConfigError: when its ``config.toml`` is not a valid configuration.
+        FileNotFoundError: when ``run_dir`` has no ``config.toml`` and holds no run directory.
+        ConfigError: when the followed run's ``config.toml`` is not a valid configuration.
     """
 
     live = False
 
     def __init__(self, run_dir: Path) -> None:
+        run_dir = Path(run_dir)
+        self.root = run_dir.parent
+        self.collection: int | None = None  # how many runs the watched folder holds, when it is not one run
+        if not (run_dir / "config.toml").is_file() and run_dir.is_dir():
+            infos = list_runs(run_dir)  # most recently active first
+            if not infos:
+                raise FileNotFoundError(f"'{run_dir}' is not a run directory (no config.toml) and holds none")
+            self.root, self.collection = run_dir, len(infos)
+            run_dir = Path(infos[0].path)
         self.attach(run_dir)
 
     def active_dir(self) -> Path:
@@ -149,8 +162,8 @@ class WatchController:
 
     @property
     def runs_root(self) -> Path:
-        """Where the run browser looks for runs: the folder holding the watched run."""
-        return self.run_dir.parent
+        """Where the run browser looks for runs: the folder watched, or the one holding the watched run."""
+        return self.root
 
     def attach(self, run_dir: Path) -> None:
         """Follow ``run_dir`` (the one being watched, or another chosen in the run browser)."""
