@@ -495,3 +495,25 @@ def test_watch_on_a_folder_of_runs_follows_the_latest_and_browses_the_rest(tiny_
     with pytest.raises(FileNotFoundError, match="holds none"):
         WatchController(empty)
     empty.rmdir()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 45)])
+def test_a_toast_covers_no_axis(size):
+    """Issue: toasts covered the right panel's axis; they now sit at the top right, over titles and notes."""
+    app = Dashboard(FixedController(), FixedSensor(), redraw_hz=0.001, gpu_interval=None)
+
+    async def scenario():
+        async with app.run_test(size=size, notifications=True) as pilot:
+            await pilot.pause()
+            app.refresh_panels(force=True)
+            app.notify("Track C evaluated at step 3000: D_shift 0.9924 (σ_z 0.786)", timeout=10)
+            await pilot.pause(0.5)
+            toasts = [t.region for t in app.screen.query("Toast")]
+            assert toasts
+            plots = [p.region for p in app.query(Plot) if p.display and p.parent.display]
+            for toast in toasts:
+                for plot in plots:
+                    overlap = toast.intersection(plot)
+                    assert overlap.height <= 1, (toast, plot)  # at most the plot's top border row
+
+    asyncio.run(scenario())

@@ -290,6 +290,10 @@ class Dashboard(App[None]):
     #status { height: 1; padding: 0 1; background: $boost; }
     #pages { height: 1; padding: 0 1; color: $text-muted; }
     #panels { grid-size: 3 2; grid-gutter: 0 1; height: 1fr; }
+    /* toasts at the top right under the status line, one row per line of text (over the page line, a panel's
+       title and notes), never over an axis */
+    ToastRack { dock: top; align: right top; margin-top: 1; margin-bottom: 0; }
+    Toast { width: auto; max-width: 70%; padding: 0 1; margin-top: 0; }
     """
     BINDINGS = [  # q and ? first: the footer is cut from the right on a narrow terminal
         Binding("q", "quit_app", "quit"),

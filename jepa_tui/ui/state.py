@@ -209,12 +209,12 @@ class RunState:
         self.events.append(r)
 
     def _ingest_request_rejected(self, r: dict) -> None:
-        self._note(("warning", f"request {r.get('name')} set aside: {r.get('reason')}"))
+        self._note(("warning", f"request {r.get('name')} set aside at step {r.get('step')}: {r.get('reason')}"))
 
     def _ingest_thermal_pause(self, r: dict) -> None:
         self.status = "cooling"
         self.events.append(r)
-        self._note(("warning", f"GPU at {r.get('temperature_c')} °C: training paused to cool"))
+        self._note(("warning", f"GPU at {r.get('temperature_c')} °C: training paused to cool at step {r.get('step')}"))
 
     def _ingest_thermal_resume(self, r: dict) -> None:
         self.status = "training"
