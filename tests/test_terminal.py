@@ -72,3 +72,49 @@ def test_terminal_going_away_checkpoints_and_exits(tmp_path):
     (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["stop_reason"] == "SIGHUP"  # SIGHUP behaves as SIGTERM
+
+
+def test_the_switch_back_recipe_in_tmux_never_ends_the_dashboard(tmp_path):
+    """The issue's recipe: at 120×36 press 1, wait 5 s, press 3 (the switch back killed the dashboard in plotext's
+    legend builder); then at 80×24 1 → t → 3 and a dozen more keys. No traceback reaches the screen, the curves
+    and numbers keep coming, and q stops every run cleanly."""
+    session = f"jepa-tui-switch-{os.getpid()}"
+    runs = tmp_path / "runs"
+    command = (f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 "
+               f"--runs-dir {runs}; echo EXITED $?")
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
+    tmux("set-option", "-t", session, "remain-on-exit", "on")
+
+    def pane() -> str:
+        return tmux("capture-pane", "-p", "-t", session)
+
+    def step() -> int:
+        first = pane().splitlines()[0] if pane() else ""
+        words = first.split()
+        return int(words[words.index("step") + 1].split("/")[0]) if "step" in words else -1
+
+    def keys(*names: str, gap: float = 0.4) -> None:
+        for name in names:
+            tmux("send-keys", "-t", session, name)
+            time.sleep(gap)
+            assert "Traceback" not in pane(), pane()
+
+    try:
+        assert wait_for(lambda: "Track C" in pane() and step() > 0, 90), pane()
+        keys("1")
+        assert wait_for(lambda: "Track A" in pane() and step() > 0, 30), pane()
+        time.sleep(5)
+        keys("3")
+        assert wait_for(lambda: "Track C" in pane(), 30), pane()
+        tmux("resize-window", "-t", session, "-x", "80", "-y", "24")
+        keys("1", "t", "3", "b", "e", "p", "p", "Tab", "z", "l", "+", "z", "f", "f", "v", "Escape", "c",
+             "Escape", "Tab", "Tab")  # tmux's key names
+        before = step()
+        assert wait_for(lambda: step() > before and "Track C" in pane(), 60), pane()  # still training, drawn
+        assert "Traceback" not in pane() and "cannot draw" not in pane(), pane()
+        keys("q")
+        assert wait_for(lambda: "EXITED 0" in pane(), 90), pane()
+    finally:
+        tmux("kill-session", "-t", session)
+    for run_dir in runs.iterdir():
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped", run_dir

@@ -517,3 +517,32 @@ def test_the_event_log_and_the_configuration_open_scroll_and_close(tmp_path):
             await until(pilot, lambda: controller.runs["C"].summary is not None)
 
     asyncio.run(scenario())
+
+
+def test_a_toggle_pressed_twice_quickly_or_right_after_a_switch_acts_on_what_the_run_will_be(tmp_path):
+    """p p in quick succession sent pause twice (the screen still showed "training"), and p right after switching
+    back to a paused track resumed it instead of pausing it."""
+    controller, app = live_app(tmp_path)
+    run = controller.runs["C"]
+
+    async def scenario():
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: run.trainer.progress.step >= 3)
+            poll = controller.poll
+            controller.poll = lambda: False  # the records come late (a busy machine, a tailed file)
+            await pilot.press("p", "p", "b", "b", "b")
+            controller.poll = poll
+            state = controller.states["C"]
+            await until(pilot, lambda: len([e for e in state.events if e.get("kind") == "command"]) >= 5)
+            commands = [e["command"] for e in state.events if e.get("kind") == "command"]
+            assert commands == ["pause", "resume", "freeze_buffer", "unfreeze_buffer", "freeze_buffer"], commands
+            controller.poll = lambda: False
+            await pilot.press("1", "3", "p")  # away and back (C resumed by the switch), then pause it
+            controller.poll = poll
+            await until(pilot, lambda: state.status == "paused")
+            await pilot.pause(0.5)
+            assert state.status == "paused" and run.trainer.buffer_frozen
+            await pilot.press("q")
+            await until(pilot, lambda: all(r.summary is not None for r in controller.runs.values()))
+
+    asyncio.run(scenario())

@@ -57,6 +57,7 @@ MIN_PANEL_WIDTH = 38  # columns: below this a chart's ticks and legend no longer
 MIN_PANEL_HEIGHT = 14  # rows, border and note included
 CHROME_ROWS = 3  # status line, page line, footer
 EVAL_TOAST_GAP = 20.0  # seconds: at most one evaluation toast this often
+EXPECT_S = 5.0  # seconds a toggle sent is assumed to take effect before the run's records show it
 
 HELP = """\
 [b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw under an \
@@ -341,6 +342,7 @@ class Dashboard(App[None]):
         self.shape = (3, 2)
         self.overlays: dict[str, RunState] = {}  # runs chosen in the run browser: name ("C s43") -> state
         self.overlaid: dict[str, str] = {}  # their run directories -> their names
+        self._expected: dict[tuple[str, str], tuple[bool, float]] = {}  # toggles sent, not yet in the records
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -530,18 +532,37 @@ class Dashboard(App[None]):
             self.notify(refusal, severity="warning", timeout=8)
         return refusal is None
 
+    def _believed(self, what: str) -> bool:
+        """Whether the active run is paused ("paused"), its buffer frozen ("buffer") or its EMA target frozen
+        ("ema"), counting the toggles sent but not yet seen in its records (for up to ``EXPECT_S`` seconds): a
+        key pressed twice quickly, or right after a track switch, acts on what the run will be, not on what the
+        screen showed a moment ago."""
+        state = self.state
+        actual = {"paused": state.status == "paused", "buffer": state.buffer_frozen, "ema": state.ema_frozen}[what]
+        key = (self.controller.active, what)
+        value, at = self._expected.get(key, (actual, 0.0))
+        if value == actual or time.monotonic() - at > EXPECT_S:
+            self._expected.pop(key, None)
+            return actual
+        return value
+
+    def _toggle(self, what: str, on: Command, off: Command) -> None:
+        believed = self._believed(what)
+        if self._send(off if believed else on):
+            self._expected[(self.controller.active, what)] = (not believed, time.monotonic())
+
     def action_pause(self) -> None:
-        self._send(Command.RESUME if self.state.status == "paused" else Command.PAUSE)
+        self._toggle("paused", Command.PAUSE, Command.RESUME)
 
     def action_freeze_buffer(self) -> None:
-        self._send(Command.UNFREEZE_BUFFER if self.state.buffer_frozen else Command.FREEZE_BUFFER)
+        self._toggle("buffer", Command.FREEZE_BUFFER, Command.UNFREEZE_BUFFER)
 
     def action_freeze_ema(self) -> None:
         if not self.state.has_ema:
             self.notify("model.target = \"stopgrad\": the targets come from the online encoder, so there is no EMA "
                         "target to freeze", timeout=5)
             return
-        self._send(Command.UNFREEZE_EMA if self.state.ema_frozen else Command.FREEZE_EMA)
+        self._toggle("ema", Command.FREEZE_EMA, Command.UNFREEZE_EMA)
 
     def action_dual_freeze(self) -> None:
         """Freeze buffer and EMA together (the paper's dual freeze); when both are frozen, unfreeze both."""
@@ -549,16 +570,22 @@ class Dashboard(App[None]):
             self.notify("no EMA target (model.target = \"stopgrad\"): f freezes the buffer alone", timeout=5)
             self.action_freeze_buffer()
             return
-        both = self.state.buffer_frozen and self.state.ema_frozen
-        for command in ((Command.UNFREEZE_BUFFER, Command.UNFREEZE_EMA) if both else
-                        (Command.FREEZE_BUFFER, Command.FREEZE_EMA)):
-            self._send(command)
+        both = self._believed("buffer") and self._believed("ema")
+        for what, command in ((("buffer", Command.UNFREEZE_BUFFER), ("ema", Command.UNFREEZE_EMA)) if both else
+                              (("buffer", Command.FREEZE_BUFFER), ("ema", Command.FREEZE_EMA))):
+            if self._send(command):
+                self._expected[(self.controller.active, what)] = (not both, time.monotonic())
 
     def action_track(self, track: str) -> None:
         if not self.controller.live:
             self.notify("watch follows one run directory; start `jepa-tui run` to switch tracks", timeout=3)
             return
+        previous = self.controller.active
         self.controller.switch(track)
+        if track != previous:  # the switch pauses the run left and resumes the one chosen
+            now = time.monotonic()
+            self._expected[(previous, "paused")] = (True, now)
+            self._expected[(track, "paused")] = (False, now)
         self.refresh_panels(force=True)
 
     def action_next_track(self) -> None:
