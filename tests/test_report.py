@@ -281,3 +281,13 @@ def test_fig4_zooms_on_the_peak_and_counts_the_early_values_it_leaves_above():
     assert [t.get_text() for t in wide.texts] == ["2 evaluations above the axis (^), up to 1.2e+03"]
     assert narrow.get_autoscaley_on() and not narrow.texts
     plt.close(fig)
+
+
+def test_the_reproducibility_note_names_each_verdict(tmp_path):
+    """A run written before thread counts were recorded is "unknown", not "reproducible to rounding"."""
+    _fake_run(tmp_path / "runs", "C_s42", "C", 42, 0.8)  # its start records no thread count
+    result = runner.invoke(app, ["report", str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Reproducibility *unknown*: written before thread counts were recorded." in text
+    assert "to rounding" not in text

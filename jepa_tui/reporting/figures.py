@@ -59,7 +59,9 @@ def bar_chart(runs: list[RunRecord], path: Path) -> Path | None:
         d = run.d_shift(run.peak)
         ax.bar(i, d, color=grey if run.track != "C" else "white", edgecolor="black", hatch=hatch)
         note = "†" if run.interactive else ""
-        ax.text(i, d, f"{d:.3f}{note}", ha="center", va="bottom", fontsize=7)
+        # inside the bar's top, on a white ground: never on the persistence line just above
+        ax.annotate(f"{d:.3f}{note}", (i, d), xytext=(0, -3), textcoords="offset points", ha="center", va="top",
+                    fontsize=7, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.85})
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="persistence (1.0)")
     ax.set_xticks(range(len(runs)), [r.label + ("" if r.finished else f" ({r.status})") for r in runs], rotation=45,
                   ha="right", fontsize=8)

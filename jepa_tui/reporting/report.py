@@ -102,10 +102,11 @@ def _header(report: Report) -> None:
         budget = f"{run.last_step}/{run.budget_steps}" if run.budget_steps else str(run.last_step)
         lines.append(f"| {run.label} | {run.path.name} | {run.status} | {budget} | {len(run.evals)} | "
                      f"{reproducible[run.path][0]} |")
-    why = sorted({w for _, w in reproducible.values() if w})
-    if why:
-        lines += ["", "Reproducible *to rounding* (a rerun matches to the last digits, not bitwise): "
-                  + "; ".join(why) + "."]
+    for verdict, heading in (("to rounding", "Reproducible *to rounding* (a rerun matches to the last digits, not "
+                                             "bitwise)"), ("unknown", "Reproducibility *unknown*")):
+        why = sorted({w for v, w in reproducible.values() if v == verdict and w})
+        if why:
+            lines += ["", f"{heading}: " + "; ".join(why) + "."]
     out = [r for r in runs if r.peak is None]
     if out or report.skipped:
         lines += ["", "Not in the tables:"]
@@ -220,7 +221,7 @@ def table1(report: Report) -> None:
         if variant != shown_variant:  # one table per variant, named with its shift world (one per kind of shift)
             shifts = sorted({describe_shift(r.config.data) for (v, _), group in report.groups.items() if v == variant
                              for r in group})
-            title = f"### {variant}: " if len(report.variants) > 1 else ""
+            title = f"### {variant or 'runs of no variant'}: " if len(report.variants) > 1 else ""
             lines += ([""] if shown_variant is not None else []) + \
                 [f"{title}Shift world: {'; '.join(shifts)}", "", *header]
             shown_variant = variant
