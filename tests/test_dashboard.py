@@ -517,3 +517,17 @@ def test_a_toast_covers_no_axis(size):
                     assert overlap.height <= 1, (toast, plot)  # at most the plot's top border row
 
     asyncio.run(scenario())
+
+
+def test_track_is_an_option_and_help_names_its_values(tmp_path):
+    """Issue: no --track option; metavars read <list[str]>."""
+    result = runner.invoke(cli_app, ["train", "--profile", "smoke", "--track", "A", "--steps", "2", "--runs-dir",
+                                     str(tmp_path), "--run-id", "a"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["track"] == "A"
+    result = runner.invoke(cli_app, ["train", "--profile", "smoke", "--track", "Z", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "expected one of 'A', 'B', 'C', 'D', 'E'" in result.output
+    for command in ("train", "run", "sweep", "evaluate"):
+        text = runner.invoke(cli_app, [command, "--help"]).output
+        assert "<list[" not in text, command
+    assert "--track A|B|C|D|E" in runner.invoke(cli_app, ["run", "--help"]).output

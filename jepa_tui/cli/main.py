@@ -51,17 +51,24 @@ EXIT_IO = 74
 EXIT_SUSPENDED = 75
 
 ProfileOption = Annotated[str | None, typer.Option(
-    help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")]
+    metavar="NAME|PATH", help="Profile name (see `jepa-tui profiles`) or path to a TOML file.")]
 ResumeOption = Annotated[Path | None, typer.Option(
-    help="Continue this run directory from its last checkpoint (instead of --profile).")]
+    metavar="RUN_DIR", help="Continue this run directory from its last checkpoint (instead of --profile).")]
+TrackOption = Annotated[str | None, typer.Option(
+    metavar="A|B|C|D|E", help="Track (replaces the profile's train.track): A vanilla, B EI-JEPA, C EPM-JEPA, D FiLM, "
+    "E hypernetwork.")]
 ForceOption = Annotated[bool, typer.Option(
     help="With --resume: continue even if the code version or the configuration differs.")]
-SeedOption = Annotated[int | None, typer.Option(help="Model seed (initialisation and sampling).")]
-StepsOption = Annotated[int | None, typer.Option(help="Budget in training steps (replaces the profile's).")]
-SecondsOption = Annotated[float | None, typer.Option(help="Budget in training seconds (replaces the profile's).")]
-DeviceOption = Annotated[str | None, typer.Option(help="auto, cpu or cuda.")]
-RunsDirOption = Annotated[Path, typer.Option(help="Where run directories are created.")]
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+SeedOption = Annotated[int | None, typer.Option(metavar="SEED", help="Model seed (initialisation and sampling).")]
+StepsOption = Annotated[int | None, typer.Option(metavar="STEPS",
+                                                 help="Budget in training steps (replaces the profile's).")]
+SecondsOption = Annotated[float | None, typer.Option(metavar="SECONDS",
+                                                     help="Budget in training seconds (replaces the profile's).")]
+DeviceOption = Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Training device.")]
+RunsDirOption = Annotated[Path, typer.Option(metavar="DIR", help="Where run directories are created.")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", metavar="SECTION.KEY=VALUE",
+                                                     help="Override a profile value (repeatable), e.g. --set "
+                                                          "train.lr=0.0005.")]
 DeterministicOption = Annotated[bool | None, typer.Option(
     "--deterministic", help="Pin what a bitwise rerun needs (train.deterministic): a fixed thread count (train.threads "
                             "or the cores this process may use) and PyTorch's deterministic algorithms.")]
@@ -154,6 +161,7 @@ def train(
     profile: ProfileOption = None,
     resume: ResumeOption = None,
     force: ForceOption = False,
+    track: TrackOption = None,
     seed: SeedOption = None,
     steps: StepsOption = None,
     seconds: SecondsOption = None,
@@ -165,13 +173,13 @@ def train(
     threads: ThreadsOption = None,
     deterministic: DeterministicOption = None,
     seeds: Annotated[list[int] | None, typer.Option(
-        help="Train runs that differ only in seed as one vectorised step (a run group), e.g. --seeds 42 43 44: a "
-             "run directory per seed (--run-id NAME gives NAME_s42, ...), each a single run's.")] = None,
+        metavar="SEED...", help="Train runs that differ only in seed as one vectorised step (a run group), e.g. "
+        "--seeds 42 43 44: a run directory per seed (--run-id NAME gives NAME_s42, ...), each a single run's.")] = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
     if seeds:
         _train_group(profile, resume, seed, seeds, steps, seconds, device, runs_dir, run_id, set_, threads,
-                     deterministic)
+                     deterministic, track)
         return
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
@@ -185,7 +193,7 @@ def train(
 
     keep_freed_memory()
     try:
-        config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
+        config, point = _resolve(profile, resume, force, set_, track=track, seed=seed, steps=steps, seconds=seconds,
                                  device=device, threads=threads, deterministic=deterministic)
         torch_device = pick_device(config.train.device)
         thread_count = apply_threads(config.train.threads)
@@ -242,7 +250,8 @@ def _check_seeds(seeds: list[int]) -> list[int]:
 
 def _train_group(profile: str | None, resume: Path | None, seed: int | None, seeds: list[int], steps: int | None,
                  seconds: float | None, device: str | None, runs_dir: Path, run_id: str | None,
-                 set_: list[str] | None, threads: int | None, deterministic: bool | None) -> None:
+                 set_: list[str] | None, threads: int | None, deterministic: bool | None,
+                 track: str | None = None) -> None:
     """`train --seeds`: one run directory per seed, trained as a run group (jepa_tui.training.group)."""
     from jepa_tui.cli.console import ConsolePrinter, PrefixedStream
     from jepa_tui.cli.signals import SignalStop
@@ -260,8 +269,9 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         if resume is not None or seed is not None:
             raise ConfigError("--seeds starts new runs: it takes neither --resume (resume each member's run "
                               "directory with `jepa-tui train --resume RUN_DIR`) nor --seed.")
-        configs = [_resolve(profile, None, False, set_, seed=s, steps=steps, seconds=seconds, device=device,
-                            threads=threads, deterministic=deterministic)[0] for s in _check_seeds(seeds)]
+        configs = [_resolve(profile, None, False, set_, track=track, seed=s, steps=steps, seconds=seconds,
+                            device=device, threads=threads, deterministic=deterministic)[0]
+                   for s in _check_seeds(seeds)]
         check_groupable(configs)  # before any run directory exists
         torch_device = pick_device(configs[0].train.device)
         thread_count = apply_threads(configs[0].train.threads)
@@ -305,6 +315,7 @@ def run(
     profile: ProfileOption = None,
     resume: ResumeOption = None,
     force: ForceOption = False,
+    track: TrackOption = None,
     seed: SeedOption = None,
     steps: StepsOption = None,
     seconds: SecondsOption = None,
@@ -326,7 +337,7 @@ def run(
 
     keep_freed_memory()
     try:
-        config, point = _resolve(profile, resume, force, set_, seed=seed, steps=steps, seconds=seconds,
+        config, point = _resolve(profile, resume, force, set_, track=track, seed=seed, steps=steps, seconds=seconds,
                                  device=device, threads=threads, deterministic=deterministic)
         apply_threads(config.train.threads)
         torch_device = pick_device(config.train.device)
@@ -382,11 +393,13 @@ def sweep(
     profile: ProfileOption = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this sweep directory (instead of --profile).")]
     = None,
-    tracks: Annotated[list[str] | None, typer.Option(help="Tracks: --tracks a b c (replaces the profile's).")] = None,
-    seeds: Annotated[list[int] | None, typer.Option(help="Seeds: --seeds 42 43 44 (replaces the profile's).")]
+    tracks: Annotated[list[str] | None, typer.Option(metavar="TRACK...",
+                                                     help="Tracks: --tracks a b c (replaces the profile's).")] = None,
+    seeds: Annotated[list[int] | None, typer.Option(metavar="SEED...",
+                                                    help="Seeds: --seeds 42 43 44 (replaces the profile's).")]
     = None,
-    variants: Annotated[list[str] | None, typer.Option(help="Only these variants of a sweep profile: --variants "
-                                                             "NAME ...")] = None,
+    variants: Annotated[list[str] | None, typer.Option(
+        metavar="NAME...", help="Only these variants of a sweep profile: --variants NAME ...")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Runs at once, each in its own process (local backend).")] = 1,
     steps: StepsOption = None,
     runs_dir: RunsDirOption = Path("runs"),
@@ -471,7 +484,8 @@ def sweep(
 
 @app.command()
 def report(
-    paths: Annotated[list[Path], typer.Argument(help="Run directories and/or sweep directories.")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
+                                                help="Run directories and/or sweep directories.")],
     out: Annotated[Path | None, typer.Option(help="Where report.md and the figures go (default: the first path, "
                                                    "or its parent for a run directory).")] = None,
     terminal: Annotated[bool, typer.Option(help="Also draw the figures in the terminal (plotext).")] = False,
@@ -602,8 +616,8 @@ def analyze(
 @app.command()
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with kept weights or checkpoints.")],
-    step: Annotated[list[int] | None, typer.Option(help="Evaluate the model kept at this step (repeatable; "
-                                                        "default: the last kept).")] = None,
+    step: Annotated[list[int] | None, typer.Option(
+        metavar="STEP", help="Evaluate the model kept at this step (repeatable; default: the last kept).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Evaluate every kept step.")] = False,
     set_: SetOption = None,
     tag: Annotated[str | None, typer.Option(help="Name of evaluations/<tag>.jsonl (default: from the --set "
