@@ -280,6 +280,7 @@ def test_the_cpu_panel_replaces_the_gpu_panel_without_a_gpu():
                 await pilot.pause()
                 texts.append(str(app.query_one(SystemPanel).query_one("#cpu-values").render()))
             assert all("training process" in t and "steal" in t and "RSS" in t for t in texts)
+            assert all("sparklines, each from its lowest to its highest value: process CPU " in t for t in texts)
             assert "training on 2 CPU threads (follows the load)" in texts[0]
             assert "training on 1 CPU thread (follows the load: others used 1.0 cores)" in texts[1]
 

@@ -539,15 +539,23 @@ class GpuPanel(Panel):
         if sample.utilisation_pct is not None:
             self.utilisations.append(sample.utilisation_pct)
         throttle = ", ".join(sample.throttle) if sample.throttle else "none"
+        sparklines = (f"sparklines, each from its lowest to its highest value: temperature "
+                      f"{span(self.temperatures, '°C')}, then utilisation {span(self.utilisations, '%')}")
         self.query_one("#gpu-values", Static).update(
             f"{sample.name}\n"
             f"temperature {fmt(sample.temperature_c, '°C')} (slowdown at {fmt(sample.slowdown_c, '°C')})\n"
             f"power {fmt(sample.power_w, 'W')} of {fmt(sample.power_limit_w, 'W')}  SM clock "
             f"{fmt(sample.sm_clock_mhz, 'MHz')}\n"
             f"utilisation {fmt(sample.utilisation_pct, '%')}  memory {fmt(sample.memory_used_mib, 'MiB')} of "
-            f"{fmt(sample.memory_total_mib, 'MiB')}\nthrottling: {throttle}")
+            f"{fmt(sample.memory_total_mib, 'MiB')}\nthrottling: {throttle}\n{sparklines}")
         self.query_one("#gpu-temperature", Sparkline).data = list(self.temperatures)
         self.query_one("#gpu-utilisation", Sparkline).data = list(self.utilisations)
+
+
+def span(values, unit: str, digits: int = 0) -> str:
+    """The range a sparkline is scaled to, e.g. "12–95%" (a sparkline draws its lowest value as the shortest bar
+    and its highest as the tallest, so without its range its height says nothing)."""
+    return "n/a" if not values else f"{min(values):.{digits}f}–{max(values):.{digits}f}{unit}"
 
 
 def training_threads(state: RunState | None) -> str:
@@ -610,6 +618,7 @@ class SystemPanel(Panel):
             f"RSS {fmt(sample.rss_mib, ' MiB')}  RAM {fmt(sample.ram_used_mib, '')} of "
             f"{fmt(sample.ram_total_mib, ' MiB')}\n"
             f"threads {fmt(sample.threads, '')}; {training_threads(state)}\n"
-            "sparklines: process CPU, then steal")
+            f"sparklines, each from its lowest to its highest value: process CPU {span(self.process_cpu, '%')}, "
+            f"then steal {span(self.steal, '%', 1)}")
         self.query_one("#cpu-process", Sparkline).data = list(self.process_cpu)
         self.query_one("#cpu-steal", Sparkline).data = list(self.steal)
