@@ -532,3 +532,17 @@ def test_track_is_an_option_and_help_names_its_values(tmp_path):
         text = runner.invoke(cli_app, [command, "--help"]).output
         assert "<list[" not in text, command
     assert "--track A|B|C|D|E" in runner.invoke(cli_app, ["run", "--help"]).output
+
+
+def test_log_scale_ticks_are_round_values():
+    """Issue: log-scale ticks were not round (10 ** evenly spaced exponents: 1.58, 3.98, ...)."""
+    import math
+
+    from jepa_tui.ui.panels import log_ticks
+
+    for low, high in ((0.03, 0.9), (0.001, 1000.0), (1e-12, 1e5), (0.5, 1.3), (2.0, 2000.0)):
+        ticks = log_ticks(math.log10(low), math.log10(high), 4)
+        assert 2 <= len(ticks) <= 6, (low, high, ticks)
+        for t in ticks:
+            mantissa = t / 10 ** math.floor(math.log10(t) + 1e-9)
+            assert low * 0.999 <= t <= high * 1.001 and round(mantissa, 6) in (1.0, 2.0, 5.0), (low, high, ticks)

@@ -27,8 +27,19 @@ from jepa_tui.config import (
     resolve_profile,
 )
 
+EXAMPLES = """Examples:
+
+\b
+  jepa-tui train --profile quick                   a 5,000-step Track C run, headless
+  jepa-tui run --profile track_c                   the paper's Track C in the dashboard
+  jepa-tui watch runs/RUN_ID                       the dashboard on a headless run
+  jepa-tui sweep --profile table1 --jobs 2         Tracks A, B, C x seeds 42, 43, 44
+  jepa-tui report runs/SWEEP_ID                    Table 1, the statistics, the figures
+  jepa-tui evaluate runs/RUN_ID --set eval.ttt_steps=50 --tag ttt
+"""
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Train and study EPM-JEPA world models under distribution shift.")
+                  help="Train and study EPM-JEPA world models under distribution shift.", epilog=EXAMPLES)
 
 
 def _version(value: bool) -> None:
@@ -156,7 +167,7 @@ def _exit_code(summary: dict) -> int:
     return 0
 
 
-@app.command()
+@app.command(short_help="Train one run headless (plain lines; resumable).")
 def train(
     profile: ProfileOption = None,
     resume: ResumeOption = None,
@@ -310,7 +321,7 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         raise typer.Exit(max(codes))
 
 
-@app.command()
+@app.command(short_help="Train in the live dashboard (keys p b e f, 1-5, q).")
 def run(
     profile: ProfileOption = None,
     resume: ResumeOption = None,
@@ -355,7 +366,7 @@ def run(
         raise typer.Exit(dashboard.return_code)
 
 
-@app.command()
+@app.command(short_help="Attach the dashboard to a headless run or sweep.")
 def watch(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by `jepa-tui train`, or a folder of runs "
                                                  "(a sweep directory): its most recently active run is followed and "
@@ -388,7 +399,7 @@ def watch(
         raise typer.Exit(dashboard.return_code)
 
 
-@app.command()
+@app.command(short_help="Run tracks x seeds (x variants), here or on a cluster.")
 def sweep(
     profile: ProfileOption = None,
     resume: Annotated[Path | None, typer.Option(help="Continue this sweep directory (instead of --profile).")]
@@ -482,7 +493,7 @@ def sweep(
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(short_help="Tables, statistics and figures from runs.")
 def report(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
                                                 help="Run directories and/or sweep directories.")],
@@ -527,7 +538,7 @@ def report(
     print(f"wrote {folder / 'report.md'}, runs.csv, evals.csv and {len(figures)} figures in {folder / 'figures'}")
 
 
-@app.command()
+@app.command(short_help="SVD, attention and ΔW analyses of kept models.")
 def analyze(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with kept weights or checkpoints.")],
     step: Annotated[int | None, typer.Option(help="Analyse the model kept at this step (default: every kept one).")]
@@ -613,7 +624,7 @@ def analyze(
     print(f"wrote {len(results)} JSON files and {len(figures)} figures in {out}")
 
 
-@app.command()
+@app.command(short_help="Re-evaluate kept models under other settings.")
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="A run directory with kept weights or checkpoints.")],
     step: Annotated[list[int] | None, typer.Option(
@@ -659,7 +670,7 @@ def _plain(value: float | None) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "-"
 
 
-@app.command()
+@app.command(short_help="List runs: track, seed, status, peak, activity.")
 def runs(
     runs_dir: Annotated[Path, typer.Argument(help="A folder of run directories (and sweeps).")] = Path("runs"),
     json_output: Annotated[bool, typer.Option("--json", help="One JSON object per run instead of a table.")]
@@ -693,7 +704,7 @@ def runs(
             f"{i.interventions}{hand}")
 
 
-@app.command()
+@app.command(short_help="List the shipped profiles.")
 def profiles() -> None:
     """List the shipped profiles, one line each."""
     known = list_profiles()

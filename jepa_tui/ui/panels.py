@@ -91,6 +91,20 @@ def tick_label(value: float, step: float, steps_axis: bool = False) -> str:
     return f"{value:.{decimals}f}"
 
 
+def log_ticks(low: float, high: float, count: int) -> list[float]:
+    """Round values (1, 2 and 5 × 10^n, or powers of ten alone when they are enough) whose log10 lies in
+    [``low``, ``high``], about ``count`` of them; the two ends' values when no round value falls inside."""
+    for steps in ((1.0,), (1.0, 5.0), (1.0, 2.0, 5.0)):
+        values = [m * 10.0 ** e for e in range(math.floor(low), math.ceil(high) + 1) for m in steps
+                  if low - 1e-9 <= math.log10(m * 10.0 ** e) <= high + 1e-9]
+        if len(values) >= count:
+            break
+    if len(values) > count + 2:  # many decades: every k-th power of ten
+        powers = [v for v in values if math.log10(v) == round(math.log10(v))]
+        values = powers[::max(1, math.ceil(len(powers) / count))]
+    return values or [float(f"{10 ** low:.2g}"), float(f"{10 ** high:.2g}")]
+
+
 class Plot(PlotextPlot):
     """A plotext plot that redraws from series on request, and adds how long its renders take to the app's
     ``render_seconds`` (the dashboard paces its redraws by it).
@@ -230,8 +244,8 @@ class Plot(PlotextPlot):
         self._range = (low, high)
         self._flush(low, high)
         self._top, self._log = high, True  # marks go at the top; reference lines (value units) are not drawn
-        ticks = nice_ticks(low, high, max(2, min(5, (height - 3) // 3)))
-        self.plt.yticks(ticks, [f"{10 ** t:.3g}" for t in ticks])
+        values = log_ticks(low, high, max(2, min(5, (height - 3) // 3)))
+        self.plt.yticks([math.log10(v) for v in values], [f"{v:g}" for v in values])
 
     def markers(self, state: RunState) -> None:
         """The run's interventions and stream world switches (W<world>) as marks on a lane one text row below the
