@@ -101,6 +101,8 @@ def main() -> None:
             print(f"attempt {attempts}: SIGKILL {delay:.2f} s after start, {how}; metrics from step {before} to "
                   f"{after}, {'counted' if counted else 'not counted (training was not interrupted)'}; "
                   f"resuming from {resume_from}", flush=True)
+            if not killed and proc.returncode != 0:
+                print(f"  it said: {proc.stderr.read().strip()[-2000:]}", flush=True)
             if finished:
                 break
         interrupted_enough = kills == args.kills
