@@ -9,6 +9,7 @@ that differs); 3 non-finite loss; 74 the run directory cannot be written (disk f
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -80,6 +81,9 @@ RunsDirOption = Annotated[Path, typer.Option(metavar="DIR", help="Where run dire
 SetOption = Annotated[list[str] | None, typer.Option("--set", metavar="SECTION.KEY=VALUE",
                                                      help="Override a profile value (repeatable), e.g. --set "
                                                           "train.lr=0.0005.")]
+LogToOption = Annotated[list[str] | None, typer.Option(
+    "--log-to", metavar="NAME", help="Also send the records to this logger as they are written (repeatable): "
+    "tensorboard (RUN_DIR/tensorboard; pip install 'jepa-tui[tensorboard]'). Sets train.loggers.")]
 DeterministicOption = Annotated[bool | None, typer.Option(
     "--deterministic", help="Pin what a bitwise rerun needs (train.deterministic): a fixed thread count (train.threads "
                             "or the cores this process may use) and PyTorch's deterministic algorithms.")]
@@ -135,10 +139,16 @@ def _bad_input_errors() -> tuple[type[Exception], ...]:
     return ConfigError, DigitPoolError, RunDirError, CheckpointError, ValueError
 
 
+def _with_loggers(set_: list[str] | None, log_to: list[str] | None) -> list[str] | None:
+    """``--log-to NAME ...`` as the override ``train.loggers = [...]``."""
+    return set_ if not log_to else [*(set_ or []), f"train.loggers={json.dumps(list(dict.fromkeys(log_to)))}"]
+
+
 def _resolve(profile: str | None, resume: Path | None, force: bool, set_: list[str] | None, **train: object):
     """The configuration and, with ``--resume``, the resume point (raises the bad-input errors); a deterministic
     run's thread count pinned, and PyTorch's deterministic algorithms switched on for it."""
     from jepa_tui.training.determinism import apply_determinism, pin_if_deterministic
+    from jepa_tui.training.loggers import check_available
     from jepa_tui.training.resume import prepare_resume
 
     if (profile is None) == (resume is None):
@@ -147,9 +157,11 @@ def _resolve(profile: str | None, resume: Path | None, force: bool, set_: list[s
         raise ConfigError("--force only applies with --resume RUN_DIR.")
     if resume is not None:
         point = prepare_resume(resume, set_, force, **train)
+        check_available(point.config.train.loggers)
         apply_determinism(point.config)
         return point.config, point
     config = pin_if_deterministic(load_config(profile, set_, **train))
+    check_available(config.train.loggers)  # a missing library: exit 2 before any run directory exists
     apply_determinism(config)
     return config, None
 
@@ -181,6 +193,7 @@ def train(
     run_id: Annotated[str | None, typer.Option(help="Name of the new run directory (default: time, track, seed).")]
     = None,
     set_: SetOption = None,
+    log_to: LogToOption = None,
     threads: ThreadsOption = None,
     deterministic: DeterministicOption = None,
     seeds: Annotated[list[int] | None, typer.Option(
@@ -188,6 +201,7 @@ def train(
         "--seeds 42 43 44: a run directory per seed (--run-id NAME gives NAME_s42, ...), each a single run's.")] = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
+    set_ = _with_loggers(set_, log_to)
     if seeds:
         _train_group(profile, resume, seed, seeds, steps, seconds, device, runs_dir, run_id, set_, threads,
                      deterministic, track)
@@ -198,6 +212,7 @@ def train(
     from jepa_tui.threads import adaptive, governor_for
     from jepa_tui.threads import apply as apply_threads
     from jepa_tui.training.allocator import keep_freed_memory
+    from jepa_tui.training.loggers import logger_sinks
     from jepa_tui.training.loop import RunLoop
     from jepa_tui.training.session import prepare_run
     from jepa_tui.training.trainer import pick_device
@@ -230,7 +245,8 @@ def train(
         say(f"  {notice}")
     with SignalStop() as signals:
         printer = ConsolePrinter(config)
-        loop = RunLoop(trainer, run_dir, [printer], should_stop=signals,
+        loggers = logger_sinks(config, run_dir.path, point.step if point is not None else None)
+        loop = RunLoop(trainer, run_dir, [printer, *loggers], should_stop=signals,
                        thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay,
                        threads=governor_for(config.train.threads, torch_device.type))
         printer._last_eval = loop.last_eval
@@ -283,6 +299,9 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         configs = [_resolve(profile, None, False, set_, track=track, seed=s, steps=steps, seconds=seconds,
                             device=device, threads=threads, deterministic=deterministic)[0]
                    for s in _check_seeds(seeds)]
+        if any(config.train.loggers for config in configs):
+            raise ConfigError("train.loggers: a run group (--seeds) does not send its records to loggers yet; run "
+                              "the seeds as separate runs (`jepa-tui sweep --seeds ... --log-to NAME`)")
         check_groupable(configs)  # before any run directory exists
         torch_device = pick_device(configs[0].train.device)
         thread_count = apply_threads(configs[0].train.threads)
@@ -333,11 +352,13 @@ def run(
     device: DeviceOption = None,
     runs_dir: RunsDirOption = Path("runs"),
     set_: SetOption = None,
+    log_to: LogToOption = None,
     threads: ThreadsOption = None,
     deterministic: DeterministicOption = None,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
+    set_ = _with_loggers(set_, log_to)
     from jepa_tui.gpu import sensor_for
     from jepa_tui.threads import apply as apply_threads
     from jepa_tui.threads import governor_for
@@ -417,6 +438,7 @@ def sweep(
     sweep_id: Annotated[str | None, typer.Option(help="Name of the sweep directory (default: time, profile).")]
     = None,
     set_: SetOption = None,
+    log_to: LogToOption = None,
     backend: Annotated[str, typer.Option(help="Where runs execute: local (processes here), submitit (SLURM jobs; "
                                               "pip install 'jepa-tui[slurm]') or ray (Ray tasks; "
                                               "pip install 'jepa-tui[ray]').")] = "local",
@@ -439,6 +461,7 @@ def sweep(
 ) -> None:
     """Run tracks x seeds (x a sweep profile's variants), one run directory each under RUNS_DIR/<sweep_id>/, on
     this machine or a cluster engine (--backend)."""
+    set_ = _with_loggers(set_, log_to)
     from jepa_tui.cli.signals import EXIT_CODES
     from jepa_tui.experiments.backends import make_backend
     from jepa_tui.experiments.cluster import resolve

@@ -18,6 +18,7 @@ class ConfigError(ValueError):
 
 
 MAX_QUOTED = 200  # characters of a bad value quoted in an error message
+LOGGER_NAMES = ("tensorboard",)  # train.loggers: the record loggers this version has (jepa_tui.training.loggers)
 
 
 def shorten(value: Any) -> str:
@@ -192,6 +193,8 @@ def check(config: Config, source: str) -> None:
     need(0 <= t.sgdr_t0 <= 1, "train.sgdr_t0", "0 <= value <= 1 (a fraction of the budget after the warm-up; 0 = off)",
          t.sgdr_t0)
     need(1 <= t.sgdr_mult <= 100, "train.sgdr_mult", "1 <= value <= 100", t.sgdr_mult)
+    need(all(name in LOGGER_NAMES for name in t.loggers) and len(set(t.loggers)) == len(t.loggers), "train.loggers",
+         f"a list of distinct names among {', '.join(repr(n) for n in LOGGER_NAMES)}", list(t.loggers))
     need(0 <= t.mask_ratio < 1, "train.mask_ratio", "0 <= value < 1", t.mask_ratio)
     need(1 <= t.mask_patch <= d.canvas and d.canvas % t.mask_patch == 0, "train.mask_patch",
          f"a divisor of data.canvas ({d.canvas}) px", t.mask_patch)

@@ -20,7 +20,7 @@ from jepa_tui.training.control import Command
 
 # Keys that change how a run is shown or where it runs, not what it computes.
 # (train.threads changes only the order of floating-point sums: a run resumes exactly with the same count.)
-PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds", "train.threads"})
+PRESENTATION_KEYS = frozenset({"train.device", "train.print_every_seconds", "train.threads", "train.loggers"})
 # Commands that change what is computed; pause, save and stop do not, and are not replayed.
 REPLAYED = frozenset({Command.FREEZE_BUFFER, Command.UNFREEZE_BUFFER, Command.FREEZE_EMA, Command.UNFREEZE_EMA})
 

@@ -20,6 +20,7 @@ from jepa_tui.data.worlds import Worlds
 from jepa_tui.runs import CheckpointError, RunDirectory
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import Command
+from jepa_tui.training.loggers import logger_sinks
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.resources import check_memory
 from jepa_tui.training.resume import ResumePoint
@@ -173,7 +174,9 @@ class ThreadedRun:
 
     def run(self) -> dict:
         """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
-        loop = RunLoop(self.trainer, self.directory, [self.records], commands=self.commands, thermal=self.thermal,
+        loggers = logger_sinks(self.config, self.directory.path, self.resume.step if self.resume else None)
+        loop = RunLoop(self.trainer, self.directory, [self.records, *loggers], commands=self.commands,
+                       thermal=self.thermal,
                        should_stop=lambda: self._stop_reason, notices=self.notices, replay=self.replay,
                        threads=self.threads)
         self.summary = loop.run()
