@@ -112,3 +112,19 @@ def test_scalars_flatten_nested_fields_and_skip_what_is_not_a_finite_number():
               "flag": True, "bad": math.inf, "name": "x"}
     assert scalars(record, "eval") == {"eval/d_shift": 0.9, "eval/formulas/r2/d_shift": 0.5}
     assert json.dumps(record, default=str)  # untouched
+
+
+def test_export_replays_a_finished_run_as_the_live_logger_wrote_it(tmp_path):
+    result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "20", *SETTINGS, "--runs-dir",
+                                 str(tmp_path / "runs"), "--run-id", "r"])
+    assert result.exit_code == 0, result.output
+    before = {p: p.read_bytes() for p in (tmp_path / "runs" / "r").rglob("*") if p.is_file()}
+    result = runner.invoke(app, ["export", str(tmp_path / "runs"), "--out", str(tmp_path / "tb")])
+    assert result.exit_code == 0, result.output
+    live, exported = read_back(tmp_path / "runs" / "r" / "tensorboard"), read_back(tmp_path / "tb" / "r")
+    assert set(live.Tags()["scalars"]) == set(exported.Tags()["scalars"])
+    for tag in live.Tags()["scalars"]:
+        assert [(e.step, e.value) for e in live.Scalars(tag)] == [(e.step, e.value) for e in exported.Scalars(tag)]
+    assert {p: p.read_bytes() for p in (tmp_path / "runs" / "r").rglob("*") if p.is_file()} == before
+    again = runner.invoke(app, ["export", str(tmp_path / "runs"), "--out", str(tmp_path / "tb")])
+    assert again.exit_code == 2 and "exists already" in again.output

@@ -693,6 +693,38 @@ def _plain(value: float | None) -> str:
     return f"{value:.4f}" if isinstance(value, int | float) else "-"
 
 
+@app.command(short_help="Send finished runs' records to TensorBoard.")
+def export(
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
+                                                help="Run directories and/or folders of runs (sweep directories).")],
+    to: Annotated[str, typer.Option(metavar="tensorboard", help="Where the records go.")] = "tensorboard",
+    out: Annotated[Path | None, typer.Option(
+        metavar="DIR", help="Write <DIR>/<run id>/ for each run (default: RUN_DIR/tensorboard).")] = None,
+) -> None:
+    """Replay runs made without a logger (the published archives too) into TensorBoard event files: the same tags
+    as `--log-to tensorboard`. Changes nothing in the runs."""
+    from jepa_tui.runs import RunDirError
+    from jepa_tui.runs.catalog import list_runs
+    from jepa_tui.training.loggers import export_run
+
+    try:
+        runs = [Path(info.path) for path in paths for info in reversed(list_runs(path))]
+        if not runs:
+            raise ConfigError(f"no run directory under {', '.join(map(str, paths))}")
+        log_dirs = [(out / run_dir.name) if out is not None else run_dir / "tensorboard" for run_dir in runs]
+        taken = [str(d) for d in log_dirs if d.exists()] + \
+            [str(d) for d in {d for d in log_dirs if log_dirs.count(d) > 1}]  # checked before anything is written
+        if taken:
+            raise ConfigError(f"{', '.join(taken)}: exists already or is named twice (each step would be there "
+                              "twice); give --out another folder")
+        for run_dir, log_dir in zip(runs, log_dirs, strict=True):
+            count = export_run(run_dir, log_dir, to)
+            say(f"{run_dir}: {count} records → {log_dir}")
+    except (ConfigError, RunDirError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    say(f"open them with: tensorboard --logdir {out if out is not None else ' '.join(map(str, paths))}")
+
+
 @app.command(short_help="List runs: track, seed, status, peak, activity.")
 def runs(
     runs_dir: Annotated[Path, typer.Argument(help="A folder of run directories (and sweeps).")] = Path("runs"),

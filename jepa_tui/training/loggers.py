@@ -121,3 +121,39 @@ class TensorBoardLogger:
             writer, self.writer = self.writer, None
             writer.flush()
             writer.close()
+
+
+def export_run(run_dir: Path, log_dir: Path, to: str = "tensorboard") -> int:
+    """Replay a run directory's records (``metrics.jsonl``, ``events.jsonl`` by step, then its summary) through
+    the ``to`` logger into ``log_dir``; returns how many records went. Changes nothing in the run.
+
+    Raises:
+        ConfigError: ``to`` is not a logger, its library is missing, ``log_dir`` exists already (an export or a
+            live log: a second one would hold every step twice), or the run's configuration cannot be read.
+        RunDirError: when the run's records cannot be read.
+    """
+    from jepa_tui.config import load_run_config
+    from jepa_tui.runs import RunDirectory
+
+    if to != "tensorboard":
+        raise ConfigError(f"--to {to!r}: expected 'tensorboard' (MLflow and W&B are not built yet)")
+    check_available([to])
+    if Path(log_dir).exists():
+        raise ConfigError(f"'{log_dir}' exists already: each step would be there twice; give --out another folder")
+    config = load_run_config(run_dir)
+    directory = RunDirectory(run_dir)
+    records = sorted(directory.read_records("metrics") + directory.read_records("events"),
+                     key=lambda r: (r.get("step") if isinstance(r.get("step"), int) else 0))
+    logger = TensorBoardLogger(log_dir, config)
+    for record in records:
+        kind = record.get("kind")
+        if kind == "train":
+            logger.on_train(record)
+        elif kind == "eval":
+            logger.on_eval(record)
+        else:
+            logger.on_event(record)
+    logger.on_summary(directory.read_summary() or {})
+    if logger.failed is not None:
+        raise ConfigError(f"cannot write '{log_dir}': {logger.failed}")
+    return len(records)
