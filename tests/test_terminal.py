@@ -28,13 +28,20 @@ def wait_for(predicate, timeout: float) -> bool:
     return False
 
 
+def start_run(session: str, runs, echo_exit: bool = True) -> None:
+    """`jepa-tui run --profile smoke` in a detached 120×36 tmux session (kept after exit when ``echo_exit``, with
+    "EXITED <code>" printed)."""
+    command = f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 --runs-dir {runs}"
+    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command + ("; echo EXITED $?" if echo_exit
+                                                                                 else ""))
+    if echo_exit:
+        tmux("set-option", "-t", session, "remain-on-exit", "on")
+
+
 def test_run_in_tmux_boots_pauses_and_quits(tmp_path):
     session = f"jepa-tui-test-{os.getpid()}"
     runs = tmp_path / "runs"
-    command = (f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 "
-               f"--runs-dir {runs}; echo EXITED $?")
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
-    tmux("set-option", "-t", session, "remain-on-exit", "on")
+    start_run(session, runs)
     try:
         pane = lambda: tmux("capture-pane", "-p", "-t", session)  # noqa: E731
         status = lambda: pane().splitlines()[0] if pane() else ""  # noqa: E731
@@ -59,8 +66,7 @@ def test_terminal_going_away_checkpoints_and_exits(tmp_path):
     """An SSH drop: the terminal disappears (SIGHUP); the run checkpoints, writes its summary and the process ends."""
     session = f"jepa-tui-hup-{os.getpid()}"
     runs = tmp_path / "runs"
-    command = f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 --runs-dir {runs}"
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
+    start_run(session, runs, echo_exit=False)
     try:
         status = lambda: (tmux("capture-pane", "-p", "-t", session).splitlines() or [""])[0]  # noqa: E731
         started = wait_for(lambda: status().strip().startswith("training") and "step 0/" not in status(), 180)
@@ -80,10 +86,7 @@ def test_the_switch_back_recipe_in_tmux_never_ends_the_dashboard(tmp_path):
     and numbers keep coming, and q stops every run cleanly."""
     session = f"jepa-tui-switch-{os.getpid()}"
     runs = tmp_path / "runs"
-    command = (f"{sys.executable} -m jepa_tui.cli.main run --profile smoke --steps 100000 "
-               f"--runs-dir {runs}; echo EXITED $?")
-    tmux("new-session", "-d", "-s", session, "-x", "120", "-y", "36", command)
-    tmux("set-option", "-t", session, "remain-on-exit", "on")
+    start_run(session, runs)
 
     def pane() -> str:
         return tmux("capture-pane", "-p", "-t", session)
