@@ -329,8 +329,8 @@ def test_screenshots_are_saved_where_the_runs_are(tmp_path):
             await pilot.pause()
 
     asyncio.run(scenario())
-    (svg,) = tmp_path.glob("*.svg")
-    assert svg.read_text().startswith("<svg")
+    (svg,) = (tmp_path / "screenshots").glob("*.svg")  # beside the run directories, not among them
+    assert svg.read_text().startswith("<svg") and not list(tmp_path.glob("*.svg"))
 
 
 def test_version_and_did_you_mean():

@@ -668,9 +668,11 @@ class Dashboard(App[None]):
         self.notify(f"{info.run_id} overlaid on every curve as {len(self.overlays) % 10} {name}", timeout=3)
 
     def action_screenshot_file(self) -> None:
-        """Save an SVG of the screen into the runs folder (or the current one) and say where."""
-        folder = self.screenshot_dir or self.controller.runs_root
+        """Save an SVG of the screen into the runs folder's ``screenshots/`` (not among the run directories) and say
+        where."""
+        folder = Path(self.screenshot_dir or self.controller.runs_root) / "screenshots"
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             path = self.save_screenshot(path=str(folder))
         except OSError as exc:
             self.notify(f"cannot save a screenshot in {folder}: {exc.strerror or exc}", severity="error")
