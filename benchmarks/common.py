@@ -29,6 +29,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what the CPU kernels can use
+
+
+def machine() -> str:
+    """One line naming the machine a figure was measured on: CPU model, the instruction-set flags that matter for
+    PyTorch's CPU kernels, usable cores, the thread count PyTorch would use (OMP_NUM_THREADS when set) and the
+    PyTorch version."""
+    import os
+
+    import torch
+
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    have = [f for f in SPEED_FLAGS if f in flags] or ["flags n/a"]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
+    return (f"machine: {cpu_model()} ({' '.join(have)}), {cores} usable cores, {threads} threads, "
+            f"PyTorch {torch.__version__}")
+
+
 def fill_buffer(trainer: Trainer) -> None:
     """Fill the experience buffer to capacity, the steady state of a run after about 4,000 steps.
 

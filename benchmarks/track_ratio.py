@@ -13,9 +13,10 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from datetime import date
 
 import torch
-from common import StealMeter, fill_buffer
+from common import StealMeter, fill_buffer, machine
 
 from jepa_tui.config import load_config
 from jepa_tui.data.worlds import Worlds
@@ -52,6 +53,7 @@ def main() -> None:
             sync()
             times[track].append(time.perf_counter() - started)
     share = steal.share()
+    print(f"{machine()}, {date.today().isoformat()}")
     if share is not None:
         print(f"steal {100 * share:.0f}% of the machine's CPU time while timing")
     base, c = statistics.median(times["A"]), statistics.median(times["C"])

@@ -19,7 +19,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from common import StealMeter, steps_per_s_line
+from common import StealMeter, machine, steps_per_s_line
 
 HERE = Path(__file__).resolve().parent
 
@@ -60,6 +60,7 @@ def main() -> None:
             figures[name].append(steps_per_s(runs[name]))
         print(f"round {round_index + 1}: " + "  ".join(f"{n} {figures[n][-1]:.2f}" for n in names), flush=True)
     share = steal.share()
+    print(machine())
     print(f"{datetime.now():%Y-%m-%d %H:%M}  {os.cpu_count()} CPUs  track {args.track}  {args.steps} steps per run  "
           f"reference LoRA {args.lora}" + ("" if share is None else f"  steal {100 * share:.1f}%"))
     base = statistics.median(figures["reference"])
