@@ -151,6 +151,30 @@ def test_conditioned_training_samples_k_and_evaluates_at_the_eval_horizons(smoke
     assert set(result.d_shift_per_horizon) == {"1", "2"}
 
 
+def test_the_horizon_k_is_drawn_on_the_host_and_its_generator_travels_in_the_checkpoint(smoke_worlds):
+    """On the CPU k comes from the training sampler as it always did (so CPU runs are unchanged); on a GPU from a host
+    generator beside it, whose state the checkpoint carries (simulated here by giving a CPU trainer its own)."""
+    config = load_config("smoke", ['model.horizon_mode="conditioned"', "train.k_set=[1, 2, 4]"])
+    trainer = Trainer(config, CPU, smoke_worlds)
+    assert trainer.horizon_sampler is trainer.sampler and "horizon_rng" not in trainer.state_dict()
+    reference = torch.Generator().manual_seed(config.train.seed)  # what the sampler drew for k before
+    assert [trainer._sample_k() for _ in range(6)] == \
+        [config.train.k_set[int(torch.randint(3, (1,), generator=reference))] for _ in range(6)]
+    first = Trainer(config, CPU, smoke_worlds)
+    first.horizon_sampler = torch.Generator().manual_seed(7)  # a separate host generator, as on a GPU
+    for _ in range(3):
+        first.train_step()
+    state = first.state_dict()
+    assert "horizon_rng" in state
+    expected = [first._sample_k() for _ in range(8)]
+    second = Trainer(config, CPU, smoke_worlds)
+    second.horizon_sampler = torch.Generator().manual_seed(99)
+    second.load_state_dict(state)
+    assert [second._sample_k() for _ in range(8)] == expected and len(set(expected)) > 1
+    assert all(torch.equal(second._offsets_for[k], torch.tensor([0, k, *second._frame_horizons[1:]]))
+               for k in config.train.k_set)
+
+
 def test_diagnostics_effective_rank_and_the_kinematic_probe(smoke_worlds):
     assert latent_rank(torch.eye(6)) == pytest.approx(6.0)
     assert latent_rank(torch.ones(10, 6)) == pytest.approx(1.0)

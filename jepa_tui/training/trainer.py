@@ -70,6 +70,8 @@ class Progress:
     sigma_z_at_peak: float | None = None
 
 
+HORIZON_SEED = 1_000_033  # seeds the host generator of the horizon k on a GPU (seed · this + step)
+
 class Trainer:
     """Owns one track's model, optimiser and sampler, and performs training steps and evaluations.
 
@@ -103,6 +105,11 @@ class Trainer:
                                            weight_decay=config.train.weight_decay, fused=True)
         self.sampler = torch.Generator(device=device)
         self.sampler.manual_seed(config.train.seed)
+        # The conditioned predictor's horizon k is a host value (it picks the frames and the predictor's input):
+        # drawn on the host, by the sampler itself on the CPU, by a host generator beside it on a GPU (drawing it on
+        # the GPU would read it back to the host at every step).
+        self.horizon_sampler = self.sampler if device.type == "cpu" else \
+            torch.Generator().manual_seed(config.train.seed * HORIZON_SEED + 1)
         self.progress = Progress()
         self.buffer_frozen = False
         self.ema_frozen = False
@@ -169,6 +176,9 @@ class Trainer:
             self._next_at = (m.horizons.index(1) if 1 in m.horizons else len(m.horizons)) if self._needs_next \
                 else None
         self._offsets = torch.tensor((0, *self._frame_horizons), device=self.device)
+        # every conditioned step's frame offsets made once: a new tensor per step would be a host-to-device copy
+        self._offsets_for = {k: torch.tensor((0, k, *self._frame_horizons[1:]), device=self.device)
+                             for k in t.k_set} if self._conditioned else {}
 
     def sample_batch(self) -> torch.Tensor:
         """A batch of base-world training observations (B, 1 + F, C, H, W): the one ending at x_t, then those ending
@@ -201,11 +211,12 @@ class Trainer:
         return self.worlds.base_context if stream is None else stream.context[self.stream_world()]
 
     def _sample_k(self) -> int:
-        """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` by the training sampler."""
+        """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` on the host (no device read;
+        on the CPU by the training sampler itself, so CPU runs draw what they always drew)."""
         k_set = self.config.train.k_set
-        k = k_set[int(torch.randint(len(k_set), (1,), device=self.device, generator=self.sampler))]
+        k = k_set[int(torch.randint(len(k_set), (1,), generator=self.horizon_sampler))]
         self._frame_horizons = (k, *self._frame_horizons[1:])
-        self._offsets = torch.tensor((0, *self._frame_horizons), device=self.device)
+        self._offsets = self._offsets_for[k]
         return k
 
     def forward_loss(self, frames: torch.Tensor, slots: int | None, k: int | None = None,
@@ -420,6 +431,7 @@ class Trainer:
             "sampler_device": self.device.type,
             "sampler_rng": self.sampler.get_state(),
             "torch_rng": torch.get_rng_state(),
+            **({"horizon_rng": self.horizon_sampler.get_state()} if self.horizon_sampler is not self.sampler else {}),
         }
 
     def _match_moment_layouts(self) -> None:
@@ -453,6 +465,11 @@ class Trainer:
             self.sampler.manual_seed(self.config.train.seed * 1_000_003 + self.progress.step)
             notices.append(f"the data sampler was saved on {state['sampler_device']} and is reseeded for "
                            f"{self.device.type}: batches from step {self.progress.step} on differ from the original")
+        if self.horizon_sampler is not self.sampler:  # a GPU run's host generator for the horizon k
+            if "horizon_rng" in state:
+                self.horizon_sampler.set_state(state["horizon_rng"])
+            else:  # a checkpoint written on the CPU: reseeded as the sampler is
+                self.horizon_sampler.manual_seed(self.config.train.seed * HORIZON_SEED + self.progress.step)
         self._slots_bound = state["slots_bound"]
         if "stats" in state:
             self._stats.copy_(state["stats"])
