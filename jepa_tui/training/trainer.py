@@ -210,6 +210,12 @@ class Trainer:
         stream = self.worlds.stream
         return self.worlds.base_context if stream is None else stream.context[self.stream_world()]
 
+    @staticmethod
+    def _host_flag(fired: torch.Tensor) -> bool:
+        """CPU only: whether the detector fired this step, read on the host (free on the CPU, where it lets most steps
+        skip the buffer push; a GPU step passes the flag on the device instead)."""
+        return bool(fired)
+
     def _sample_k(self) -> int:
         """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` on the host (no device read;
         on the CPU by the training sampler itself, so CPU runs draw what they always drew)."""
@@ -345,7 +351,7 @@ class Trainer:
             if not self.buffer_frozen:
                 # Reading the flag costs a GPU a sync but a CPU nothing, and most steps fire no boundary event:
                 # on CPU those skip the push's tensor writes (a no-op for them anyway).
-                when = bool(fired) if self.device.type == "cpu" else fired
+                when = self._host_flag(fired) if self.device.type == "cpu" else fired
                 if when is not False:
                     entry = self.model.buffer_entry(frames[:, 0], z_now, target_k)
                     memory.buffer.push(entry, when, step=self.progress.step)
