@@ -90,3 +90,25 @@ def test_cuda_graphs_pick_the_replaying_mode_and_are_refused_off_cuda(tmp_path):
                                       "--set", "train.cuda_graphs=true"])
     assert result.exit_code == 2 and "train.cuda_graphs = true needs a CUDA device" in result.output
     assert not any(tmp_path.iterdir())
+
+
+def test_more_compiled_trainers_in_one_process_than_dynamos_recompile_limit(smoke_worlds):
+    """benchmarks/gpu_suite.py builds a dozen compiled trainers in one process; past dynamo's recompile limit (8) a
+    recompiling step would be a hard error under fullgraph=True. Eleven trainers of different tracks and seeds each
+    step here (the eager backend: dynamo's guards and cache are the same as under inductor)."""
+    torch._dynamo.reset()
+    graphs = []
+
+    def counting(graph_module, example_inputs):
+        graphs.append(len(graph_module.graph.nodes))
+        return graph_module.forward
+
+    limit = getattr(torch._dynamo.config, "recompile_limit", None) or torch._dynamo.config.cache_size_limit
+    count = limit + 3
+    for i in range(count):
+        track = "ABCDE"[i % 5]
+        trainer = Trainer(load_config("smoke", ['train.compile="default"', f'train.track="{track}"',
+                                                f"train.seed={i}"]), CPU, smoke_worlds, compile_backend=counting)
+        trainer.train_step()
+        trainer.train_step()
+    assert count > limit and 5 <= len(graphs) <= count  # one graph per track at least; no recompile-limit error
