@@ -20,6 +20,7 @@ from jepa_tui.config.loading import (
 )
 from jepa_tui.config.schema import (
     MEMORY_TRACKS,
+    MODULATED_TRACKS,
     SECTIONS,
     SIGMA_Z_COLLAPSE_LINE,
     TRACKS,
@@ -38,8 +39,9 @@ from jepa_tui.config.schema import (
 )
 from jepa_tui.config.validation import ConfigError, table_to_dataclass
 
-__all__ = ["LEGACY_VALUES", "MEMORY_TRACKS", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS", "Config", "ConfigError",
-           "DataConfig", "EvalConfig", "MemoryConfig", "ModelConfig", "PhysicsConfig", "ReportConfig", "ShiftConfig",
+__all__ = ["LEGACY_VALUES", "MEMORY_TRACKS", "MODULATED_TRACKS", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS",
+           "Config", "ConfigError", "DataConfig", "EvalConfig", "MemoryConfig", "ModelConfig", "PhysicsConfig",
+           "ReportConfig", "ShiftConfig",
            "StreamConfig", "ThermalConfig", "TrainConfig", "build_config", "describe_shift",
            "list_profiles", "load_config", "load_run_config",
            "parse_set", "profile_description", "profile_dir", "read_toml", "resolve_profile", "table_to_dataclass",

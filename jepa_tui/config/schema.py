@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 TRACKS = ("A", "B", "C", "D", "E")
 MEMORY_TRACKS = ("B", "C", "D", "E")  # the tracks with a boundary detector, buffer, encoder and aggregator
+MODULATED_TRACKS = ("C", "D", "E")  # the tracks whose experience modulates the predictor's weights or activations
 SIGMA_Z_COLLAPSE_LINE = 0.5  # σ_z below this warns of representation collapse (spec §5.2, Fig. 5)
 
 

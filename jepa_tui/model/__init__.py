@@ -1,1 +1,1 @@
-"""Encoder, target encoder, predictor (three tracks) and the experience memory (paper §3)."""
+"""Encoder, target encoder, predictor (Tracks A-E) and the experience memory (paper §3)."""

@@ -30,10 +30,10 @@ class Prediction:
 
 
 class JEPAWorldModel(nn.Module):
-    """Encoder f_θ, target encoder f_θ̄, predictor P and (Tracks B, C) the experience memory.
+    """Encoder f_θ, target encoder f_θ̄, predictor P and (Tracks B-E) the experience memory.
 
-    Track A carries no memory: its predictor never sees experience. Tracks B and C share everything but how e
-    reaches the predictor (spec §3.3, §3.4).
+    Track A carries no memory: its predictor never sees experience. Tracks B-E share everything but how e reaches
+    the predictor (spec §3.3, §3.4: B adds it to the hidden state, C generates LoRA deltas, D FiLM, E a hypernetwork).
     """
 
     def __init__(self, config: Config) -> None:

@@ -1,4 +1,4 @@
-"""The memory subsystem of Tracks B and C (paper §3.2, Listing 4; spec §3.5).
+"""The memory subsystem of Tracks B-E (paper §3.2, Listing 4; spec §3.5).
 
 (a) a boundary detector on the base predictor's batch-mean surprisal, (b) a pre-allocated FIFO experience buffer of
 detached batch-mean latent transitions, (c) a transformer experience encoder over 2-token entries, mean-pooled, and

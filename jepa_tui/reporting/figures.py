@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jepa_tui.config import MODULATED_TRACKS  # Fig. 4 per track
 from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
 from jepa_tui.runs.interventions import LABELS, crowd
@@ -19,7 +20,6 @@ STYLES = {"A": ("-", "o", "#0072B2", None), "B": ("--", "s", "#CC79A7", "//"), "
           "D": ("-.", "D", "#E69F00", "xx"), "E": ((0, (5, 1, 1, 1, 1, 1)), "v", "#56B4E9", "\\\\")}
 SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn on a log scale (or zoomed)
 ZOOM_OVER_LOW = 1.6  # a zoomed axis (fig. 4) reaches this multiple of the lowest value
-MODULATED_TRACKS = ("C", "D", "E")  # the tracks whose experience modulates the predictor (Fig. 4 per track)
 
 
 def pyplot():

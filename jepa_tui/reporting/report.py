@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from jepa_tui.config import describe_shift
+from jepa_tui.config import MODULATED_TRACKS, describe_shift  # the settling transient is asked about these
 from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
 from jepa_tui.reporting.memory import memory_section
 from jepa_tui.reporting.statistics import OUTCOMES, SeedSummary, outcome, relative_delta_pct, summarise, welch
@@ -333,7 +333,6 @@ def _freeze_of(run: RunRecord) -> tuple[int, str, str] | None:
 
 
 SETTLING_SHARE = 0.9  # ours: the settling ends where the rise first reaches this share of its final size
-MODULATED_TRACKS = ("C", "D", "E")  # experience modulates the predictor: where the settling transient is asked about
 
 
 @dataclass(frozen=True)
