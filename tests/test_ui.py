@@ -546,3 +546,18 @@ def test_a_toggle_pressed_twice_quickly_or_right_after_a_switch_acts_on_what_the
             await until(pilot, lambda: all(r.summary is not None for r in controller.runs.values()))
 
     asyncio.run(scenario())
+
+
+def test_the_configuration_pane_reads_config_toml_with_the_runs_bounded_reader(tmp_path):
+    """`c` must never block or read forever: a config.toml that is a link (to a FIFO, a device, anything) is refused
+    and said so, as every reader of a run directory refuses it."""
+    from jepa_tui.ui.app import config_text
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (tmp_path / "elsewhere.toml").write_text('[train]\ntrack = "C"\n')
+    (run / "config.toml").symlink_to(tmp_path / "elsewhere.toml")
+    assert config_text(run).startswith(f"cannot read {run / 'config.toml'}")
+    (run / "config.toml").unlink()
+    (run / "config.toml").write_text('[train]\ntrack = "C"\n')
+    assert config_text(run) == f"# {run / 'config.toml'}\n[train]\ntrack = \"C\"\n"

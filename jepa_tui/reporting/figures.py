@@ -80,15 +80,15 @@ def log_if_wide(ax, values: list[float]) -> None:
         ax.set_yscale("log")
 
 
-def zoom_if_wide(ax, values: list[float]) -> None:
+def zoom_if_wide(ax, values: list[float]) -> float | None:
     """Where the finite ``values`` span more than :data:`SPAN_FOR_LOG` (a fresh model's first evaluations far above
     the rest), a linear y axis up to ``ZOOM_OVER_LOW`` times the lowest value (at least 1.1, persistence in view),
-    so that the peak and the drift can be seen; the values above are marked at the top edge (^) and counted in a
-    note, never dropped silently."""
+    so that the peak and the drift can be seen; the values above are counted in a note, never dropped silently.
+    Returns the top of the zoomed axis (where the caller marks those values, ^), or None when it did not zoom."""
     finite = [v for v in values if v is not None and np.isfinite(v)]
     positive = [v for v in finite if v > 0]
     if not positive or max(positive) / min(positive) <= SPAN_FOR_LOG:
-        return
+        return None
     low = min(finite)
     top = max(1.1, ZOOM_OVER_LOW * low)
     ax.set_ylim(low - 0.05 * (top - low), top)
@@ -96,6 +96,7 @@ def zoom_if_wide(ax, values: list[float]) -> None:
     ax.annotate(f"{len(above)} evaluation{'s' * (len(above) != 1)} above the axis (^), up to {max(above):.3g}",
                 (1.0, 1.0), xycoords="axes fraction", xytext=(-4, -4), textcoords="offset points", fontsize=7,
                 ha="right", va="top")
+    return top
 
 
 def make_folder(folder: Path) -> None:
@@ -224,8 +225,7 @@ def track_trajectories(runs: list[RunRecord], path: Path, track: str = "C") -> P
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.8))
     values = [run.d_shift(r) for run in runs for r in run.scored_evals]
-    zoom_if_wide(ax, values)
-    top = ax.get_ylim()[1] if ax.get_autoscaley_on() is False else None
+    top = zoom_if_wide(ax, values)
     for i, run in enumerate(runs):
         evals = run.scored_evals
         steps, ys = [r["step"] for r in evals], [run.d_shift(r) for r in evals]

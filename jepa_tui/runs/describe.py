@@ -53,8 +53,7 @@ def describe_event(record: dict) -> str | None:
 
 
 class _Lenient(dict):
-    def __init__(self, record: dict) -> None:
-        super().__init__(record)
+    """A record whose missing fields read "?"."""
 
     def __missing__(self, key: str) -> str:
         return "?"

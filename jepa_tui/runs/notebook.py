@@ -27,12 +27,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _frame(records: list[dict]) -> pd.DataFrame:
-    """One row per record, nested fields flattened with dots, the ``kind`` column dropped (one kind a frame)."""
+def _frame(records: list[dict], keep_kind: bool = False) -> pd.DataFrame:
+    """One row per record, nested fields flattened with dots; the ``kind`` column dropped unless ``keep_kind`` (a
+    frame of one kind)."""
     import pandas as pd
 
     frame = pd.json_normalize(records, sep=".") if records else pd.DataFrame()
-    return frame.drop(columns=["kind"], errors="ignore")
+    return frame if keep_kind else frame.drop(columns=["kind"], errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,7 @@ class Run:
     def events(self) -> pd.DataFrame:
         """``events.jsonl``, one row per event: ``kind`` kept (start, resume, command, checkpoint, world_switch,
         threads, thermal_pause, end, ...), ``step``, ``time`` (Unix s) and the fields of each kind."""
-        import pandas as pd
-
-        records = self._records("events")
-        return pd.json_normalize(records, sep=".") if records else pd.DataFrame()
+        return _frame(self._records("events"), keep_kind=True)
 
     def evaluations(self) -> dict[str, pd.DataFrame]:
         """The re-evaluations of ``jepa-tui evaluate`` (``evaluations/<tag>.jsonl``), a frame per tag, laid out

@@ -32,6 +32,7 @@ from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
 from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.runs.catalog import RunInfo, ago, list_runs
+from jepa_tui.runs.jsonl import read_regular_file
 from jepa_tui.system import PsutilSensor
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun
@@ -114,6 +115,7 @@ class TextScreen(ModalScreen[None]):
     TextScreen > VerticalScroll { width: 90%; height: auto; max-height: 90%; border: round $accent;
                                   background: $surface; padding: 1 2; }
     """
+    BINDINGS = [Binding("escape,q,question_mark,v,c", "close", "close")]  # the arrows, page keys and j/k scroll
 
     def __init__(self, text: str, title: str = "", at_end: bool = False, markup: bool = True) -> None:
         super().__init__()
@@ -130,8 +132,6 @@ class TextScreen(ModalScreen[None]):
         scroll.focus()
         if self.at_end:
             self.call_after_refresh(scroll.scroll_end, animate=False)
-
-    BINDINGS = [Binding("escape,q,question_mark,v,c", "close", "close")]  # the arrows, page keys and j/k scroll
 
     def action_close(self) -> None:
         self.dismiss()
@@ -164,8 +164,8 @@ def config_text(run_dir: Path | None) -> str:
     if run_dir is None:
         return "This dashboard has no run directory to read a configuration from."
     path = Path(run_dir) / "config.toml"
-    try:
-        return f"# {path}\n" + path.read_text(encoding="utf-8", errors="replace")[:200_000]
+    try:  # the runs' bounded reader: a FIFO or a link to a device is refused, never opened to block the dashboard
+        return f"# {path}\n" + read_regular_file(path).decode("utf-8", errors="replace")[:200_000]
     except OSError as exc:
         return f"cannot read {path}: {exc.strerror or exc}"
 
@@ -546,10 +546,17 @@ class Dashboard(App[None]):
             return actual
         return value
 
+    def _send_expecting(self, command: Command, what: str, value: bool) -> None:
+        """Send ``command`` to the active run; once sent, expect ``what`` to become ``value`` (:meth:`_believed`)."""
+        if self._send(command):
+            self._expect(self.controller.active, what, value)
+
+    def _expect(self, track: str, what: str, value: bool) -> None:
+        self._expected[(track, what)] = (value, time.monotonic())
+
     def _toggle(self, what: str, on: Command, off: Command) -> None:
         believed = self._believed(what)
-        if self._send(off if believed else on):
-            self._expected[(self.controller.active, what)] = (not believed, time.monotonic())
+        self._send_expecting(off if believed else on, what, not believed)
 
     def action_pause(self) -> None:
         self._toggle("paused", Command.PAUSE, Command.RESUME)
@@ -573,8 +580,7 @@ class Dashboard(App[None]):
         both = self._believed("buffer") and self._believed("ema")
         for what, command in ((("buffer", Command.UNFREEZE_BUFFER), ("ema", Command.UNFREEZE_EMA)) if both else
                               (("buffer", Command.FREEZE_BUFFER), ("ema", Command.FREEZE_EMA))):
-            if self._send(command):
-                self._expected[(self.controller.active, what)] = (not both, time.monotonic())
+            self._send_expecting(command, what, not both)
 
     def action_track(self, track: str) -> None:
         if not self.controller.live:
@@ -583,9 +589,8 @@ class Dashboard(App[None]):
         previous = self.controller.active
         self.controller.switch(track)
         if track != previous:  # the switch pauses the run left and resumes the one chosen
-            now = time.monotonic()
-            self._expected[(previous, "paused")] = (True, now)
-            self._expected[(track, "paused")] = (False, now)
+            self._expect(previous, "paused", True)
+            self._expect(track, "paused", False)
         self.refresh_panels(force=True)
 
     def action_next_track(self) -> None:
@@ -728,13 +733,8 @@ class Dashboard(App[None]):
 def overlay_state(run_dir: Path) -> RunState | None:
     """A run directory's records read into a state (for an overlay), or None when it cannot be read."""
     try:
-        config = load_run_config(run_dir)
-        directory = RunDirectory(run_dir)
-        state = RunState.from_config(config, Path(run_dir).name)
-        state.quiet = True
-        for name in ("metrics", "events"):
-            for record in directory.read_records(name):
-                state.ingest(record)
+        state = RunState.from_config(load_run_config(run_dir), Path(run_dir).name)
+        state.read_history(RunDirectory(run_dir))
     except (RunDirError, ConfigError, OSError):
         return None
     return state

@@ -62,11 +62,7 @@ class LiveController:
         run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume, threads=self.threads)
         state = RunState.from_config(config, run.directory.run_id)
         if resume is not None:  # show the history up to the checkpoint the run continues from
-            state.quiet = True
-            for name in ("metrics", "events"):
-                for record in run.directory.read_records(name):
-                    state.ingest(record)
-            state.quiet = False
+            state.read_history(run.directory)
         self.runs[track] = run
         self.states[track] = state
         return run

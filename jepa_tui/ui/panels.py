@@ -138,7 +138,6 @@ class Plot(PlotextPlot):
         self._xs: list[float] = []
         self._ys: list[float] = []
         self._pending: list[tuple[list[float], list[float], str | None, str, str]] = []
-        self._top: float | None = None
         self._range: tuple[float, float] | None = None
         self._log = False
         self.clipped = (0, 0)  # points below and above the y range in the last drawing
@@ -224,7 +223,7 @@ class Plot(PlotextPlot):
             low = 0.0 if y_from_zero else low - (high - low)
         pad = 0.0 if y_from_zero else (high - low) * 0.05
         self.plt.ylim(low - pad, high + pad)
-        self._top, self._range = high, (low - pad, high + pad)
+        self._range = (low - pad, high + pad)
         self._flush(low - pad, high + pad)
         ticks = nice_ticks(low, high, max(2, min(5, (height - 3) // 3)))
         step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
@@ -243,7 +242,7 @@ class Plot(PlotextPlot):
         self.plt.ylim(low, high)
         self._range = (low, high)
         self._flush(low, high)
-        self._top, self._log = high, True  # marks go at the top; reference lines (value units) are not drawn
+        self._log = True  # reference lines (value units) are not drawn on it
         values = log_ticks(low, high, max(2, min(5, (height - 3) // 3)))
         self.plt.yticks([math.log10(v) for v in values], [f"{v:g}" for v in values])
 

@@ -8,10 +8,22 @@ from dataclasses import dataclass, field
 
 from jepa_tui.config import Config
 from jepa_tui.runs.describe import describe_event
+from jepa_tui.runs.directory import RunDirectory
 
 EVENT_WINDOW_STEPS = 100
 EVENT_LOG_LINES = 500  # the event log (v) keeps this many newest lines
 RATE_WINDOW_S = 60.0  # seconds of training: the speed and ETA shown are averages over this trailing window
+
+
+def trailing(history: deque, x: float, y: float, width: float) -> tuple[float, float]:
+    """Add the point (x, y) to ``history``, a trailing window at least ``width`` wide in x (cleared when x goes back:
+    a resumed run's records), and return (Δx, Δy) from the oldest point it keeps to this one."""
+    if history and x < history[-1][0]:
+        history.clear()
+    history.append((x, y))
+    while len(history) > 2 and history[1][0] <= x - width:
+        history.popleft()
+    return x - history[0][0], y - history[0][1]
 
 
 @dataclass
@@ -115,6 +127,20 @@ class RunState:
             return max(0.0, self.budget_seconds - self.elapsed)
         return None
 
+    def read_history(self, directory: RunDirectory) -> None:
+        """Take in a run directory's records so far (``metrics.jsonl``, then ``events.jsonl``) as history: no toasts.
+
+        Raises:
+            RunDirError: when a record file cannot be read.
+        """
+        self.quiet = True
+        try:
+            for name in ("metrics", "events"):
+                for record in directory.read_records(name):
+                    self.ingest(record)
+        finally:
+            self.quiet = False
+
     def ingest(self, record: dict) -> None:
         """Update from one record of any kind."""
         kind = record.get("kind")
@@ -134,15 +160,14 @@ class RunState:
     def _ingest_train(self, r: dict) -> None:
         step = r["step"]
         # events per 100 steps over a trailing window of (at least) 100 steps
-        history = self._event_history
-        history.append((step, r["boundary_events"]))
-        while len(history) > 2 and history[1][0] <= step - EVENT_WINDOW_STEPS:
-            history.popleft()
-        if step > history[0][0]:
-            first_step, first_events = history[0]
-            self.event_rate.add(step, 100.0 * (r["boundary_events"] - first_events) / (step - first_step))
+        steps, events = trailing(self._event_history, step, r["boundary_events"], EVENT_WINDOW_STEPS)
+        if steps > 0:
+            self.event_rate.add(step, 100.0 * events / steps)
         self.step, self.elapsed = step, r["elapsed"]
-        self.steps_per_s = self._smoothed_rate(step, float(r["elapsed"]), float(r["steps_per_s"]))
+        # speed over the trailing RATE_WINDOW_S seconds of training (a 10-step record's own rate swings tenfold with
+        # the machine's load); the record's own rate until 5 s of history exist
+        seconds, done = trailing(self._rate_history, float(r["elapsed"]), step, RATE_WINDOW_S)
+        self.steps_per_s = done / seconds if seconds >= 5.0 else float(r["steps_per_s"])
         self.lr, self.ema_tau = r["lr"], r["ema_tau"]
         self.buffer_size, self.boundary_events = r["buffer_size"], r["boundary_events"]
         self.surprisal_mu, self.surprisal_sigma = r.get("surprisal_mu"), r.get("surprisal_sigma")
@@ -155,18 +180,6 @@ class RunState:
             series.add(step, next((r[n] for n in names if r.get(n) is not None), None))
         if self.status == "starting":
             self.status = "training"
-
-    def _smoothed_rate(self, step: int, elapsed: float, instant: float) -> float:
-        """Steps per second of training time over the trailing :data:`RATE_WINDOW_S` seconds (a 10-step record's
-        own rate swings tenfold with the machine's load); the record's rate until 5 s of history exist."""
-        history = self._rate_history
-        if history and (elapsed < history[-1][0] or step < history[-1][1]):
-            history.clear()  # a resumed run's history went back
-        history.append((elapsed, step))
-        while len(history) > 2 and history[1][0] <= elapsed - RATE_WINDOW_S:
-            history.popleft()
-        span = elapsed - history[0][0]
-        return (step - history[0][1]) / span if span >= 5.0 else instant
 
     def _note(self, notice: tuple[str, str]) -> None:
         if not self.quiet:
