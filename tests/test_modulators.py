@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from jepa_tui.cli.main import app
 from jepa_tui.config import MEMORY_TRACKS, TRACKS, ModelConfig
 from jepa_tui.experiments.spec import load_sweep
-from jepa_tui.model.predictor import FilmModulation, HyperModulation, Predictor
+from jepa_tui.model.predictor import FilmModulation, HyperModulation, PhiTimesVector, Predictor, VectorTimesPhi
 from jepa_tui.reporting.collect import collect_runs
 from jepa_tui.reporting.report import build_report
 from jepa_tui.ui.state import RunState
@@ -125,6 +125,70 @@ def test_hypernetwork_deltas_equal_naively_generated_weights(block):
         assert torch.allclose(got[n], out, atol=1e-10)
         assert torch.allclose(delta1_all[n], delta1, atol=1e-12) and torch.allclose(delta2_all[n], delta2, atol=1e-12)
         assert delta1.abs().min() > 0 and torch.linalg.matrix_rank(delta1) == 6  # full rank, unlike LoRA's r
+
+
+@pytest.mark.parametrize("function", [PhiTimesVector, VectorTimesPhi])
+def test_the_hypernetwork_products_have_the_gradients_of_their_einsum(function):
+    """Track E's per-sample products carry their own backward (for speed); it is the exact gradient (gradcheck in
+    float64) and, in float32, autograd's gradient of the einsum they replace up to rounding."""
+    g = torch.Generator().manual_seed(0)
+    phi = torch.randn(3, 5, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    width = 4 if function is PhiTimesVector else 5
+    vec = torch.randn(3, width, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(function.apply, (phi, vec))
+    equation = "nbk,nk->nb" if function is PhiTimesVector else "nbk,nb->nk"
+    phi32, vec32 = phi.detach().float().requires_grad_(), vec.detach().float().requires_grad_()
+    weights = torch.randn(3, 5 if function is PhiTimesVector else 4, generator=g).float()
+    ours = torch.autograd.grad((function.apply(phi32, vec32) * weights).sum(), (phi32, vec32))
+    einsum = torch.autograd.grad((torch.einsum(equation, phi32, vec32) * weights).sum(), (phi32, vec32))
+    for a, b in zip(ours, einsum, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [3, 1024])
+def test_a_hypernetwork_rollout_has_the_gradient_of_its_materialised_weights(block):
+    """Over a rollout of several steps, φ's gradient summed in one buffer (one block: φ read by every step) or
+    formed per block gives every parameter the gradient of the same rollout computed with per-sample ΔW1 and ΔW2
+    materialised (float64)."""
+    torch.manual_seed(0)
+    p = Predictor(MODEL, "E", exp_dim=5, lora_rank=2, hyper_hidden=7, hyper_chunk_dim=4, hyper_block=block).double()
+    _perturb(p, 3)
+    z, e = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
+    target = torch.randn(4, 3, 6, dtype=torch.float64)
+    params = dict(p.named_parameters())
+    ours = torch.autograd.grad((p.rollout(z, e) - target).square().sum(), list(params.values()), allow_unused=True)
+    mod = p.modulate(e)
+    assert isinstance(mod, HyperModulation)
+    delta1, delta2 = mod.materialise()
+    current, outputs = z, []
+    for _ in range(3):
+        h = p.act(torch.einsum("nhi,ni->nh", p.w1.weight + delta1, current) + p.w1.bias)
+        current = torch.einsum("ndh,nh->nd", p.w2.weight + delta2, h) + p.w2.bias
+        outputs.append(current)
+    loss = (torch.stack(outputs, dim=1) - target).square().sum()
+    reference = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    for name, a, b in zip(params, ours, reference, strict=True):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), name
+    grads = dict(zip(params, ours, strict=True))
+    assert all(grads[f"hyper.{n}"].abs().sum() > 0 for n in ("chunks", "from_e.weight", "out1.weight"))
+
+
+@pytest.mark.parametrize("block", [4, 1024])
+def test_a_hypernetwork_step_trains_under_bf16_autocast(block):
+    """Under bf16 autocast the products run in bf16 while φ stays float32: the backward hands each input a gradient
+    of its own dtype, and every generator weight gets one."""
+    torch.manual_seed(0)
+    p = Predictor(MODEL, "E", exp_dim=5, lora_rank=2, hyper_hidden=7, hyper_chunk_dim=4, hyper_block=block)
+    _perturb(p, 3)
+    z, e = torch.randn(4, 6), torch.randn(4, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = p.rollout(z, e).float().square().mean()
+    loss.backward()
+    assert p.hyper is not None
+    for name, param in p.hyper.named_parameters():
+        assert param.grad is not None and param.grad.dtype == param.dtype and param.grad.abs().sum() > 0, name
 
 
 def test_the_hypernetwork_never_forms_a_per_sample_weight_matrix():
