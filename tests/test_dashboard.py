@@ -93,7 +93,7 @@ def test_counts_start_at_zero_and_an_empty_count_panel_is_0_to_1(monkeypatch):
     asyncio.run(scenario())
     found = dict(limits)
     assert found["BufferPanel"][-1] == (0.0, 1.0)  # no entries yet: 0 … 1
-    assert found["EventsPanel"][-1][0] == 0.0 and found["LoraPanel"][-1][0] == 0.0
+    assert found["EventsPanel"][-1][0] == 0.0 and found["ModulationPanel"][-1][0] == 0.0
 
 
 def test_every_curve_shows_the_runs_interventions(monkeypatch):
@@ -117,7 +117,7 @@ def test_every_curve_shows_the_runs_interventions(monkeypatch):
 
     asyncio.run(scenario())
     panels = {name for name, texts in drawn if ("bF", 3000) in texts}
-    assert panels == {"LossPanel", "ShiftPanel", "BufferPanel", "EventsPanel", "LoraPanel"}
+    assert panels == {"LossPanel", "ShiftPanel", "BufferPanel", "EventsPanel", "ModulationPanel"}
 
 
 def test_each_series_has_its_own_marker(monkeypatch):
@@ -245,7 +245,7 @@ def test_the_run_browser_overlays_runs_and_watch_attaches_to_one(tiny_runs):
                     panel.update(controller.states[controller.active], {}, force=True)
                     drawn[type(panel).__name__] = [label for plot in panel.query(Plot)
                                                    for label in getattr(plot, "labels", [])]
-            assert all("1 A s42" in labels for name, labels in drawn.items() if name != "LoraPanel"), drawn
+            assert all("1 A s42" in labels for name, labels in drawn.items() if name != "ModulationPanel"), drawn
             await pilot.press("r")
             await pilot.pause(0.3)
             table = app.screen.query_one(DataTable)

@@ -263,7 +263,8 @@ def test_d_and_e_train_and_record_their_modulation(trained):
         state = RunState(track=track)  # what the dashboard's modulation panel draws
         for record in records:
             state.ingest(record)
-        assert state.lora_w1.ys == [r[first] for r in trains] and state.lora_w2.ys == [r[second] for r in trains]
+        assert state.modulation_1.ys == [r[first] for r in trains]
+        assert state.modulation_2.ys == [r[second] for r in trains]
 
 
 def test_analyze_and_report_take_d_and_e(trained, tmp_path):
@@ -283,7 +284,7 @@ def test_analyze_and_report_take_d_and_e(trained, tmp_path):
 
 def test_the_dashboard_switches_to_d_and_e_and_names_their_modulation(tmp_path):
     """Keys 4 and 5 start Tracks D and E beside C; the modulation panel and the status line follow the track."""
-    from jepa_tui.ui.panels import LoraPanel
+    from jepa_tui.ui.panels import ModulationPanel
 
     from .test_dashboard import live
     from .test_ui import until
@@ -297,7 +298,7 @@ def test_the_dashboard_switches_to_d_and_e_and_names_their_modulation(tmp_path):
                 await pilot.press(key)
                 await until(pilot, lambda t=track: t in controller.runs
                             and controller.runs[t].trainer.progress.step >= 10, timeout=60)
-                note = app.query_one(LoraPanel).query_one("#lora-note")
+                note = app.query_one(ModulationPanel).query_one("#modulation-note")
                 await until(pilot, lambda lab=label, n=note: lab in str(n.render()), timeout=10)
                 status = str(app.query_one("#status").render())
                 assert f"Track {track}" in status and "shift: gravity 0.5 px/frame² down" in status

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config
+from jepa_tui.config import MEMORY_TRACKS, SIGMA_Z_COLLAPSE_LINE, Config
 from jepa_tui.formatting import format_duration, format_value
 from jepa_tui.runs.describe import describe_event
 
@@ -99,7 +99,7 @@ class ConsolePrinter:
                  if isinstance(record.get(key), int | float)]
         loss = f"loss {record['loss']:.4f}" + (f" ({' '.join(terms)})" if terms else "")
         parts = [f"step {budget}", loss, f"D_shift {d_shift}"]
-        if self.config.train.track != "A":
+        if self.config.train.track in MEMORY_TRACKS:
             parts += [f"buffer {record['buffer_size']}/{self.config.memory.capacity}", f"events/100 {rate:.1f}"]
         parts += [f"{record['steps_per_s']:.1f} steps/s", f"ETA {self._eta(record)}"]
         self._print("  ".join(parts))

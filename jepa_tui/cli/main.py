@@ -27,6 +27,7 @@ from jepa_tui.config import (
     read_toml,
     resolve_profile,
 )
+from jepa_tui.config.tracks import TRACKS, describe_tracks
 
 EXAMPLES = """Examples:
 
@@ -67,8 +68,7 @@ ProfileOption = Annotated[str | None, typer.Option(
 ResumeOption = Annotated[Path | None, typer.Option(
     metavar="RUN_DIR", help="Continue this run directory from its last checkpoint (instead of --profile).")]
 TrackOption = Annotated[str | None, typer.Option(
-    metavar="A|B|C|D|E", help="Track (replaces the profile's train.track): A vanilla, B EI-JEPA, C EPM-JEPA, D FiLM, "
-    "E hypernetwork.")]
+    metavar="|".join(TRACKS), help=f"Track (replaces the profile's train.track): {describe_tracks()}.")]
 ForceOption = Annotated[bool, typer.Option(
     help="With --resume: continue even if the code version or the configuration differs.")]
 SeedOption = Annotated[int | None, typer.Option(metavar="SEED", help="Model seed (initialisation and sampling).")]

@@ -11,9 +11,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-TRACKS = ("A", "B", "C", "D", "E")
-MEMORY_TRACKS = ("B", "C", "D", "E")  # the tracks with a boundary detector, buffer, encoder and aggregator
-MODULATED_TRACKS = ("C", "D", "E")  # the tracks whose experience modulates the predictor's weights or activations
+from jepa_tui.config.tracks import MEMORY_TRACKS, MODULATED_TRACKS, TRACKS, TrackLetter, track
+
+__all__ = ["MEMORY_TRACKS", "MODULATED_TRACKS", "TRACKS"]  # re-exported: the registry defines them
 SIGMA_Z_COLLAPSE_LINE = 0.5  # σ_z below this warns of representation collapse (spec §5.2, Fig. 5)
 
 
@@ -148,7 +148,7 @@ class MemoryConfig:
 class TrainConfig:
     """Track, seed, budget and optimiser (spec §4). Exactly one of ``steps`` / ``seconds`` is the budget."""
 
-    track: Literal["A", "B", "C", "D", "E"] = "C"  # D (FiLM) and E (hypernetwork): the paper's future work
+    track: TrackLetter = "C"  # config/tracks.py; D (FiLM) and E (hypernetwork): the paper's future work
     seed: int = 42
     steps: int | None = 22000  # ours: the 3,600 s Track C runs ended at steps 17,749-24,225 (Table 6; mean 21,568)
     seconds: float | None = None
@@ -202,10 +202,10 @@ class TrainConfig:
 
     @property
     def learning_rate(self) -> float:
-        """The learning rate in force: ``lr`` or the per-track default (1e-3 for A/C, 3e-4 for B)."""
+        """The learning rate in force: ``lr`` or the track's default (the registry's: 1e-3, 3e-4 for B)."""
         if self.lr is not None:
             return self.lr
-        return 3e-4 if self.track == "B" else 1e-3
+        return track(self.track).lr
 
 
 @dataclass(frozen=True)
@@ -293,10 +293,11 @@ class Config:
 
     @property
     def kappa(self) -> float:
-        """Boundary threshold κ in force: ``memory.kappa`` or the paper's 2.0 (B) / 1.5 (C)."""
+        """Boundary threshold κ in force: ``memory.kappa`` or the track's default (the registry's: the paper's 2.0
+        for B, 1.5 otherwise)."""
         if self.memory.kappa is not None:
             return self.memory.kappa
-        return 2.0 if self.train.track == "B" else 1.5
+        return track(self.train.track).kappa
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The resolved configuration as plain TOML-ready tables (``None`` values are left out; nested tables such

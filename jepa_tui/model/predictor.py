@@ -37,6 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from jepa_tui.config import ModelConfig
+from jepa_tui.config.tracks import track as registered
 from jepa_tui.model.encoder import ACTIVATIONS
 
 TIME_EMBED = 4  # width of a conditioned predictor's time embedding Linear(1 → 4) (seed 001)
@@ -330,6 +331,7 @@ class Predictor(nn.Module):
                  hyper_chunk_dim: int = 16, hyper_block: int = 1024, film_bias: bool = False) -> None:
         super().__init__()
         self.track = track
+        self.modulator = registered(track).modulator
         self.horizons = tuple(sorted(cfg.horizons))
         self.conditioned = cfg.horizon_mode == "conditioned"
         self.residual = cfg.predict_residual or cfg.dynamics_prior
@@ -347,15 +349,15 @@ class Predictor(nn.Module):
         self.lora2: LoRAFactors | None = None
         self.film: FiLM | None = None
         self.hyper: HyperNetwork | None = None
-        if track == "D":
+        if self.modulator == "film":
             self.film = FiLM(exp_dim, cfg.hidden_dim, cfg.latent_dim, film_output, film_bias)
-        if track == "E":
+        if self.modulator == "hypernetwork":
             self.hyper = HyperNetwork(exp_dim, in_dim, cfg.hidden_dim, cfg.latent_dim, hyper_hidden, hyper_chunk_dim,
                                       hyper_block)
-        if track in ("A", "B"):
+        if self.modulator in ("none", "injection"):
             self.inj = nn.Linear(exp_dim, cfg.hidden_dim, bias=cfg.injection_bias)
-            self.inj.requires_grad_(track == "B")  # Track A carries it frozen and never uses its output
-        if track == "C":
+            self.inj.requires_grad_(self.modulator == "injection")  # Track A carries it frozen, never uses its output
+        if self.modulator == "lora":
             self.lora1 = LoRAFactors(in_dim, cfg.hidden_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
             self.lora2 = LoRAFactors(cfg.hidden_dim, cfg.latent_dim, lora_rank, exp_dim, lora_scale, lora_a_init)
 
@@ -385,7 +387,7 @@ class Predictor(nn.Module):
             out = self.w2(h) + lora.delta2(h)
         else:
             h = self.act(self.w1(x))
-            if e is not None and self.track == "B" and self.inj is not None:
+            if e is not None and self.modulator == "injection" and self.inj is not None:
                 h = h + self.inj(e)
             out = self.w2(h)
         if not self.residual:

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE, Config, ConfigError, load_run_config
+from jepa_tui.config import MEMORY_TRACKS, SIGMA_Z_COLLAPSE_LINE, Config, ConfigError, load_run_config
 from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.runs.interventions import Intervention, interventions
 from jepa_tui.runs.manifest import sweep_variant
@@ -172,7 +172,7 @@ class RunRecord:
         if not self.finished:
             budget = f" of {self.budget_steps}" if self.budget_steps else ""
             out.append(f"{self.status} at step {self.last_step}{budget}")
-        if self.track != "A" and self.trains and self.buffer_entries == 0:
+        if self.track in MEMORY_TRACKS and self.trains and self.buffer_entries == 0:
             out.append("its experience buffer never received an entry")
         if self.interactive:
             out.append("changed interactively")

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from jepa_tui.config import MODULATED_TRACKS  # Fig. 4 per track
+from jepa_tui.config.tracks import MODULATED_TRACKS, REGISTRY  # Fig. 4 per track; styles
 from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.runs.files import RunDirError, atomic_write_bytes, os_message
 from jepa_tui.runs.interventions import LABELS, crowd
 
 EVENT_WINDOW = 200  # steps
 MARK_FONT = 6  # points: the interventions' marks and their key
-# (line, marker, colour, hatch) per track: told apart by colour, and by line, marker and hatch in black and white
-# (colour-blind-safe Okabe-Ito hues).
-STYLES = {"A": ("-", "o", "#0072B2", None), "B": ("--", "s", "#CC79A7", "//"), "C": (":", "^", "#009E73", ".."),
-          "D": ("-.", "D", "#E69F00", "xx"), "E": ((0, (5, 1, 1, 1, 1, 1)), "v", "#56B4E9", "\\\\")}
+# (line, marker, colour, hatch) per track, from the registry: told apart by colour, and by line, marker and hatch in
+# black and white (colour-blind-safe Okabe-Ito hues).
+STYLES = {t.letter: (t.line, t.marker, t.hex_color, t.hatch) for t in REGISTRY.values()}
 SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn on a log scale (or zoomed)
 ZOOM_OVER_LOW = 1.6  # a zoomed axis (fig. 4) reaches this multiple of the lowest value
 

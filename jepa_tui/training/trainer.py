@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from jepa_tui.config import Config
+from jepa_tui.config.tracks import track
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.evaluation.evaluate import EvalResult, evaluate
 from jepa_tui.model.encoder import ema_update
@@ -30,11 +31,9 @@ from jepa_tui.training.objectives import (
 )
 from jepa_tui.training.schedules import ema_tau, learning_rate
 
-STAT_NAMES = ("loss", "loss_pred", "loss_var", "lora_delta_norm_w1", "lora_delta_norm_w2")
-# Train-record names of the two modulation norms (and their combination) per track.
-MODULATION_NAMES = {"C": ("lora_delta_norm_w1", "lora_delta_norm_w2", "lora_delta_norm"),
-                    "D": ("film_gamma_norm", "film_beta_norm"),
-                    "E": ("hyper_delta_norm_w1", "hyper_delta_norm_w2", "hyper_delta_norm")}
+# The step's statistics slots; the two modulation norms are written under the track's own record names
+# (config/tracks.py, ``modulation_stats``).
+STAT_NAMES = ("loss", "loss_pred", "loss_var", "modulation_norm_1", "modulation_norm_2")
 
 
 def pick_device(name: str) -> torch.device:
@@ -391,9 +390,9 @@ class Trainer:
         if memory is not None:
             out["surprisal_mu"] = float(memory.detector.mu)
             out["surprisal_sigma"] = float(memory.detector.sigma)
-        first, second = out.pop("lora_delta_norm_w1"), out.pop("lora_delta_norm_w2")
-        names = MODULATION_NAMES.get(self.model.track)
-        if names is not None:  # C: LoRA ΔW; D: FiLM γ and β; E: generated ΔW
+        first, second = out.pop("modulation_norm_1"), out.pop("modulation_norm_2")
+        names = track(self.model.track).modulation_stats
+        if names:  # C: LoRA ΔW; D: FiLM γ and β; E: generated ΔW
             out[names[0]], out[names[1]] = first, second
             if len(names) == 3:
                 out[names[2]] = (first**2 + second**2) ** 0.5

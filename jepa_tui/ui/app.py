@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from jepa_tui.config import ConfigError, load_run_config
+from jepa_tui.config.tracks import REGISTRY, TRACKS
 from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
 from jepa_tui.runs import RunDirectory, RunDirError
@@ -41,15 +42,14 @@ from jepa_tui.ui.panels import (
     BufferPanel,
     EventsPanel,
     GpuPanel,
-    LoraPanel,
     LossPanel,
+    ModulationPanel,
     Panel,
     ShiftPanel,
     SystemPanel,
 )
 from jepa_tui.ui.state import RATE_WINDOW_S, RunState
 
-TRACKS = ("A", "B", "C", "D", "E")
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
 # 3-4 % of a core and training kept 0.98 of its headless speed (2/s and 3 %: 5-8 % and 0.92; tui_overhead.py).
 UI_BUDGET = 0.015
@@ -69,8 +69,7 @@ persistence prediction), the peak (*), d_base on the base world, other tracks (m
 run browser (1, 2, ...) overlaid; σ_z below (collapse under 0.5), or in the note on a small terminal.
 [b]Experience buffer[/b]: how many of the FIFO's slots hold boundary-event transitions, and whether it is frozen.
 [b]Boundary events[/b]: how often surprisal crossed μ + κσ, per 100 steps, with the detector's current μ, σ and κ.
-[b]Modulation[/b]: how strongly experience changes the predictor: Track C's LoRA deltas ‖ΔW1‖, ‖ΔW2‖ (batch-mean \
-Frobenius norms), Track D's FiLM ‖γ‖, ‖β‖, Track E's generated ‖ΔW1‖, ‖ΔW2‖.
+[b]Modulation[/b]: how strongly experience changes the predictor (batch-mean Frobenius norms): {modulation}.
 [b]GPU[/b] (NVML temperature, power, clocks, utilisation, memory, throttling) or, without an NVIDIA GPU, \
 [b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
 
@@ -80,11 +79,14 @@ restarted from a checkpoint, F! forced resume, W3 the training stream moved to w
 bF and three more marks too close to print apart. "N points above ↑" in a plot's title: values beyond its \
 range, drawn at its edge.
 
-Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · 1 2 3 4 5 or t \
+Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · {keys} or t \
 switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
 l log scale · + - smoothing · r run browser · v event log · c configuration · x screenshot (SVG) · q quit (run: \
 every run checkpoints first; watch only detaches) · ? this help.
-Arrows, page keys or j/k scroll this help; escape, q or ? close it."""
+Arrows, page keys or j/k scroll this help; escape, q or ? close it.""".format(
+    modulation=", ".join(f"Track {t.letter}'s {' and '.join(t.modulation_labels)}" for t in REGISTRY.values()
+                         if t.modulation_labels),
+    keys=" ".join(t.key for t in REGISTRY.values()))
 
 
 class Controller(Protocol):
@@ -303,11 +305,7 @@ class Dashboard(App[None]):
         Binding("b", "freeze_buffer", "buffer"),
         Binding("e", "freeze_ema", "EMA"),
         Binding("f", "dual_freeze", "dual freeze"),
-        Binding("1", "track('A')", "A", show=False),
-        Binding("2", "track('B')", "B", show=False),
-        Binding("3", "track('C')", "C", show=False),
-        Binding("4", "track('D')", "D", show=False),
-        Binding("5", "track('E')", "E", show=False),
+        *(Binding(t.key, f"track('{t.letter}')", t.letter, show=False) for t in REGISTRY.values()),
         Binding("t", "next_track", "track"),
         Binding("s", "save", "save"),
         Binding("tab", "page(1)", "page", priority=True),
@@ -352,7 +350,7 @@ class Dashboard(App[None]):
             yield ShiftPanel()
             yield BufferPanel()
             yield EventsPanel()
-            yield LoraPanel()
+            yield ModulationPanel()
             if self.use_gpu:
                 yield GpuPanel()
             else:

@@ -19,17 +19,30 @@ from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 from textual_plotext import PlotextPlot
 
+from jepa_tui.config.tracks import MEMORY_TRACKS, MODULATED_TRACKS, REGISTRY
 from jepa_tui.gpu import GpuSample
 from jepa_tui.runs.interventions import crowd, marks_by_step
 from jepa_tui.system import SystemSample
 from jepa_tui.ui.state import RunState, Series
 
-TRACK_COLORS = {"A": "blue", "B": "magenta", "C": "green", "D": "yellow", "E": "cyan"}
-MODULATION_LABELS = {"C": ("LoRA ‖ΔW1‖", "LoRA ‖ΔW2‖"), "D": ("FiLM ‖γ‖", "FiLM ‖β‖"),
-                     "E": ("hyper ‖ΔW1‖", "hyper ‖ΔW2‖")}
 SMOOTHING = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # EMA weights of the newest point; 1.0 = raw
 CAP_OVER_BEST = 2.5  # the D_shift chart shows up to this multiple of the best value (or 1.5), early spikes clipped
 MIN_SIGMA_PLOT_ROWS = 24  # below this panel height σ_z is a number in the note, not a second chart
+
+
+def _track_color(letter: str) -> str:
+    """The dashboard colour of a track (the registry's), white for a letter it does not know (an old run's)."""
+    return REGISTRY[letter].color if letter in REGISTRY else "white"
+
+
+def _modulation_labels(letter: str) -> tuple[str, str] | None:
+    """The labels of a track's two modulation norms, or None for a track without (A, B) or unknown."""
+    return REGISTRY[letter].modulation_labels if letter in REGISTRY else None
+
+
+def _listed(letters: tuple[str, ...]) -> str:
+    """("C", "D", "E") -> "C, D and E"."""
+    return letters[0] if len(letters) == 1 else f"{', '.join(letters[:-1])} and {letters[-1]}"
 
 
 def downsample(series: Series, max_points: int) -> tuple[list[float], list[float]]:
@@ -389,11 +402,11 @@ class ShiftPanel(Panel):
         plot = self.query_one("#d-shift", Plot)
         plot.start()
         for track, other in sorted(others.items()):
-            plot.line(other.d_shift, f"{track} D_shift", TRACK_COLORS.get(track, "white"), marker=track,
+            plot.line(other.d_shift, f"{track} D_shift", _track_color(track), marker=track,
                       alpha=self.smoothing)
         self.overlay(plot, lambda other: other.d_shift)
         plot.line(state.d_base, "d_base", "gray", marker="·", alpha=self.smoothing)
-        plot.line(state.d_shift, f"{state.track} D_shift (this run)", TRACK_COLORS.get(state.track, "white"),
+        plot.line(state.d_shift, f"{state.track} D_shift (this run)", _track_color(state.track),
                   alpha=self.smoothing)
         # The first evaluations of a fresh model can be far above 1: keep the region that matters in view (a log
         # scale shows them all).
@@ -426,8 +439,8 @@ class BufferPanel(Panel):
 
     def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         gauge = self.query_one("#gauge", Static)
-        if state.track == "A":
-            gauge.update("Track A has no experience buffer.")
+        if state.track not in MEMORY_TRACKS:
+            gauge.update(f"Track {state.track} has no experience buffer.")
             return
         width = 24
         filled = round(width * state.buffer_size / max(1, state.capacity))
@@ -454,8 +467,8 @@ class EventsPanel(Panel):
 
     def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
         note = self.query_one("#detector", Static)
-        if state.track == "A":
-            note.update("Track A has no boundary detector.")
+        if state.track not in MEMORY_TRACKS:
+            note.update(f"Track {state.track} has no boundary detector.")
         elif state.surprisal_mu is None or state.surprisal_sigma is None:
             note.update(f"detector warming up; κ {state.kappa}")
         else:
@@ -472,40 +485,41 @@ class EventsPanel(Panel):
         plot.refresh()
 
 
-class LoraPanel(Panel):
-    """How strongly experience changes the predictor's weights or activations, per track (names in
-    :data:`MODULATION_LABELS`)."""
+class ModulationPanel(Panel):
+    """How strongly experience changes the predictor's weights or activations, per track (labels from the track
+    registry, ``modulation_labels``)."""
 
     TITLE = "Modulation by experience (batch mean)"
     SHORT = "Modulation"  # its name in a page line that has no room for titles
 
     def curves_key(self, state: RunState, others: dict[str, RunState]) -> object:
-        return (state.track, len(state.lora_w1), len(state.events), self.size, self.smoothing, self.log_scale,
+        return (state.track, len(state.modulation_1), len(state.events), self.size, self.smoothing, self.log_scale,
                 tuple(self.overlays))
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="note", id="lora-note")
+        yield Static(classes="note", id="modulation-note")
         yield Plot()
 
     def draw_notes(self, state: RunState, others: dict[str, RunState]) -> None:
-        note = self.query_one("#lora-note", Static)
-        labels = MODULATION_LABELS.get(state.track)
+        note = self.query_one("#modulation-note", Static)
+        labels = _modulation_labels(state.track)
         if labels is None:
-            why = "adds experience to the hidden state" if state.track == "B" else "uses no experience"
-            note.update(f"Empty: Track {state.track} {why}; Tracks C, D and E modulate the predictor.")
+            injection = state.track in REGISTRY and REGISTRY[state.track].modulator == "injection"
+            why = "adds experience to the hidden state" if injection else "uses no experience"
+            note.update(f"Empty: Track {state.track} {why}; Tracks {_listed(MODULATED_TRACKS)} modulate the predictor.")
             return
-        first = f"{state.lora_w1.ys[-1]:.4f}" if state.lora_w1 else "-"
-        second = f"{state.lora_w2.ys[-1]:.4f}" if state.lora_w2 else "-"
+        first = f"{state.modulation_1.ys[-1]:.4f}" if state.modulation_1 else "-"
+        second = f"{state.modulation_2.ys[-1]:.4f}" if state.modulation_2 else "-"
         note.update(f"{labels[0]} {first}  {labels[1]} {second}")
 
     def draw_curves(self, state: RunState, others: dict[str, RunState]) -> None:
         plot = self.query_one(Plot)
         plot.start()
-        labels = MODULATION_LABELS.get(state.track)
+        labels = _modulation_labels(state.track)
         if labels is not None:
-            plot.line(state.lora_w1, labels[0], "green", alpha=self.smoothing)
-            plot.line(state.lora_w2, labels[1], "cyan", marker="+", alpha=self.smoothing)
-        self.overlay(plot, lambda other: other.lora_w1)
+            plot.line(state.modulation_1, labels[0], "green", alpha=self.smoothing)
+            plot.line(state.modulation_2, labels[1], "cyan", marker="+", alpha=self.smoothing)
+        self.overlay(plot, lambda other: other.modulation_1)
         plot.axes(y_from_zero=True, log=self.log_scale)
         plot.markers(state)
         plot.refresh()

@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from jepa_tui.config import Config
+from jepa_tui.config.tracks import MEMORY_TRACKS, MODULATION_STATS
 from jepa_tui.runs.describe import describe_event
 from jepa_tui.runs.directory import RunDirectory
 
@@ -86,8 +87,8 @@ class RunState:
     sigma_z: Series = field(default_factory=Series)
     buffer: Series = field(default_factory=Series)
     event_rate: Series = field(default_factory=Series)
-    lora_w1: Series = field(default_factory=Series)
-    lora_w2: Series = field(default_factory=Series)
+    modulation_1: Series = field(default_factory=Series)
+    modulation_2: Series = field(default_factory=Series)
     effective_rank: float | None = None
     events: list[dict] = field(default_factory=list)
     notices: list[tuple[str, str]] = field(default_factory=list)  # (severity, text) for toasts, taken by the app
@@ -103,7 +104,7 @@ class RunState:
         """A state for a run with the resolved configuration ``config``."""
         train = config.train
         return cls(track=train.track, run_id=run_id, capacity=config.memory.capacity,
-                   kappa=config.kappa if train.track != "A" else None,
+                   kappa=config.kappa if train.track in MEMORY_TRACKS else None,
                    budget_steps=train.steps, budget_seconds=train.seconds, has_ema=config.model.target == "ema",
                    shift=config.shift_description)
 
@@ -175,8 +176,7 @@ class RunState:
         self.loss_pred.add(step, r["loss_pred"])
         self.loss_var.add(step, r["loss_var"])
         self.buffer.add(step, r["buffer_size"])
-        for names, series in ((("lora_delta_norm_w1", "film_gamma_norm", "hyper_delta_norm_w1"), self.lora_w1),
-                              (("lora_delta_norm_w2", "film_beta_norm", "hyper_delta_norm_w2"), self.lora_w2)):
+        for names, series in zip(MODULATION_STATS, (self.modulation_1, self.modulation_2), strict=True):
             series.add(step, next((r[n] for n in names if r.get(n) is not None), None))
         if self.status == "starting":
             self.status = "training"
