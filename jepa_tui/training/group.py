@@ -30,7 +30,7 @@ from jepa_tui.config import Config
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.loop import RunLoop, Sink
 from jepa_tui.training.session import PreparedRun
-from jepa_tui.training.trainer import Trainer
+from jepa_tui.training.trainer import Trainer, build_optimizer
 
 
 class GroupError(ValueError):
@@ -103,8 +103,9 @@ class RunGroup:
     Raises:
         GroupError: the trainers cannot share a step (:func:`check_groupable`).
 
-    After construction each trainer's ``train_step`` takes part in the group's step and its ``state_dict`` writes
-    standalone tensors (its own slice of the optimiser's moments, no views), so checkpoints are a single run's.
+    After construction the group is each trainer's :attr:`~Trainer.delegate`: the trainer's ``train_step`` takes
+    part in the group's step and its ``state_dict`` writes standalone tensors (its own slice of the optimiser's
+    moments, no views), so checkpoints are a single run's.
     Call :meth:`leave` with a member's index when its run loop ends.
     """
 
@@ -130,9 +131,8 @@ class RunGroup:
         self._generation = 0
         self._error: BaseException | None = None
         self._cond = threading.Condition()
-        for index, trainer in enumerate(self.trainers):
-            trainer.train_step = lambda index=index: self._member_step(index)  # type: ignore[method-assign]
-            trainer.state_dict = lambda index=index: self._member_state(index)  # type: ignore[method-assign]
+        for trainer in self.trainers:
+            trainer.delegate = self
 
     # -- stacking ----------------------------------------------------------------------------------------------
     def _stack(self, names: list[str], parameter: bool) -> dict[str, torch.Tensor]:
@@ -150,11 +150,8 @@ class RunGroup:
 
     def _optimizer(self) -> torch.optim.AdamW:
         """One AdamW over the stacked trainable tensors, with the members' moments when they were resumed."""
-        first = self.trainers[0]
-        group = first.optimizer.param_groups[0]
-        optimizer = torch.optim.AdamW([self.params[n] for n in self._trainable], lr=group["lr"],
-                                      weight_decay=group["weight_decay"], betas=group["betas"], eps=group["eps"],
-                                      fused=group.get("fused") or None)
+        optimizer = build_optimizer([self.params[n] for n in self._trainable], self.trainers[0].config.train)
+        optimizer.param_groups[0]["lr"] = self.trainers[0].optimizer.param_groups[0]["lr"]  # the rate in force
         states = [self._member_moments(k) for k in range(len(self.trainers))]
         if all(states):
             for name in self._trainable:
@@ -171,7 +168,10 @@ class RunGroup:
         return states if all(states.values()) else None
 
     # -- the step ----------------------------------------------------------------------------------------------
-    def _member_step(self, index: int) -> None:
+    def member_step(self, trainer: Trainer) -> None:
+        """A member asks for its step (:meth:`Trainer.train_step`): it waits until every active member has asked;
+        the last to ask performs the group's step."""
+        index = self.trainers.index(trainer)
         with self._cond:
             self._waiting.add(index)
             generation = self._generation
@@ -213,21 +213,16 @@ class RunGroup:
         taus = {k: self.trainers[k].current_tau() for k in members}
         frames = {k: self.trainers[k].step_inputs()[0] for k in members}
         batch = torch.stack([frames.get(k, frames[members[0]]) for k in range(len(self.trainers))])
-        slots = max(self.trainers[k]._slots_bound for k in members)
+        slots = max(self.trainers[k].slots_bound for k in members)
 
         def one(params: dict, buffers: dict, member_frames: torch.Tensor) -> tuple[torch.Tensor, ...]:
             return functional_call(self._steps[0], (params, buffers), (member_frames, slots))
 
-        precision = first.config.train.precision
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with first.autocast():
             outputs = vmap(one)(self.params, self.buffers, batch)
         weight = torch.zeros(len(self.trainers), device=self.device)
         weight[list(members)] = 1.0
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        (outputs[0] * weight).sum().backward()
-        self.optimizer.step()
+        first.optimise((outputs[0] * weight).sum(), lr, self.optimizer)
         for k in members:
             self.trainers[k].finish_step(self._unpack(k, outputs), frames[k], taus[k], started)
 
@@ -238,9 +233,9 @@ class RunGroup:
                      for kind in self._steps[0].layout)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
-    def _member_state(self, index: int) -> dict:
-        """Member ``index``'s :meth:`Trainer.state_dict` with standalone tensors and its slice of the moments."""
-        trainer = self.trainers[index]
+    def member_state(self, trainer: Trainer, own_state: Callable[[], dict]) -> dict:
+        """A member's :meth:`Trainer.state_dict` with standalone tensors and its slice of the moments."""
+        index = self.trainers.index(trainer)
         own = dict(self._steps[index].named_parameters())
         with self._cond:
             for name in self._trainable:
@@ -251,7 +246,7 @@ class RunGroup:
                         "exp_avg_sq": state["exp_avg_sq"][index].clone()}
             for group in trainer.optimizer.param_groups:
                 group["lr"] = self.optimizer.param_groups[0]["lr"]
-            state = Trainer.state_dict(trainer)
+            state = own_state()
         state["model"] = {k: v.clone() for k, v in state["model"].items()}
         return state
 

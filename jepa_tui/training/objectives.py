@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from jepa_tui.config import TrainConfig
+
 SIGREG_POINTS = 17
 SIGREG_T_MAX = 5.0
 
@@ -81,3 +83,46 @@ def context_mask(batch: int, canvas: int, patch: int, ratio: float, generator: t
     cells = canvas // patch
     keep = (torch.rand(batch, 1, cells, cells, generator=generator, device=device) >= ratio).float()
     return keep.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)
+
+
+def add_objectives(total: torch.Tensor, names: list[str], train: TrainConfig, model, frames: torch.Tensor,
+                   z: torch.Tensor, targets: torch.Tensor, latents: torch.Tensor, predicted_targets: torch.Tensor,
+                   next_at: int | None, directions: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The step's loss with the switched-on objectives of the family added, each at its weight, and their values.
+
+    Args:
+        total: the paper's loss (0-dim).
+        names: the active terms (``Trainer.aux_names``), the order of the returned values.
+        train: their switches and weights (``train.*_lambda``, ``train.fwm``, ``train.hw_tau``).
+        model: the :class:`~jepa_tui.model.jepa.JEPAWorldModel` (its encoders, LD head and Z_app width).
+        frames: (B, 1 + F, C, H, W) the step's frames; z: (B, d) online latents of x_t; targets: (B, F, d) target
+            latents of the frame horizons; latents: (B, K, d) the predictions; predicted_targets: (B, K, d).
+        next_at: where x_{t+1}'s target latent is in ``targets`` (None: no objective needs it).
+        directions: (d, M) SIGReg's unit directions, or None.
+
+    Returns:
+        the total (0-dim) and the terms' values (len(names),), in ``names``' order.
+    """
+    aux: dict[str, torch.Tensor] = {}
+    if directions is not None:
+        aux["loss_sigreg"] = sigreg(z, directions)
+        total = total + train.sigreg_lambda * aux["loss_sigreg"]
+    if next_at is not None:
+        z_next = model.encode(frames[:, 1 + next_at])
+        h_t, h_next = model.encode_target(frames[:, 0]), targets[:, next_at]
+        if train.delta_lambda > 0:
+            aux["loss_delta"] = delta_loss(z, z_next, h_t, h_next)
+            total = total + train.delta_lambda * aux["loss_delta"]
+        if model.dyn_head is not None:
+            errors = l1_per_token(model.dyn_head(z[:, model.app_dim:]), (h_next - h_t).detach())
+            aux["loss_ld"] = weighted_mean(errors, train.hw_tau if train.hw_lambda > 0 else None)
+            total = total + train.ld_lambda * aux["loss_ld"]
+        if train.fwm:
+            aux["loss_static"] = static_loss(z[:, :model.app_dim], z_next[:, :model.app_dim])
+            aux["loss_orth"] = orth_loss(z[:, :model.app_dim], z[:, model.app_dim:])
+            total = total + train.static_lambda * aux["loss_static"] + train.orth_lambda * aux["loss_orth"]
+    if train.hw_lambda > 0:
+        errors = l1_per_token(latents, predicted_targets.detach())  # (B, K): one token each
+        aux["loss_hw"] = weighted_mean(errors, train.hw_tau)
+        total = total + train.hw_lambda * aux["loss_hw"]
+    return total, torch.stack([aux[n] for n in names])

@@ -8,32 +8,43 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
-from jepa_tui.config import Config
+from jepa_tui.config import Config, TrainConfig
 from jepa_tui.config.tracks import track
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.evaluation.evaluate import EvalResult, evaluate
 from jepa_tui.model.encoder import ema_update
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.training.losses import jepa_loss, prediction_loss
-from jepa_tui.training.objectives import (
-    context_mask,
-    delta_loss,
-    l1_per_token,
-    orth_loss,
-    random_directions,
-    sigreg,
-    static_loss,
-    weighted_mean,
-)
+from jepa_tui.training.objectives import add_objectives, context_mask, random_directions
 from jepa_tui.training.schedules import ema_tau, learning_rate
 
 # The step's statistics slots; the two modulation norms are written under the track's own record names
 # (config/tracks.py, ``modulation_stats``).
 STAT_NAMES = ("loss", "loss_pred", "loss_var", "modulation_norm_1", "modulation_norm_2")
+
+
+def build_optimizer(params, train: TrainConfig) -> torch.optim.AdamW:
+    """The paper's AdamW at ``train``'s learning rate and weight decay, over ``params`` (a trainer's trainable
+    parameters, or a run group's stacked ones). Fused: one kernel for all parameters instead of a loop of small ops
+    per tensor (the same AdamW maths)."""
+    return torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay, fused=True)
+
+
+class StepDelegate(Protocol):
+    """What takes over a trainer's step and checkpoint state while it trains as a member of a run group
+    (:class:`jepa_tui.training.group.RunGroup`); see :attr:`Trainer.delegate`."""
+
+    def member_step(self, trainer: Trainer) -> None:
+        """Perform ``trainer``'s step (together with the other members')."""
+
+    def member_state(self, trainer: Trainer, own_state: Callable[[], dict]) -> dict:
+        """``trainer``'s checkpoint state: ``own_state()`` once the member's optimiser holds its own moments."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -99,9 +110,9 @@ class Trainer:
         self.model = JEPAWorldModel(config).to(device)
         self.model.encoder.to(memory_format=torch.channels_last)
         self.model.target_encoder.to(memory_format=torch.channels_last)
-        # fused: one kernel for all parameters instead of a loop of small ops per tensor (same AdamW maths).
-        self.optimizer = torch.optim.AdamW(self.model.trainable_parameters(), lr=config.train.learning_rate,
-                                           weight_decay=config.train.weight_decay, fused=True)
+        self.optimizer = build_optimizer(self.model.trainable_parameters(), config.train)
+        # a run group's member: the group performs its steps and assembles its checkpoint state (None: alone)
+        self.delegate: StepDelegate | None = None
         self.sampler = torch.Generator(device=device)
         self.sampler.manual_seed(config.train.seed)
         # The conditioned predictor's horizon k is a host value (it picks the frames and the predictor's input):
@@ -259,51 +270,52 @@ class Trainer:
             total, var = pred, torch.zeros((), device=z.device)
         if not self.aux_names:
             return total, pred, var, None, z, targets, prediction.experience, prediction.lora_scales
-        aux: dict[str, torch.Tensor] = {}
-        if directions is not None:
-            aux["loss_sigreg"] = sigreg(z, directions)
-            total = total + t.sigreg_lambda * aux["loss_sigreg"]
-        if self._next_at is not None:
-            z_next = m.encode(frames[:, 1 + self._next_at])
-            h_t, h_next = m.encode_target(frames[:, 0]), targets[:, self._next_at]
-            if t.delta_lambda > 0:
-                aux["loss_delta"] = delta_loss(z, z_next, h_t, h_next)
-                total = total + t.delta_lambda * aux["loss_delta"]
-            if m.dyn_head is not None:
-                errors = l1_per_token(m.dyn_head(z[:, m.app_dim:]), (h_next - h_t).detach())
-                aux["loss_ld"] = weighted_mean(errors, t.hw_tau if t.hw_lambda > 0 else None)
-                total = total + t.ld_lambda * aux["loss_ld"]
-            if t.fwm:
-                aux["loss_static"] = static_loss(z[:, :m.app_dim], z_next[:, :m.app_dim])
-                aux["loss_orth"] = orth_loss(z[:, :m.app_dim], z[:, m.app_dim:])
-                total = total + t.static_lambda * aux["loss_static"] + t.orth_lambda * aux["loss_orth"]
-        if t.hw_lambda > 0:
-            errors = l1_per_token(prediction.latents, predicted_targets.detach())  # (B, K): one token each
-            aux["loss_hw"] = weighted_mean(errors, t.hw_tau)
-            total = total + t.hw_lambda * aux["loss_hw"]
-        return (total, pred, var, torch.stack([aux[n] for n in self.aux_names]), z, targets, prediction.experience,
-                prediction.lora_scales)
+        total, aux = add_objectives(total, self.aux_names, t, m, frames, z, targets, prediction.latents,
+                                    predicted_targets, self._next_at, directions)
+        return total, pred, var, aux, z, targets, prediction.experience, prediction.lora_scales
 
     def train_step(self) -> None:
-        """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6)."""
+        """One optimisation step, EMA update, boundary detection and buffer push (spec §4, steps 1-6): the step's
+        inputs (:meth:`step_inputs`), its loss (:meth:`forward_loss`), the update (:meth:`optimise`) and the rest
+        (:meth:`finish_step`). A run group's member hands the step to its group (:attr:`delegate`), which runs the
+        same stages for all members at once."""
+        if self.delegate is not None:
+            self.delegate.member_step(self)
+            return
         started = time.perf_counter()
         lr, tau = self.current_lr(), self.current_tau()
         frames, k, mask, directions = self.step_inputs()
         # Compiled, the whole buffer is encoded under its validity mask (static shapes: one graph for the run).
         slots = None if self._compiled else self._slots_bound
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16"):
+        with self.autocast():
             compile_started = time.perf_counter()
             outputs = self._forward(frames, slots, k, mask, directions)
             if self._compiled and self.compile_seconds is None:
                 self.compile_seconds = time.perf_counter() - compile_started  # tracing and code generation
-        for group in self.optimizer.param_groups:
+        self.optimise(outputs[0], lr)
+        self.finish_step(outputs, frames, tau, started)
+
+    def autocast(self) -> AbstractContextManager:
+        """The step's forward precision: bfloat16 autocast with ``train.precision = "bf16"``, else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.train.precision == "bf16")
+
+    def optimise(self, loss: torch.Tensor, lr: float, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Backward from the 0-dim ``loss`` and one update at learning rate ``lr`` (gradients clipped to
+        ``train.grad_clip`` when set), by this trainer's optimiser or a run group's."""
+        optimizer = optimizer or self.optimizer
+        for group in optimizer.param_groups:
             group["lr"] = lr
-        self.optimizer.zero_grad(set_to_none=True)
-        outputs[0].backward()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
         if self.config.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.trainable_parameters(), self.config.train.grad_clip)
-        self.optimizer.step()
-        self.finish_step(outputs, frames, tau, started)
+        optimizer.step()
+
+    @property
+    def slots_bound(self) -> int:
+        """A host-side upper bound on the filled buffer slots (at most one push per step; exact at every stats
+        read): how many slots the next step encodes."""
+        return self._slots_bound
 
     def step_inputs(self) -> tuple[torch.Tensor, int | None, torch.Tensor | None, torch.Tensor | None]:
         """This step's draws from the training sampler: frames (B, 1 + F, C, H, W), the horizon k (conditioned
@@ -422,7 +434,13 @@ class Trainer:
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: model (with target encoder, buffer contents and pointer, detector
         statistics), optimiser (with the LR schedule's position through ``progress``), counters (step, seconds
-        trained, peak so far), freeze states, the statistics accumulated since the last log, and RNG states."""
+        trained, peak so far), freeze states, the statistics accumulated since the last log, and RNG states. A run
+        group's member gets its state through its group (:attr:`delegate`), which gives it its own moments first."""
+        if self.delegate is not None:
+            return self.delegate.member_state(self, self._own_state)
+        return self._own_state()
+
+    def _own_state(self) -> dict:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
