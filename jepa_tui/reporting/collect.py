@@ -12,6 +12,7 @@ from jepa_tui.config import MEMORY_TRACKS, SIGMA_Z_COLLAPSE_LINE, Config, Config
 from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.runs.interventions import Intervention, interventions
 from jepa_tui.runs.manifest import sweep_variant
+from jepa_tui.runs.records import evals, last_status, sessions, trains
 
 COLLAPSE_LINE = SIGMA_Z_COLLAPSE_LINE
 def eval_field(record: dict, key: str, formula: str | None, own_formula: str) -> object:
@@ -188,11 +189,11 @@ class Skipped:
 
 
 def _status(events: list[dict], summary: dict | None) -> str:
-    for event in reversed(events):
-        if event.get("kind") == "end":
-            return str(event.get("status", "ended"))
-        if event.get("kind") in ("start", "resume"):
-            return "running or killed"
+    status = last_status(events)
+    if status is not None:
+        return status
+    if sessions(events):
+        return "running or killed"
     return str(summary.get("status")) if summary else "running or killed"
 
 
@@ -206,8 +207,7 @@ def read_run(run_dir: Path, formula: str | None = None) -> RunRecord:
     metrics = [r for r in directory.read_records("metrics") if isinstance(r, dict) and isinstance(r.get("step"), int)]
     events = [r for r in directory.read_records("events") if isinstance(r, dict)]
     return RunRecord(run_dir, load_run_config(run_dir), sweep_variant(run_dir),
-                     [r for r in metrics if r.get("kind") == "eval"],
-                     [_counts_checked(r) for r in metrics if r.get("kind") == "train"],
+                     evals(metrics), [_counts_checked(r) for r in trains(metrics)],
                      events, _status(events, directory.read_summary()), formula, directory.read_evaluations())
 
 

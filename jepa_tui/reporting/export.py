@@ -12,6 +12,7 @@ from pathlib import Path
 from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.runs import RunDirectory
 from jepa_tui.runs.files import atomic_write_text
+from jepa_tui.runs.records import sessions
 
 
 def buffer_full_step(run: RunRecord) -> int | None:
@@ -22,7 +23,7 @@ def buffer_full_step(run: RunRecord) -> int | None:
 
 
 def _version(run: RunRecord) -> str:
-    starts = [e for e in run.events if e.get("kind") in ("start", "resume") and e.get("version")]
+    starts = [e for e in sessions(run.events) if e.get("version")]
     return starts[0]["version"] if starts else ""
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from jepa_tui.config import ConfigError, load_run_config
 from jepa_tui.runs.directory import RunDirectory
 from jepa_tui.runs.files import RunDirError, writer_alive
 from jepa_tui.runs.interventions import interventions
+from jepa_tui.runs.records import evals, is_number, last_status
 from jepa_tui.runs.reproducibility import reproducibility
 
 ACTIVITY_FILES = ("metrics.jsonl", "events.jsonl", "summary.json")
@@ -48,11 +48,9 @@ class RunInfo:
 def run_status(events: list[dict], folder: Path) -> str:
     """How the run last ended ("done", "stopped", ...), "running" while a writer holds it, "not running" when it
     started and never ended (killed), "running or killed" for runs written before run directories were locked."""
-    for event in reversed(events):
-        if event["kind"] == "end":
-            return str(event.get("status", "ended"))
-        if event["kind"] in ("start", "resume"):
-            break
+    status = last_status(events)
+    if status is not None:
+        return status
     if not events:
         return "new"
     alive = writer_alive(folder)
@@ -75,9 +73,8 @@ def describe_run(folder: Path, root: Path | None = None) -> RunInfo:
         metrics, events = directory.read_records("metrics"), directory.read_records("events")
     except RunDirError:
         metrics, events = [], []
-    evals = [r for r in metrics if r["kind"] == "eval" and isinstance(r.get("d_shift"), int | float)
-             and math.isfinite(r["d_shift"])]
-    peak = min(evals, key=lambda r: r["d_shift"]) if evals else None
+    scored = [r for r in evals(metrics) if is_number(r.get("d_shift"))]
+    peak = min(scored, key=lambda r: r["d_shift"]) if scored else None
     steps = [r["step"] for r in (*metrics, *events)]
     activity = max((p.stat().st_mtime for p in (folder / f for f in ACTIVITY_FILES) if p.is_file()), default=0.0)
     found = interventions(events)

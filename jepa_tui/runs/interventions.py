@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from jepa_tui.runs.records import of_kind
+
 # Commands that change what a run computes when applied by hand (ui, request, replayed after a kill).
 RESULT_CHANGING = frozenset({"freeze_buffer", "unfreeze_buffer", "freeze_ema", "unfreeze_ema"})
 LABELS = {"freeze_buffer": "buffer frozen", "unfreeze_buffer": "buffer unfrozen", "freeze_ema": "EMA frozen",
@@ -90,9 +92,8 @@ def marks_by_step(events: list[dict]) -> dict[int, list[str]]:
     at: dict[int, list[str]] = {}
     for item in interventions(events):
         at.setdefault(item.step, []).append(item.mark)
-    for event in events:
-        if event.get("kind") == "world_switch" and event.get("previous") is not None and isinstance(event.get("step"),
-                                                                                                       int):
+    for event in of_kind(events, "world_switch"):
+        if event.get("previous") is not None and isinstance(event.get("step"), int):
             at.setdefault(event["step"], []).append(f"W{event.get('world')}")
     return {step: list(dict.fromkeys(marks)) for step, marks in sorted(at.items())}
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from jepa_tui.config import Config, load_run_config
 from jepa_tui.runs.catalog import list_runs
 from jepa_tui.runs.directory import RunDirectory
+from jepa_tui.runs.records import of_kind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,7 +63,7 @@ class Run:
 
     def _records(self, name: str, kind: str | None = None) -> list[dict]:
         records = RunDirectory(self.path).read_records(name)
-        return [r for r in records if kind is None or r.get("kind") == kind]
+        return records if kind is None else of_kind(records, kind)
 
     def evals(self) -> pd.DataFrame:
         """The evaluations, one row per evaluation step: ``step`` (training steps), ``d_shift`` and ``d_base``

@@ -8,27 +8,29 @@ happened: a rerun's governor may act at other steps. A resume forced past a diff
 
 from __future__ import annotations
 
+from jepa_tui.runs.records import sessions
+
 BITWISE = "bitwise"
 
 
 def reproducibility(events: list[dict]) -> tuple[str, str]:
     """("bitwise", "") or ("to rounding", why) or ("unknown", why), from every start and resume of a run."""
-    sessions = [e for e in events if e.get("kind") in ("start", "resume")]
-    if not sessions:
+    found = sessions(events)
+    if not found:
         return "unknown", "no start recorded"
     reasons = []
-    if any(e.get("follows_load") for e in sessions):
+    if any(e.get("follows_load") for e in found):
         reasons.append("the CPU thread count followed the load (pin it: --deterministic or train.threads)")
     elif any(e.get("kind") == "threads" for e in events):
         reasons.append("the CPU thread count changed during the run")
-    counts = {e.get("cpu_threads") for e in sessions if str(e.get("device", "cpu")).startswith("cpu")}
+    counts = {e.get("cpu_threads") for e in found if str(e.get("device", "cpu")).startswith("cpu")}
     if len(counts) > 1:
         reasons.append(f"sessions ran at different thread counts ({', '.join(map(str, sorted(counts, key=str)))})")
-    if any(not str(e.get("device", "cpu")).startswith("cpu") and not e.get("deterministic") for e in sessions):
+    if any(not str(e.get("device", "cpu")).startswith("cpu") and not e.get("deterministic") for e in found):
         reasons.append("trained on a GPU without deterministic algorithms (--deterministic)")
-    if any(str(n).startswith("forced: ") for e in sessions for n in (e.get("notices") or [])):
+    if any(str(n).startswith("forced: ") for e in found for n in (e.get("notices") or [])):
         reasons.append("a resume was forced past a difference")
     if not reasons and any("cpu_threads" not in e and str(e.get("device", "cpu")).startswith("cpu")
-                           for e in sessions):
+                           for e in found):
         return "unknown", "written before thread counts were recorded"
     return (BITWISE, "") if not reasons else ("to rounding", "; ".join(reasons))

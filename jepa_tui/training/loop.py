@@ -28,6 +28,7 @@ from jepa_tui.config import SIGMA_Z_COLLAPSE_LINE
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.runs.files import sha256_file
+from jepa_tui.runs.records import EVAL_NUMBERS, eval_record, evals, event_record, of_kind, train_record
 from jepa_tui.runs.reproducibility import reproducibility
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import PAUSE_REQUEST_FLAG, POLL_EVERY_STEPS, Command, take_pause_flag, take_requests
@@ -139,11 +140,10 @@ class RunLoop:
         self.stop_reason: str | None = None  # from a command or the pause_request flag
         self.saved_steps: list[int] = list(run_dir.checkpoint_paths())
         # Checkpoints a person asked for (s, a save request) are kept for good, across resumes too.
-        self.requested_steps: set[int] = {e["step"] for e in run_dir.read_records("events")
-                                          if e["kind"] == "checkpoint" and e.get("reason") == "request"}
-        evals = [r for r in run_dir.read_records("metrics") if r.get("kind") == "eval"
-                 and all(isinstance(r.get(k), int | float) for k in ("d_shift", "sigma_z", "d_base"))]
-        self.last_eval: dict | None = evals[-1] if evals else None  # a planted or damaged record is not one
+        self.requested_steps: set[int] = {e["step"] for e in of_kind(run_dir.read_records("events"), "checkpoint")
+                                          if e.get("reason") == "request"}
+        complete = evals(run_dir.read_records("metrics"), complete=True)  # a planted or damaged record is not one
+        self.last_eval: dict | None = complete[-1] if complete else None
         self._last_log = (trainer.progress.step, trainer.progress.seconds)
         self.started_at = time.time()  # requests written before it were sent to a run that was not running
         stream = trainer.worlds.stream  # [data.stream]: the world of the last step taken, to mark each switch
@@ -151,7 +151,7 @@ class RunLoop:
 
     # -- reporting -------------------------------------------------------------------------------------------
     def _event(self, kind: str, **fields: object) -> None:
-        record = {"kind": kind, "step": self.trainer.progress.step, "time": time.time(), **fields}
+        record = event_record(kind, self.trainer.progress.step, **fields)
         self.run_dir.append_event(record)
         for sink in self.sinks:
             sink.on_event(record)
@@ -165,18 +165,15 @@ class RunLoop:
         stats = t.drain_stats()
         if not math.isfinite(stats["loss"]):
             raise NonFiniteLossError(step, {k: stats[k] for k in ("loss", "loss_pred", "loss_var")})
-        record = {"kind": "train", "step": step, "elapsed": round(seconds, 3), **stats,
-                  "lr": t.current_lr(), "ema_tau": t.current_tau(), "steps_per_s": round(rate, 3)}
-        if self._world is not None:
-            record["world"] = self._world
+        record = train_record(step, seconds, stats, t.current_lr(), t.current_tau(), rate, self._world)
         self.run_dir.append_metric(record)
         for sink in self.sinks:
             sink.on_train(record)
 
     def _evaluate(self) -> None:
         result = self.trainer.evaluate()
-        record = {"kind": "eval", **asdict(result)}
-        values = {k: record[k] for k in ("d_shift", "sigma_z", "d_base")}
+        record = eval_record(asdict(result))
+        values = {k: record[k] for k in EVAL_NUMBERS}
         if not all(math.isfinite(v) for v in values.values()):
             raise NonFiniteLossError(result.step, values)
         self.last_eval = record

@@ -16,6 +16,7 @@ from jepa_tui.config import Config, ConfigError, load_run_config, read_toml, wit
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import CheckpointError, RunDirectory, load_checkpoint
 from jepa_tui.runs.checkpoint import check_trainer_state
+from jepa_tui.runs.records import of_kind
 from jepa_tui.training.control import Command
 
 # Keys that change how a run is shown or where it runs, not what it computes.
@@ -158,8 +159,8 @@ def _prepare(directory: RunDirectory, config: Config, run_dir: Path, force: bool
         notices.append(f"moved {moved} records after step {step} to metrics.rolled_back.jsonl; they are recomputed")
     if state is None:
         notices.append("no checkpoint yet: the run restarts from step 0")
-    replay = [(int(e["step"]), Command(e["command"])) for e in directory.read_records("events")
-              if e.get("kind") == "command" and e.get("step", -1) >= step and e.get("command") in REPLAYED
+    replay = [(int(e["step"]), Command(e["command"])) for e in of_kind(directory.read_records("events"), "command")
+              if e.get("step", -1) >= step and e.get("command") in REPLAYED
               and e.get("source") != "profile"]  # the profile's scheduled freezes recur by themselves
     if replay:
         notices.append("replaying " + ", ".join(f"{c.value} at step {s}" for s, c in replay)
