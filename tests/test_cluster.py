@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
 from jepa_tui.config import ConfigError
-from jepa_tui.experiments.backends import make_backend
 from jepa_tui.experiments.cluster import RaySettings, SlurmSettings, parse_tables, resolve
+from jepa_tui.experiments.engines import make_backend
 from jepa_tui.experiments.spec import load_sweep, read_manifest
 from jepa_tui.experiments.sweep import run_sweep
 from jepa_tui.reporting.collect import collect_runs

@@ -224,7 +224,7 @@ def test_bad_sweep_tables_are_exit_2(tmp_path, body, said):
 
 
 def test_an_empty_profile_says_so_where_the_budget_is_named(tmp_path):
-    from jepa_tui.cli.main import _budget_source
+    from jepa_tui.cli.options import budget_source as _budget_source
 
     for body in ("", 'description = "nothing else"\n'):
         (tmp_path / "empty.toml").write_text(body)

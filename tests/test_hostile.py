@@ -351,7 +351,7 @@ def test_the_budget_line_says_where_the_budget_comes_from(tmp_path):
     empty.write_text('[train]\ntrack = "C"\n')
     config = load_config(str(empty))
     assert config.train.steps == 22000
-    from jepa_tui.cli.main import _budget_source
+    from jepa_tui.cli.options import budget_source as _budget_source
 
     assert _budget_source(str(empty), None, None, None) == f"the default: profile {empty} sets no budget"
     assert _budget_source("smoke", None, None, None) == "profile smoke"

@@ -15,7 +15,9 @@ import sys
 from types import FrameType
 from typing import TextIO
 
-EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 143}
+from jepa_tui.exits import SIGNAL_EXIT_CODES
+
+EXIT_CODES = SIGNAL_EXIT_CODES  # the signals handled, and the exit code of each (jepa_tui.exits)
 
 
 class SignalStop:

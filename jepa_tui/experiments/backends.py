@@ -7,14 +7,14 @@ backend.
   run, or jobs of submitit's local executor.
 - ``ray`` (:mod:`jepa_tui.experiments.ray_backend`, ``pip install 'jepa-tui[ray]'``): one Ray task per run.
 
-Cluster backends call :func:`run_task` on the machine that runs the job; every backend writes the same run
+:func:`jepa_tui.experiments.engines.make_backend` picks one by name. Cluster backends call :func:`run_task` on the
+machine that runs the job; every backend writes the same run
 directories and ``logs/<name>.log`` files, on a filesystem the sweep and every worker see.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import signal
 import subprocess
@@ -26,13 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from jepa_tui.config import ConfigError
-from jepa_tui.config.validation import suggest
-from jepa_tui.experiments.cluster import BACKENDS, RaySettings, SlurmSettings
 from jepa_tui.threads import adaptive, usable_cores
 
 POLL_S = 0.2  # how often a job checks whether its run has ended
-EXTRAS = {"submitit": ("submitit", "slurm", "submitit"), "ray": ("ray", "ray", "Ray")}  # module, extra, name
 
 
 @dataclass(frozen=True)
@@ -168,40 +164,3 @@ class LocalBackend:
 
     def close(self) -> None:
         pass
-
-
-def require(name: str):
-    """The engine module of backend ``name``, imported.
-
-    Raises:
-        ConfigError: one line naming the ``pip install`` when its optional extra is not installed.
-    """
-    module, extra, title = EXTRAS[name]
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"--backend {name} needs {title}, an optional extra: pip install 'jepa-tui[{extra}]'") \
-            from None
-
-
-def make_backend(name: str, settings: SlurmSettings | RaySettings | None, runs: int, jobs: int,
-                 sweep_dir: Path) -> Backend:
-    """The backend ``name`` ("local", "submitit" or "ray") for a sweep of ``runs`` runs in ``sweep_dir``.
-
-    Raises:
-        ConfigError: for an unknown name or a missing optional extra (exit code 2 at the command line).
-    """
-    if name not in BACKENDS:
-        raise ConfigError(f"--backend {name!r} is not a backend.{suggest(name, list(BACKENDS), 'backends')}")
-    if name == "local":
-        return LocalBackend(jobs)
-    require(name)
-    if name == "submitit":
-        from jepa_tui.experiments.submitit_backend import SubmititBackend
-
-        assert isinstance(settings, SlurmSettings)
-        return SubmititBackend(settings, sweep_dir / "logs" / "submitit", runs)
-    from jepa_tui.experiments.ray_backend import RayBackend
-
-    assert isinstance(settings, RaySettings)
-    return RayBackend(settings, runs)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from jepa_tui.exits import EXITS_WITH_SUMMARY
 from jepa_tui.experiments.backends import Backend, Job, LocalBackend, RunTask
 from jepa_tui.experiments.spec import SweepRun, SweepSpec, record_job, write_manifest
 from jepa_tui.runs import RunDirectory, last_step
@@ -26,7 +27,6 @@ from jepa_tui.runs.files import WriterLock, describe_holder, writer_alive
 
 # Exit codes of `jepa-tui train` after which summary.json is this session's (done, non-finite, suspended, signals);
 # after any other (bad input, I/O error, a crash) it may be a stale one from an earlier session.
-EXITS_WITH_SUMMARY = frozenset({0, 3, 75, 130, 143})
 
 
 FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP")

@@ -45,6 +45,26 @@ class RunInfo:
         return f"{self.budget_steps}" if self.budget_steps is not None else f"{self.budget_seconds or 0:g} s"
 
 
+RUN_COLUMNS = ("run", "track", "seed", "status", "step/budget", "peak D_shift @ step", "σ_z at peak", "last activity",
+               "interventions")
+
+
+def run_row(info: RunInfo) -> tuple[str, ...]:
+    """One run's cells under :data:`RUN_COLUMNS`: what ``jepa-tui runs`` and the dashboard's run browser show."""
+    peak = f"{info.peak_d_shift:.4f} @ {info.peak_step}" if info.peak_d_shift is not None else "-"
+    sigma = f"{info.sigma_z_at_peak:.3f}" if info.sigma_z_at_peak is not None else "-"
+    return (info.run_id, info.track, str(info.seed) if info.seed is not None else "-", info.status,
+            f"{info.step}/{info.budget}", peak, sigma, ago(info.last_activity),
+            f"{info.interventions}{' (by hand)' if info.changed_by_hand else ''}")
+
+
+def runs_table(infos: list[RunInfo]) -> list[str]:
+    """The runs as text lines: a header of :data:`RUN_COLUMNS`, then one aligned row per run."""
+    rows = [RUN_COLUMNS, *(run_row(info) for info in infos)]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(RUN_COLUMNS))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
 def run_status(events: list[dict], folder: Path) -> str:
     """How the run last ended ("done", "stopped", ...), "running" while a writer holds it, "not running" when it
     started and never ended (killed), "running or killed" for runs written before run directories were locked."""

@@ -15,17 +15,68 @@ from typing import Protocol
 
 import torch
 
-from jepa_tui.config import Config
+from jepa_tui import threads
+from jepa_tui.config import Config, ConfigError, load_config
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.runs import CheckpointError, RunDirectory
 from jepa_tui.threads import ThreadGovernor
+from jepa_tui.training.allocator import keep_freed_memory
 from jepa_tui.training.control import Command
-from jepa_tui.training.loggers import logger_sinks
+from jepa_tui.training.determinism import apply_determinism, pin_if_deterministic
+from jepa_tui.training.loggers import check_available, logger_sinks
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.resources import check_memory
-from jepa_tui.training.resume import ResumePoint
+from jepa_tui.training.resume import ResumePoint, prepare_resume
 from jepa_tui.training.thermal import ThermalGuard, guard_for
-from jepa_tui.training.trainer import Trainer
+from jepa_tui.training.trainer import Trainer, pick_device
+
+
+def resolve_run(profile: str | None, resume: Path | None, force: bool, overrides: list[str] | None,
+                **options: object) -> tuple[Config, ResumePoint | None]:
+    """The configuration of a new run (``profile`` with ``overrides`` and command-line ``options``) or of the run
+    ``resume`` continues, and its resume point; a deterministic run's thread count pinned and PyTorch's
+    deterministic algorithms switched on, and its loggers' libraries checked, before any directory exists.
+
+    Raises:
+        ConfigError: neither or both of ``profile`` and ``resume``; ``force`` without ``resume``; a bad profile,
+            key or value; a missing logger library; a resume that differs (without ``force``).
+    """
+    if (profile is None) == (resume is None):
+        raise ConfigError("pass exactly one of --profile NAME (a new run) or --resume RUN_DIR (continue a run).")
+    if force and resume is None:
+        raise ConfigError("--force only applies with --resume RUN_DIR.")
+    point = None
+    if resume is not None:
+        point = prepare_resume(resume, overrides, force, **options)
+        config = point.config
+    else:
+        config = pin_if_deterministic(load_config(profile, overrides, **options))
+    check_available(config.train.loggers)  # a missing library: exit 2 before any run directory exists
+    apply_determinism(config)
+    return config, point
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where a training process trains: the device, the CPU thread count in force and its governor (None: fixed)."""
+
+    device: torch.device
+    threads: int
+    governor: ThreadGovernor | None
+
+
+def launch(config: Config) -> Launch:
+    """What every training process (``train``, a run group, the dashboard's ``run``) does before it builds a
+    trainer, in one order: keep freed memory in the heap, pick the device, set the thread count, and make the
+    governor that follows the load (:mod:`jepa_tui.threads`).
+
+    Raises:
+        ValueError: ``train.device = "cuda"`` on a machine without CUDA.
+    """
+    keep_freed_memory()
+    device = pick_device(config.train.device)
+    count = threads.apply(config.train.threads)
+    return Launch(device, count, threads.governor_for(config.train.threads, device.type))
 
 
 @dataclass

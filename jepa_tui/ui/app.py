@@ -29,10 +29,11 @@ from textual.worker import Worker, WorkerState
 
 from jepa_tui.config import ConfigError, load_run_config
 from jepa_tui.config.tracks import REGISTRY, TRACKS
+from jepa_tui.exits import EXIT_TERMINATED
 from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
 from jepa_tui.runs import RunDirectory, RunDirError
-from jepa_tui.runs.catalog import RunInfo, ago, list_runs
+from jepa_tui.runs.catalog import RUN_COLUMNS, RunInfo, list_runs, run_row
 from jepa_tui.runs.jsonl import read_regular_file
 from jepa_tui.system import PsutilSensor
 from jepa_tui.training.control import Command
@@ -53,7 +54,6 @@ from jepa_tui.ui.state import RATE_WINDOW_S, RunState
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
 # 3-4 % of a core and training kept 0.98 of its headless speed (2/s and 3 %: 5-8 % and 0.92; tui_overhead.py).
 UI_BUDGET = 0.015
-EXIT_TERMINATED = 143  # SIGTERM, and SIGHUP (an SSH drop), which behaves as SIGTERM
 MIN_PANEL_WIDTH = 38  # columns: below this a chart's ticks and legend no longer fit
 MIN_PANEL_HEIGHT = 14  # rows, border and note included
 CHROME_ROWS = 3  # status line, page line, footer
@@ -200,18 +200,14 @@ class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("run", "on curves", "track", "seed", "status", "step/budget", "peak D_shift @ step",
-                          "σ_z at peak", "last activity", "interventions")
+        table.add_columns(RUN_COLUMNS[0], "on curves", *RUN_COLUMNS[1:])
         try:
             self.infos = list_runs(self.root)
         except FileNotFoundError:
             self.infos = []
         for info in self.infos:
-            peak = f"{info.peak_d_shift:.4f} @ {info.peak_step}" if info.peak_d_shift is not None else "-"
-            sigma = f"{info.sigma_z_at_peak:.3f}" if info.sigma_z_at_peak is not None else "-"
-            table.add_row(info.run_id, self.overlaid.get(info.path, ""), info.track, str(info.seed), info.status,
-                          f"{info.step}/{info.budget}", peak, sigma, ago(info.last_activity),
-                          f"{info.interventions}{' (by hand)' if info.changed_by_hand else ''}")
+            cells = run_row(info)
+            table.add_row(cells[0], self.overlaid.get(info.path, ""), *cells[1:])
         table.focus()
         self.call_after_refresh(self._hint)
 
