@@ -16,7 +16,8 @@ from jepa_tui.cli.main import app as cli_app
 from jepa_tui.config import load_config
 from jepa_tui.ui.app import MIN_PANEL_HEIGHT, MIN_PANEL_WIDTH, Dashboard, grid_shape
 from jepa_tui.ui.controllers import LiveController, WatchController
-from jepa_tui.ui.panels import BufferPanel, LossPanel, Plot, ShiftPanel, nice_ticks, tick_label
+from jepa_tui.ui.panels import BufferPanel, LossPanel, ShiftPanel
+from jepa_tui.ui.plot import Plot, nice_ticks, tick_label
 
 from .test_snapshot import FixedController, FixedSensor
 from .test_ui import until
@@ -538,7 +539,7 @@ def test_log_scale_ticks_are_round_values():
     """Issue: log-scale ticks were not round (10 ** evenly spaced exponents: 1.58, 3.98, ...)."""
     import math
 
-    from jepa_tui.ui.panels import log_ticks
+    from jepa_tui.ui.plot import log_ticks
 
     for low, high in ((0.03, 0.9), (0.001, 1000.0), (1e-12, 1e5), (0.5, 1.3), (2.0, 2000.0)):
         ticks = log_ticks(math.log10(low), math.log10(high), 4)

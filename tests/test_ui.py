@@ -12,8 +12,9 @@ from jepa_tui.runs import JsonlTail, RunDirectory
 from jepa_tui.training.control import Command, take_requests, write_request
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.trainer import Trainer
-from jepa_tui.ui.app import Dashboard, HelpScreen
+from jepa_tui.ui.app import Dashboard
 from jepa_tui.ui.controllers import LiveController, WatchController
+from jepa_tui.ui.screens import HelpScreen
 
 LONG = ["train.steps=100000", "eval.every_steps=1000"]
 
@@ -277,7 +278,8 @@ def test_a_series_entirely_outside_the_range_is_drawn_clipped_and_a_failing_plot
     point on the canvas, and plotext's legend raised IndexError inside the render, ending the dashboard."""
     from textual.app import App
 
-    from jepa_tui.ui.panels import Plot, ShiftPanel
+    from jepa_tui.ui.panels import ShiftPanel
+    from jepa_tui.ui.plot import Plot
     from jepa_tui.ui.state import RunState
 
     class One(App):
@@ -314,7 +316,8 @@ def test_a_log_scale_with_zero_values_draws_them_at_the_bottom_edge():
     "math domain error" (log of 0), so the panel showed an error instead of its curves."""
     from textual.app import App
 
-    from jepa_tui.ui.panels import LossPanel, Plot
+    from jepa_tui.ui.panels import LossPanel
+    from jepa_tui.ui.plot import Plot
     from jepa_tui.ui.state import RunState
 
     class One(App):
@@ -423,7 +426,7 @@ def test_random_keys_and_resizes_never_end_the_dashboard(tmp_path, seed=0):
     it, no plot failed to draw, and the active track's numbers and curves keep coming."""
     import random
 
-    from jepa_tui.ui.panels import Plot
+    from jepa_tui.ui.plot import Plot
 
     rng = random.Random(seed)
     controller, app = live_app(tmp_path)
@@ -484,7 +487,7 @@ def test_the_event_log_and_the_configuration_open_scroll_and_close(tmp_path):
     from textual.containers import VerticalScroll
     from textual.widgets import Static
 
-    from jepa_tui.ui.app import TextScreen
+    from jepa_tui.ui.screens import TextScreen
 
     controller, app = live_app(tmp_path)
 
@@ -551,7 +554,7 @@ def test_a_toggle_pressed_twice_quickly_or_right_after_a_switch_acts_on_what_the
 def test_the_configuration_pane_reads_config_toml_with_the_runs_bounded_reader(tmp_path):
     """`c` must never block or read forever: a config.toml that is a link (to a FIFO, a device, anything) is refused
     and said so, as every reader of a run directory refuses it."""
-    from jepa_tui.ui.app import config_text
+    from jepa_tui.ui.screens import config_text
 
     run = tmp_path / "run"
     run.mkdir()

@@ -22,22 +22,18 @@ from rich.text import Text
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.containers import Grid
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
-from jepa_tui.config import ConfigError, load_run_config
-from jepa_tui.config.tracks import REGISTRY, TRACKS
+from jepa_tui.config.tracks import REGISTRY
 from jepa_tui.exits import EXIT_TERMINATED
 from jepa_tui.formatting import format_duration
 from jepa_tui.gpu import GpuSensor
-from jepa_tui.runs import RunDirectory, RunDirError
-from jepa_tui.runs.catalog import RUN_COLUMNS, RunInfo, list_runs, run_row
-from jepa_tui.runs.jsonl import read_regular_file
 from jepa_tui.system import PsutilSensor
 from jepa_tui.training.control import Command
 from jepa_tui.training.session import ThreadedRun
+from jepa_tui.ui.keys import RunKeys
 from jepa_tui.ui.panels import (
     SMOOTHING,
     BufferPanel,
@@ -49,6 +45,7 @@ from jepa_tui.ui.panels import (
     ShiftPanel,
     SystemPanel,
 )
+from jepa_tui.ui.screens import HelpScreen, TextScreen, config_text, event_log_text
 from jepa_tui.ui.state import RATE_WINDOW_S, RunState
 
 # Fraction of one core that rendering curves may take. With 1 redraw/s and 1.5 % the dashboard's main thread used
@@ -58,36 +55,6 @@ MIN_PANEL_WIDTH = 38  # columns: below this a chart's ticks and legend no longer
 MIN_PANEL_HEIGHT = 14  # rows, border and note included
 CHROME_ROWS = 3  # status line, page line, footer
 EVAL_TOAST_GAP = 20.0  # seconds: at most one evaluation toast this often
-EXPECT_S = 5.0  # seconds a toggle sent is assumed to take effect before the run's records show it
-
-HELP = """\
-[b]Loss[/b]: the training objective and its prediction and variance-hinge terms, per 10-step mean, raw under an \
-EMA. On every curve panel on screen, l switches a log y scale and + / - the smoothing (an EMA of every point); \
-the bottom border says which.
-[b]Shift-world error[/b]: D_shift at n = 50 shift-world experiences at each evaluation (lower is better, 1.0 is the \
-persistence prediction), the peak (*), d_base on the base world, other tracks (marked A–E) and runs chosen in the \
-run browser (1, 2, ...) overlaid; σ_z below (collapse under 0.5), or in the note on a small terminal.
-[b]Experience buffer[/b]: how many of the FIFO's slots hold boundary-event transitions, and whether it is frozen.
-[b]Boundary events[/b]: how often surprisal crossed μ + κσ, per 100 steps, with the detector's current μ, σ and κ.
-[b]Modulation[/b]: how strongly experience changes the predictor (batch-mean Frobenius norms): {modulation}.
-[b]GPU[/b] (NVML temperature, power, clocks, utilisation, memory, throttling) or, without an NVIDIA GPU, \
-[b]CPU and memory[/b]: the training process's and the machine's CPU use, steal, RSS and RAM, threads.
-
-Marks on a lane under each plot's curves, each starting at its step: bF/bU buffer frozen/unfrozen, eF/eU EMA \
-frozen/unfrozen, P/R paused/resumed, S>/S< track switched away/back, T/T< thermal pause/resume, Z suspended, R* \
-restarted from a checkpoint, F! forced resume, W3 the training stream moved to world 3 ([data.stream]); "bF+3": \
-bF and three more marks too close to print apart. "N points above ↑" in a plot's title: values beyond its \
-range, drawn at its edge.
-
-Keys: p pause/resume · b freeze/unfreeze buffer · e freeze/unfreeze EMA target · f dual freeze · {keys} or t \
-switch track (run only) · s save a checkpoint (kept) · tab/shift+tab next/previous page · z or enter zoom a panel · \
-l log scale · + - smoothing · r run browser · v event log · c configuration · x screenshot (SVG) · q quit (run: \
-every run checkpoints first; watch only detaches) · ? this help.
-Arrows, page keys or j/k scroll this help; escape, q or ? close it.""".format(
-    modulation=", ".join(f"Track {t.letter}'s {' and '.join(t.modulation_labels)}" for t in REGISTRY.values()
-                         if t.modulation_labels),
-    keys=" ".join(t.key for t in REGISTRY.values()))
-
 
 class Controller(Protocol):
     live: bool
@@ -107,139 +74,9 @@ class Controller(Protocol):
 
     def farewell(self) -> str: ...
 
+    def active_dir(self) -> Path: ...  # the active (or watched) run's directory
 
-class TextScreen(ModalScreen[None]):
-    """A page of text over the dashboard: scrolls (arrows, page keys, j/k, home/end), closes on escape, q or the
-    key that opens one (?, v, c). ``at_end``: open scrolled to the end (the event log's newest lines)."""
-
-    DEFAULT_CSS = """
-    TextScreen { align: center middle; }
-    TextScreen > VerticalScroll { width: 90%; height: auto; max-height: 90%; border: round $accent;
-                                  background: $surface; padding: 1 2; }
-    """
-    BINDINGS = [Binding("escape,q,question_mark,v,c", "close", "close")]  # the arrows, page keys and j/k scroll
-
-    def __init__(self, text: str, title: str = "", at_end: bool = False, markup: bool = True) -> None:
-        super().__init__()
-        self.text, self.title, self.at_end, self.markup = text, title, at_end, markup
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll() as scroll:
-            scroll.border_title = self.title
-            scroll.border_subtitle = "arrows, j/k or page keys scroll · escape closes"
-            yield Static(self.text, markup=self.markup)
-
-    def on_mount(self) -> None:
-        scroll = self.query_one(VerticalScroll)
-        scroll.focus()
-        if self.at_end:
-            self.call_after_refresh(scroll.scroll_end, animate=False)
-
-    def action_close(self) -> None:
-        self.dismiss()
-
-    def on_key(self, event) -> None:
-        scroll = self.query_one(VerticalScroll)
-        if event.key == "j":
-            scroll.scroll_down(animate=False)
-        elif event.key == "k":
-            scroll.scroll_up(animate=False)
-
-
-class HelpScreen(TextScreen):
-    """The keys and what the panels show."""
-
-    def __init__(self) -> None:
-        super().__init__(HELP, "help")
-
-
-def event_log_text(state: RunState) -> str:
-    """The active run's event log: one line per event and evaluation, with its step, oldest first."""
-    if not state.log:
-        return "Nothing has happened yet besides training."
-    width = max(len(str(step)) for step, _ in state.log)
-    return "\n".join(f"{'' if step is None else step:>{width}}  {line}" for step, line in state.log)
-
-
-def config_text(run_dir: Path | None) -> str:
-    """The active run's resolved configuration (its directory's config.toml), or why it cannot be shown."""
-    if run_dir is None:
-        return "This dashboard has no run directory to read a configuration from."
-    path = Path(run_dir) / "config.toml"
-    try:  # the runs' bounded reader: a FIFO or a link to a device is refused, never opened to block the dashboard
-        return f"# {path}\n" + read_regular_file(path).decode("utf-8", errors="replace")[:200_000]
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or exc}"
-
-
-class RunBrowser(ModalScreen[tuple[str, RunInfo] | None]):
-    """The runs under the dashboard's runs folder, as ``jepa-tui runs`` lists them. Enter overlays (or removes)
-    the highlighted run on every curve panel (the "on curves" column names it); w watches it (watch only); escape
-    closes; ← → scroll the columns that do not fit."""
-
-    DEFAULT_CSS = """
-    RunBrowser { align: center middle; }
-    RunBrowser > VerticalScroll { width: 96%; height: 90%; border: round $accent; background: $surface; }
-    RunBrowser DataTable { height: 1fr; }
-    """
-    BINDINGS = [Binding("escape,q", "close", "close"), Binding("enter", "overlay", "overlay on D_shift"),
-                Binding("w", "watch", "watch this run")]
-
-    def __init__(self, root: Path, can_watch: bool, overlaid: dict[str, str] | None = None) -> None:
-        super().__init__()
-        self.root = root
-        self.can_watch = can_watch
-        self.overlaid = overlaid or {}  # run directory -> its mark and name on the curves ("1 C s43")
-        self.infos: list[RunInfo] = []
-
-    def compose(self) -> ComposeResult:
-        with VerticalScroll():
-            yield Static(f"runs under {self.root}", classes="note", id="browser-note")
-            yield DataTable(cursor_type="row", zebra_stripes=True)
-            yield Footer()
-
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns(RUN_COLUMNS[0], "on curves", *RUN_COLUMNS[1:])
-        try:
-            self.infos = list_runs(self.root)
-        except FileNotFoundError:
-            self.infos = []
-        for info in self.infos:
-            cells = run_row(info)
-            table.add_row(cells[0], self.overlaid.get(info.path, ""), *cells[1:])
-        table.focus()
-        self.call_after_refresh(self._hint)
-
-    def _hint(self) -> None:
-        """Say so when the columns are wider than the screen (the table scrolls sideways)."""
-        table = self.query_one(DataTable)
-        if table.virtual_size.width > table.size.width:
-            self.query_one("#browser-note", Static).update(
-                f"runs under {self.root}  ·  ← → more columns ({len(table.columns)})")
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.can_watch if action == "watch" else True
-
-    def _chosen(self) -> RunInfo | None:
-        table = self.query_one(DataTable)
-        return self.infos[table.cursor_row] if self.infos and 0 <= table.cursor_row < len(self.infos) else None
-
-    def action_close(self) -> None:
-        self.dismiss(None)
-
-    def action_overlay(self) -> None:
-        info = self._chosen()
-        self.dismiss(("overlay", info) if info else None)
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a row (the table takes the key itself and says which row)."""
-        event.stop()
-        self.action_overlay()
-
-    def action_watch(self) -> None:
-        info = self._chosen()
-        self.dismiss(("watch", info) if info else None)
+    def attach(self, run_dir: Path) -> None: ...  # watch: follow another run (a live session refuses)
 
 
 def status_line(state: RunState, watching: bool = False) -> str:
@@ -272,7 +109,7 @@ def grid_shape(width: int, height: int) -> tuple[int, int]:
     return columns, rows
 
 
-class Dashboard(App[None]):
+class Dashboard(RunKeys, App[None]):
     """The jepa-tui dashboard.
 
     Args:
@@ -518,82 +355,6 @@ class Dashboard(App[None]):
             return self.zoomed is not None or len(self.pages()) > 1
         return True
 
-    def _send(self, command: Command) -> bool:
-        """Send a command to the active run; a run that cannot act on it (watch of an ended or killed run) is
-        refused with a toast saying why. Returns whether it was sent."""
-        refusal = self.controller.command(command)
-        if refusal is not None:
-            self.notify(refusal, severity="warning", timeout=8)
-        return refusal is None
-
-    def _believed(self, what: str) -> bool:
-        """Whether the active run is paused ("paused"), its buffer frozen ("buffer") or its EMA target frozen
-        ("ema"), counting the toggles sent but not yet seen in its records (for up to ``EXPECT_S`` seconds): a
-        key pressed twice quickly, or right after a track switch, acts on what the run will be, not on what the
-        screen showed a moment ago."""
-        state = self.state
-        actual = {"paused": state.status == "paused", "buffer": state.buffer_frozen, "ema": state.ema_frozen}[what]
-        key = (self.controller.active, what)
-        value, at = self._expected.get(key, (actual, 0.0))
-        if value == actual or time.monotonic() - at > EXPECT_S:
-            self._expected.pop(key, None)
-            return actual
-        return value
-
-    def _send_expecting(self, command: Command, what: str, value: bool) -> None:
-        """Send ``command`` to the active run; once sent, expect ``what`` to become ``value`` (:meth:`_believed`)."""
-        if self._send(command):
-            self._expect(self.controller.active, what, value)
-
-    def _expect(self, track: str, what: str, value: bool) -> None:
-        self._expected[(track, what)] = (value, time.monotonic())
-
-    def _toggle(self, what: str, on: Command, off: Command) -> None:
-        believed = self._believed(what)
-        self._send_expecting(off if believed else on, what, not believed)
-
-    def action_pause(self) -> None:
-        self._toggle("paused", Command.PAUSE, Command.RESUME)
-
-    def action_freeze_buffer(self) -> None:
-        self._toggle("buffer", Command.FREEZE_BUFFER, Command.UNFREEZE_BUFFER)
-
-    def action_freeze_ema(self) -> None:
-        if not self.state.has_ema:
-            self.notify("model.target = \"stopgrad\": the targets come from the online encoder, so there is no EMA "
-                        "target to freeze", timeout=5)
-            return
-        self._toggle("ema", Command.FREEZE_EMA, Command.UNFREEZE_EMA)
-
-    def action_dual_freeze(self) -> None:
-        """Freeze buffer and EMA together (the paper's dual freeze); when both are frozen, unfreeze both."""
-        if not self.state.has_ema:
-            self.notify("no EMA target (model.target = \"stopgrad\"): f freezes the buffer alone", timeout=5)
-            self.action_freeze_buffer()
-            return
-        both = self._believed("buffer") and self._believed("ema")
-        for what, command in ((("buffer", Command.UNFREEZE_BUFFER), ("ema", Command.UNFREEZE_EMA)) if both else
-                              (("buffer", Command.FREEZE_BUFFER), ("ema", Command.FREEZE_EMA))):
-            self._send_expecting(command, what, not both)
-
-    def action_track(self, track: str) -> None:
-        if not self.controller.live:
-            self.notify("watch follows one run directory; start `jepa-tui run` to switch tracks", timeout=3)
-            return
-        previous = self.controller.active
-        self.controller.switch(track)
-        if track != previous:  # the switch pauses the run left and resumes the one chosen
-            self._expect(previous, "paused", True)
-            self._expect(track, "paused", False)
-        self.refresh_panels(force=True)
-
-    def action_next_track(self) -> None:
-        self.action_track(TRACKS[(TRACKS.index(self.controller.active) + 1) % len(TRACKS)])
-
-    def action_save(self) -> None:
-        if self._send(Command.SAVE):
-            self.notify("saving a checkpoint at the next step boundary (it is kept)", timeout=3)
-
     def action_log_scale(self) -> None:
         """l: a log or linear y axis on the curve panels on screen (the zoomed one, or the page's)."""
         for panel in self._curve_panels():
@@ -623,48 +384,8 @@ class Dashboard(App[None]):
 
     def action_config(self) -> None:
         """c: the active run's resolved configuration."""
-        active_dir = getattr(self.controller, "active_dir", None)
-        self.push_screen(TextScreen(config_text(active_dir() if active_dir else None), "configuration",
+        self.push_screen(TextScreen(config_text(self.controller.active_dir()), "configuration",
                                     markup=False))
-
-    def action_browse(self) -> None:
-        marks = {path: f"{i} {name}" for i, (path, name) in enumerate(self.overlaid.items(), start=1)}
-        self.push_screen(RunBrowser(self.controller.runs_root, can_watch=not self.controller.live, overlaid=marks),
-                         self._chosen)
-
-    def _chosen(self, choice: tuple[str, RunInfo] | None) -> None:
-        if choice is None:
-            return
-        what, info = choice
-        if what == "watch" and not self.controller.live:
-            try:
-                self.controller.attach(Path(info.path))
-            except (OSError, ValueError) as exc:
-                self.notify(f"cannot watch {info.run_id}: {exc}", severity="error")
-                return
-            self.overlays.clear()
-            self.overlaid.clear()
-            self.notify(f"watching {info.run_id}", timeout=3)
-        elif what == "overlay":
-            self._toggle_overlay(info)
-        self.refresh_panels(force=True)
-
-    def _toggle_overlay(self, info: RunInfo) -> None:
-        """Overlay a run chosen in the run browser on every curve panel, named by track and seed (its run id
-        too where two share them), or remove it."""
-        if info.path in self.overlaid:
-            del self.overlays[self.overlaid.pop(info.path)]
-            self.notify(f"{info.run_id} removed from the curves", timeout=3)
-            return
-        state = overlay_state(Path(info.path))
-        if state is None:
-            self.notify(f"cannot read {info.run_id} to overlay it", severity="error")
-            return
-        name = f"{info.track} s{info.seed}"
-        name = name if name not in self.overlays else f"{name} {info.run_id}"
-        self.overlays[name] = state
-        self.overlaid[info.path] = name
-        self.notify(f"{info.run_id} overlaid on every curve as {len(self.overlays) % 10} {name}", timeout=3)
 
     def action_screenshot_file(self) -> None:
         """Save an SVG of the screen into the runs folder's ``screenshots/`` (not among the run directories) and say
@@ -722,13 +443,3 @@ class Dashboard(App[None]):
             await self.workers.wait_for_complete(training)
         self.controller.poll()  # the runs' end records: the farewell states how each one stopped
         self.exit()
-
-
-def overlay_state(run_dir: Path) -> RunState | None:
-    """A run directory's records read into a state (for an overlay), or None when it cannot be read."""
-    try:
-        state = RunState.from_config(load_run_config(run_dir), Path(run_dir).name)
-        state.read_history(RunDirectory(run_dir))
-    except (RunDirError, ConfigError, OSError):
-        return None
-    return state
