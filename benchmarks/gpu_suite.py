@@ -26,7 +26,8 @@ from common import fill_buffer
 from run_groups import group_rate
 
 from jepa_tui.config import load_config
-from jepa_tui.training.trainer import Trainer, pick_device
+from jepa_tui.training.build import pick_device
+from jepa_tui.training.trainer import Trainer
 
 TABLE1_RUNS, TABLE1_STEPS, TABLE1_EVALS = 9, 22_000, 11
 

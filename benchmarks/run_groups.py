@@ -23,8 +23,9 @@ import torch
 from common import StealMeter, fill_buffer, steps_per_s_line
 
 from jepa_tui.config import load_config
+from jepa_tui.training.build import pick_device
 from jepa_tui.training.group import RunGroup
-from jepa_tui.training.trainer import Trainer, pick_device
+from jepa_tui.training.trainer import Trainer
 
 HERE = Path(__file__).resolve().parent
 

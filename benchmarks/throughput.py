@@ -24,7 +24,8 @@ from common import StealMeter, fill_buffer
 from jepa_tui.config import load_config
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.allocator import keep_freed_memory
-from jepa_tui.training.trainer import Trainer, pick_device
+from jepa_tui.training.build import pick_device
+from jepa_tui.training.trainer import Trainer
 
 
 def steal_note(share: float | None) -> str:

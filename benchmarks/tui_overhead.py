@@ -30,7 +30,7 @@ from common import StealMeter
 from jepa_tui.config import load_config
 from jepa_tui.gpu import NvmlSensor
 from jepa_tui.training.allocator import keep_freed_memory
-from jepa_tui.training.trainer import pick_device
+from jepa_tui.training.build import pick_device
 from jepa_tui.ui.app import Dashboard
 from jepa_tui.ui.controllers import LiveController
 

@@ -81,7 +81,7 @@ def test_cuda_graphs_pick_the_replaying_mode_and_are_refused_off_cuda(tmp_path):
     from typer.testing import CliRunner
 
     from jepa_tui.cli.main import app
-    from jepa_tui.training.trainer import compile_mode
+    from jepa_tui.training.build import compile_mode
 
     assert compile_mode("off", True) == compile_mode("default", True) == "reduce-overhead"
     assert compile_mode("max-autotune", True) == compile_mode("max-autotune", False) == "max-autotune"

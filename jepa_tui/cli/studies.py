@@ -171,8 +171,8 @@ def analyze(
     from jepa_tui.reporting.figures import make_folder
     from jepa_tui.runs import RunDirectory, RunDirError
     from jepa_tui.runs.files import atomic_write_text
+    from jepa_tui.training.build import pick_device
     from jepa_tui.training.reevaluate import evaluation_model, load_stored, stored_models
-    from jepa_tui.training.trainer import pick_device
 
     try:
         directory = RunDirectory.open(run_dir)
@@ -253,8 +253,8 @@ def evaluate(
     curve, memory gain, content effect, pixel-space error, test-time training; written to
     RUN_DIR/evaluations/<tag>.jsonl, the run's own files untouched."""
     from jepa_tui.runs import RunDirectory
+    from jepa_tui.training.build import pick_device
     from jepa_tui.training.reevaluate import reevaluate, stored_models
-    from jepa_tui.training.trainer import pick_device
 
     try:
         if all_ and step:

@@ -236,7 +236,7 @@ def watch(
     from jepa_tui.gpu import sensor_for
     from jepa_tui.runs.files import local_writer_pid
     from jepa_tui.system import PsutilSensor
-    from jepa_tui.training.trainer import pick_device
+    from jepa_tui.training.build import pick_device
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import WatchController
 

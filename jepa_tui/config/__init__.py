@@ -1,5 +1,6 @@
 """Typed run configuration loaded from TOML profiles (spec §1–§5, §11).
 
+- :mod:`~jepa_tui.config.tracks`: the track registry (what every track is, for every layer);
 - :mod:`~jepa_tui.config.schema`: the dataclasses, with the paper's values and our guesses (``# ours``);
 - :mod:`~jepa_tui.config.loading`: profiles, ``--set`` overrides and run directories' ``config.toml``;
 - :mod:`~jepa_tui.config.validation`: types and ranges, with messages naming the file, key and allowed values.

@@ -28,9 +28,10 @@ from torch.func import functional_call, vmap
 
 from jepa_tui.config import Config
 from jepa_tui.threads import ThreadGovernor
+from jepa_tui.training.build import build_optimizer
 from jepa_tui.training.loop import RunLoop, Sink
 from jepa_tui.training.session import PreparedRun
-from jepa_tui.training.trainer import Trainer, build_optimizer
+from jepa_tui.training.trainer import Trainer
 
 
 class GroupError(ValueError):

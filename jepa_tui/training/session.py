@@ -21,6 +21,7 @@ from jepa_tui.data.worlds import Worlds
 from jepa_tui.runs import CheckpointError, RunDirectory
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.allocator import keep_freed_memory
+from jepa_tui.training.build import pick_device
 from jepa_tui.training.control import Command
 from jepa_tui.training.determinism import apply_determinism, pin_if_deterministic
 from jepa_tui.training.loggers import check_available, logger_sinks
@@ -28,7 +29,7 @@ from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.resources import check_memory
 from jepa_tui.training.resume import ResumePoint, prepare_resume
 from jepa_tui.training.thermal import ThermalGuard, guard_for
-from jepa_tui.training.trainer import Trainer, pick_device
+from jepa_tui.training.trainer import Trainer
 
 
 def resolve_run(profile: str | None, resume: Path | None, force: bool, overrides: list[str] | None,

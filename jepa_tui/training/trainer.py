@@ -9,17 +9,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from jepa_tui.config import Config, TrainConfig
+from jepa_tui.config import Config
 from jepa_tui.config.tracks import track
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.evaluation.evaluate import EvalResult, evaluate
 from jepa_tui.model.encoder import ema_update
 from jepa_tui.model.jepa import JEPAWorldModel
+from jepa_tui.training.build import HORIZON_SEED, Progress, build_optimizer, compile_mode
 from jepa_tui.training.losses import jepa_loss, prediction_loss
 from jepa_tui.training.objectives import add_objectives, context_mask, random_directions
 from jepa_tui.training.schedules import ema_tau, learning_rate
@@ -27,13 +27,6 @@ from jepa_tui.training.schedules import ema_tau, learning_rate
 # The step's statistics slots; the two modulation norms are written under the track's own record names
 # (config/tracks.py, ``modulation_stats``).
 STAT_NAMES = ("loss", "loss_pred", "loss_var", "modulation_norm_1", "modulation_norm_2")
-
-
-def build_optimizer(params, train: TrainConfig) -> torch.optim.AdamW:
-    """The paper's AdamW at ``train``'s learning rate and weight decay, over ``params`` (a trainer's trainable
-    parameters, or a run group's stacked ones). Fused: one kernel for all parameters instead of a loop of small ops
-    per tensor (the same AdamW maths)."""
-    return torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay, fused=True)
 
 
 class StepDelegate(Protocol):
@@ -46,41 +39,6 @@ class StepDelegate(Protocol):
     def member_state(self, trainer: Trainer, own_state: Callable[[], dict]) -> dict:
         """``trainer``'s checkpoint state: ``own_state()`` once the member's optimiser holds its own moments."""
 
-
-def pick_device(name: str) -> torch.device:
-    """"auto" -> cuda when available, else cpu.
-
-    Raises:
-        ValueError: for "cuda" on a machine without CUDA.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine (PyTorch "
-                         f"{torch.__version__}); use --device cpu or auto.")
-    return torch.device(name)
-
-
-def compile_mode(compile: str, cuda_graphs: bool) -> str | None:
-    """``torch.compile``'s mode for ``train.compile`` and ``train.cuda_graphs``: None (default), "max-autotune"
-    (which already replays CUDA graphs on CUDA) or "reduce-overhead" (CUDA graphs without autotuning)."""
-    if compile == "max-autotune":
-        return "max-autotune"
-    return "reduce-overhead" if cuda_graphs else None
-
-
-@dataclass
-class Progress:
-    """Counters that shape the schedules and the budget; all saved in checkpoints."""
-
-    step: int = 0
-    seconds: float = 0.0  # training seconds, without evaluation or paused time
-    peak_step: int | None = None
-    peak_d_shift: float | None = None
-    sigma_z_at_peak: float | None = None
-
-
-HORIZON_SEED = 1_000_033  # seeds the host generator of the horizon k on a GPU (seed · this + step)
 
 class Trainer:
     """Owns one track's model, optimiser and sampler, and performs training steps and evaluations.
