@@ -19,7 +19,7 @@ from jepa_tui.cli.main import app
 from jepa_tui.config import ConfigError
 from jepa_tui.experiments.cluster import RaySettings, SlurmSettings, parse_tables, resolve
 from jepa_tui.experiments.engines import make_backend
-from jepa_tui.experiments.spec import load_sweep, read_manifest
+from jepa_tui.experiments.spec import load_spec, load_sweep
 from jepa_tui.experiments.sweep import run_sweep
 from jepa_tui.reporting.collect import collect_runs
 from jepa_tui.runs.manifest import read_manifest as read_manifest_body
@@ -172,7 +172,7 @@ def test_ray_tasks_share_cpus_and_report_a_failure_by_name(ray_session, tmp_path
     assert "not done: broken_C_s1 (failed (exit 2))" in result.output
     assert "missing_digits.npz" in (tmp_path / "ray" / "logs" / "broken_C_s1.log").read_text()
     sweep_dir = tmp_path / "ray"
-    assert read_manifest(sweep_dir).backends == {"ray": {"num_cpus": 0.5}}
+    assert load_spec(sweep_dir).backends == {"ray": {"num_cpus": 0.5}}
     jobs = {r["name"]: r["jobs"] for r in read_manifest_body(sweep_dir)["runs"]}
     assert set(jobs) == {"ok_A_s1", "ok_C_s1", "broken_C_s1"}
     assert all(len(j) == 1 and j[0]["backend"] == "ray" for j in jobs.values())

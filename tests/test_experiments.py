@@ -245,7 +245,7 @@ def test_the_memory_family_is_the_calibrated_cell():
 
 
 def test_a_sweep_records_a_shipped_base_profile_by_name_and_resumes_an_old_absolute_one(tmp_path):
-    from jepa_tui.experiments.spec import load_sweep, read_manifest, write_manifest
+    from jepa_tui.experiments.spec import load_spec, load_sweep, save_spec
 
     spec = load_sweep("memory_study", None, None, None, ["single"])
     assert spec.base == "memory_cell"  # not this checkout's path: the sweep resumes from any checkout
@@ -253,5 +253,5 @@ def test_a_sweep_records_a_shipped_base_profile_by_name_and_resumes_an_old_absol
     own.write_text('[train]\ntrack = "A"\n')
     assert load_sweep(str(own), None, [1], None, None).base == str(own)  # a user's file stays a path
     moved = replace(spec, base="/a/checkout/that/moved/profiles/memory_cell.toml")
-    write_manifest(tmp_path / "old", moved)
-    assert read_manifest(tmp_path / "old").base == "memory_cell"
+    save_spec(tmp_path / "old", moved)
+    assert load_spec(tmp_path / "old").base == "memory_cell"

@@ -67,7 +67,7 @@ def sweep(
     set_ = with_loggers(set_, log_to)
     from jepa_tui.experiments.cluster import resolve
     from jepa_tui.experiments.engines import make_backend
-    from jepa_tui.experiments.spec import load_sweep, make_sweep_id, read_manifest
+    from jepa_tui.experiments.spec import load_spec, load_sweep, make_sweep_id
     from jepa_tui.experiments.sweep import run_sweep
     from jepa_tui.runs.directory import check_name
 
@@ -81,12 +81,12 @@ def sweep(
             if given:
                 raise ConfigError(f"{', '.join(given)} cannot change a sweep being resumed: its manifest decides "
                                   "what runs. Start a new sweep (--profile) for other settings.")
-            spec, sweep_dir = read_manifest(resume), Path(resume)
+            spec, sweep_dir = load_spec(resume), Path(resume)
         else:
             extra = [*(set_ or []), *([f"train.steps={steps}"] if steps is not None else [])]
             spec = load_sweep(profile, [t.upper() for t in tracks or []] or None, seeds, extra, variants)
             sweep_dir = runs_dir / (check_name(sweep_id, "--sweep-id") if sweep_id else make_sweep_id(spec))
-            if (sweep_dir / "manifest.json").is_file() and read_manifest(sweep_dir) != spec:
+            if (sweep_dir / "manifest.json").is_file() and load_spec(sweep_dir) != spec:
                 raise ConfigError(f"sweep directory '{sweep_dir}' holds a different sweep; continue it with "
                                   f"`jepa-tui sweep --resume {sweep_dir}` or choose another --sweep-id.")
         runs = spec.runs()

@@ -170,7 +170,7 @@ def _jobs_so_far(sweep_dir: Path) -> dict[str, list]:
         return {}
 
 
-def write_manifest(sweep_dir: Path, spec: SweepSpec) -> None:
+def save_spec(sweep_dir: Path, spec: SweepSpec) -> None:
     """Record ``spec`` and its runs in the sweep directory's ``manifest.json``, keeping the jobs already recorded
     for each run (:func:`record_job`)."""
     jobs = _jobs_so_far(sweep_dir)
@@ -195,7 +195,7 @@ def record_job(sweep_dir: Path, name: str, backend: str, job_id: str) -> None:
     manifest.write_manifest(sweep_dir, body)
 
 
-def read_manifest(sweep_dir: Path) -> SweepSpec:
+def load_spec(sweep_dir: Path) -> SweepSpec:
     """The spec a sweep directory was started with (for ``sweep --resume``).
 
     Raises:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from jepa_tui.exits import EXITS_WITH_SUMMARY
 from jepa_tui.experiments.backends import Backend, Job, LocalBackend, RunTask
-from jepa_tui.experiments.spec import SweepRun, SweepSpec, record_job, write_manifest
+from jepa_tui.experiments.spec import SweepRun, SweepSpec, record_job, save_spec
 from jepa_tui.runs import RunDirectory, last_step
 from jepa_tui.runs.files import WriterLock, describe_holder, writer_alive
 
@@ -147,7 +147,7 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path, jobs: int = 1, say: Callable[[st
     """
     backend = backend or LocalBackend(jobs)
     lock = WriterLock(sweep_dir)
-    write_manifest(sweep_dir, spec)
+    save_spec(sweep_dir, spec)
     lock.acquire("sweep directory")
     try:
         (sweep_dir / "logs").mkdir(exist_ok=True)
