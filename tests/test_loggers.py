@@ -103,8 +103,9 @@ def test_a_missing_logger_library_is_refused_before_any_directory_exists(tmp_pat
                                  str(tmp_path / "runs")])
     assert result.exit_code == 2 and "pip install 'jepa-tui[tensorboard]'" in result.output
     assert not (tmp_path / "runs").exists()
-    result = runner.invoke(app, ["train", "--profile", "smoke", "--log-to", "wandb", "--runs-dir", str(tmp_path)])
-    assert result.exit_code == 2 and "train.loggers" in result.output and "'tensorboard'" in result.output
+    result = runner.invoke(app, ["train", "--profile", "smoke", "--log-to", "neptune", "--runs-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "train.loggers" in result.output and "'tensorboard', 'mlflow', 'wandb'" in \
+        result.output
 
 
 def test_scalars_flatten_nested_fields_and_skip_what_is_not_a_finite_number():

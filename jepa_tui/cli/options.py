@@ -35,7 +35,8 @@ SetOption = Annotated[list[str] | None, typer.Option("--set", metavar="SECTION.K
                                                           "train.lr=0.0005.")]
 LogToOption = Annotated[list[str] | None, typer.Option(
     "--log-to", metavar="NAME", help="Also send the records to this logger as they are written (repeatable): "
-    "tensorboard (RUN_DIR/tensorboard; pip install 'jepa-tui[tensorboard]'). Sets train.loggers.")]
+    "tensorboard (RUN_DIR/tensorboard), mlflow (RUN_DIR/mlflow.db, or MLFLOW_TRACKING_URI), wandb (offline in "
+    "RUN_DIR/wandb unless WANDB_MODE says otherwise); pip install 'jepa-tui[NAME]'. Sets train.loggers.")]
 DeterministicOption = Annotated[bool | None, typer.Option(
     "--deterministic", help="Pin what a bitwise rerun needs (train.deterministic): a fixed thread count (train.threads "
                             "or the cores this process may use) and PyTorch's deterministic algorithms.")]

@@ -287,21 +287,25 @@ def _plain(value: float | None) -> str:
 def export(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...",
                                                 help="Run directories and/or folders of runs (sweep directories).")],
-    to: Annotated[str, typer.Option(metavar="tensorboard", help="Where the records go.")] = "tensorboard",
+    to: Annotated[str, typer.Option(metavar="tensorboard|mlflow|wandb", help="Where the records go.")]
+    = "tensorboard",
     out: Annotated[Path | None, typer.Option(
-        metavar="DIR", help="Write <DIR>/<run id>/ for each run (default: RUN_DIR/tensorboard).")] = None,
+        metavar="DIR", help="Write <DIR>/<run id>/ for each run (default: RUN_DIR/tensorboard, RUN_DIR/mlflow-export "
+        "or RUN_DIR/wandb-export).")] = None,
 ) -> None:
-    """Replay runs made without a logger (the published archives too) into TensorBoard event files: the same tags
-    as `--log-to tensorboard`. Changes nothing in the runs."""
+    """Replay runs made without a logger (the published archives too) into TensorBoard, an MLflow store or W&B
+    offline runs: the same names as `--log-to NAME`. Changes nothing in the runs' files."""
     from jepa_tui.runs import RunDirError
     from jepa_tui.runs.catalog import list_runs
-    from jepa_tui.training.loggers import export_run
+    from jepa_tui.training.loggers import EXPORT_FOLDERS, export_run, viewer_command
 
     try:
         runs = [Path(info.path) for path in paths for info in reversed(list_runs(path))]
         if not runs:
             raise ConfigError(f"no run directory under {', '.join(map(str, paths))}")
-        log_dirs = [(out / run_dir.name) if out is not None else run_dir / "tensorboard" for run_dir in runs]
+        if to not in EXPORT_FOLDERS:
+            raise ConfigError(f"--to {to!r}: expected one of {', '.join(EXPORT_FOLDERS)}")
+        log_dirs = [(out / run_dir.name) if out is not None else run_dir / EXPORT_FOLDERS[to] for run_dir in runs]
         taken = [str(d) for d in log_dirs if d.exists()] + \
             [str(d) for d in {d for d in log_dirs if log_dirs.count(d) > 1}]  # checked before anything is written
         if taken:
@@ -312,4 +316,4 @@ def export(
             say(f"{run_dir}: {count} records → {log_dir}")
     except (ConfigError, RunDirError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
-    say(f"open them with: tensorboard --logdir {out if out is not None else ' '.join(map(str, paths))}")
+    say(f"open them with: {viewer_command(to, log_dirs)}")

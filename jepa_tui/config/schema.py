@@ -197,7 +197,7 @@ class TrainConfig:
     print_every_seconds: float = 5.0  # headless console line cadence
     freeze_buffer_at: int | None = None  # step at which the buffer freezes (replays an interactive ablation)
     freeze_ema_at: int | None = None  # step at which the EMA target freezes (τ = 1 from then on)
-    # where the run's records also go as they are written (jepa_tui.training.loggers): "tensorboard"
+    # where the run's records also go as they are written (jepa_tui.training.loggers): "tensorboard", "mlflow", "wandb"
     loggers: tuple[str, ...] = ()
 
     @property

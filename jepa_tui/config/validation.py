@@ -18,7 +18,7 @@ class ConfigError(ValueError):
 
 
 MAX_QUOTED = 200  # characters of a bad value quoted in an error message
-LOGGER_NAMES = ("tensorboard",)  # train.loggers: the record loggers this version has (jepa_tui.training.loggers)
+LOGGER_NAMES = ("tensorboard", "mlflow", "wandb")  # train.loggers: the record loggers (jepa_tui.training.loggers)
 
 
 def shorten(value: Any) -> str:
