@@ -146,9 +146,15 @@ class FakeNvml:
     class NVMLError_NotSupported(Exception):  # noqa: N801 (pynvml's name)
         pass
 
-    def __init__(self, temperatures):
+    def __init__(self, temperatures, slowdowns=None):
         self.temperatures = temperatures  # uuid -> °C or None (not supported)
+        self.slowdowns = slowdowns or {}  # uuid -> the slowdown threshold in °C (absent: not supported)
         self.uuids = list(temperatures)
+
+    def nvmlDeviceGetTemperatureThreshold(self, handle, kind):  # noqa: N802
+        if handle not in self.slowdowns:
+            raise self.NVMLError_NotSupported()
+        return self.slowdowns[handle]
 
     def nvmlInit(self):  # noqa: N802
         pass
@@ -207,3 +213,27 @@ def test_the_guard_says_it_is_off_when_the_gpu_gives_no_temperature(monkeypatch)
     monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py missing: import fails
     guard, note = guard_for(ThermalConfig(), torch.device("cuda:0"))
     assert guard is None and "nvidia-ml-py is not installed" in note
+
+
+def test_unset_thresholds_come_from_the_gpus_slowdown_temperature(monkeypatch):
+    """Pause 5 °C below the slowdown NVML reports, resume 13 °C below that; ours (83/70) when NVML has none; set
+    values always win; the guard's line says where its thresholds come from, and its pause event records them."""
+    import sys
+    from types import SimpleNamespace
+
+    from jepa_tui.training.thermal import thresholds
+
+    assert thresholds(ThermalConfig(), 90.0) == (85.0, 72.0)
+    assert thresholds(ThermalConfig(), None) == (83.0, 70.0)
+    assert thresholds(ThermalConfig(pause_at_c=80.0), 95.0) == (80.0, 67.0)
+    assert thresholds(ThermalConfig(pause_at_c=80.0, resume_at_c=75.0), 95.0) == (80.0, 75.0)
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml({"GPU-aaaa": 50, "GPU-bbbb": 60}, {"GPU-bbbb": 92}))
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: SimpleNamespace(uuid=["aaaa", "bbbb"][index]))
+    guard, note = guard_for(ThermalConfig(), torch.device("cuda:1"))
+    assert (guard.pause_at_c, guard.resume_at_c) == (87.0, 74.0)
+    assert "pause above 87 °C (5 °C below this GPU's slowdown at 92 °C), resume below 74 °C" in note
+    guard, note = guard_for(ThermalConfig(), torch.device("cuda:0"))
+    assert (guard.pause_at_c, guard.resume_at_c) == (83.0, 70.0) and "NVML gives no slowdown temperature" in note
+    guard = ThermalGuard(ScriptedSensor([86.0]), ThermalConfig(), slowdown_c=92.0)
+    assert guard.too_hot() is None  # 86 is under the derived 87

@@ -254,8 +254,10 @@ class ThermalConfig:
     """
 
     enabled: bool = True
-    pause_at_c: float = 83.0  # ours: below the usual ~85-90 °C slowdown thresholds of NVIDIA GPUs
-    resume_at_c: float = 70.0  # ours
+    # None: 5 °C below the GPU's slowdown temperature when NVML gives it, else 83 (ours: below the usual ~85-90 °C
+    # slowdown thresholds of NVIDIA GPUs); resume: None: 13 °C below the pause (83 → 70, ours)
+    pause_at_c: float | None = None
+    resume_at_c: float | None = None
     sample_every_seconds: float = 1.0
 
 

@@ -294,9 +294,14 @@ def check(config: Config, source: str) -> None:
     need(ev.denominator_eps > 0, "eval.denominator_eps", "a number > 0", ev.denominator_eps)
     need(0 <= ev.base_sequences <= 10**6, "eval.base_sequences", "0 <= value <= 1e6 (0 = whole split)",
          ev.base_sequences)
-    need(0 < th.pause_at_c < 150, "thermal.pause_at_c", "0 < value < 150 (°C)", th.pause_at_c)
-    need(0 < th.resume_at_c < th.pause_at_c, "thermal.resume_at_c",
-         f"0 < value < thermal.pause_at_c ({th.pause_at_c:g} °C)", th.resume_at_c)
+    need(th.pause_at_c is None or 0 < th.pause_at_c < 150, "thermal.pause_at_c", "0 < value < 150 (°C)",
+         th.pause_at_c)
+    if th.pause_at_c is not None:
+        need(th.resume_at_c is None or 0 < th.resume_at_c < th.pause_at_c, "thermal.resume_at_c",
+             f"0 < value < thermal.pause_at_c ({th.pause_at_c:g} °C)", th.resume_at_c)
+    else:
+        need(th.resume_at_c is None or 0 < th.resume_at_c < 150, "thermal.resume_at_c", "0 < value < 150 (°C)",
+             th.resume_at_c)
     need(0 < th.sample_every_seconds <= 3600, "thermal.sample_every_seconds", "0 < value <= 3600 (s)",
          th.sample_every_seconds)
     rep = config.report

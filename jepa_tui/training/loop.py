@@ -281,9 +281,8 @@ class RunLoop:
     def _cool_down(self, temperature: float) -> None:
         """Too hot: checkpoint, then wait (taking commands) until the GPU is below ``thermal.resume_at_c``."""
         assert self.thermal is not None
-        th = self.thermal.config
-        self._event("thermal_pause", temperature_c=temperature, pause_at_c=th.pause_at_c,
-                    resume_at_c=th.resume_at_c)
+        self._event("thermal_pause", temperature_c=temperature, pause_at_c=self.thermal.pause_at_c,
+                    resume_at_c=self.thermal.resume_at_c)
         self.checkpoint("thermal")
 
         def keep_waiting() -> bool:
