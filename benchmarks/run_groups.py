@@ -35,19 +35,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def trainers(track: str, k: int, device: torch.device, quick: bool) -> list[Trainer]:
-    """K fresh trainers of ``track`` (seeds 0 … K−1) with full experience buffers."""
+def trainers(track: str, k: int, device: torch.device, quick: bool, settings: tuple[str, ...] = (),
+             worlds=None) -> list[Trainer]:
+    """K fresh trainers of ``track`` (seeds 0 … K−1) with full experience buffers (``settings``: more overrides;
+    ``worlds``: prepared worlds to share, built from the same data configuration)."""
     profile = "smoke" if quick else f"track_{track.lower()}"
-    made = [Trainer(load_config(profile, [f'train.track="{track}"', f"train.seed={seed}"]), device)
-            for seed in range(k)]
+    made = [Trainer(load_config(profile, [f'train.track="{track}"', f"train.seed={seed}", *settings]), device,
+                    worlds) for seed in range(k)]
     for trainer in made:
         fill_buffer(trainer)
     return made
 
 
-def group_rate(track: str, k: int, steps: int, warmup: int, device: torch.device, quick: bool = False) -> float:
+def group_rate(track: str, k: int, steps: int, warmup: int, device: torch.device, quick: bool = False,
+               settings: tuple[str, ...] = (), worlds=None) -> float:
     """Seed-steps per second of a run group of K (K × its steps per second)."""
-    group = RunGroup(trainers(track, k, device, quick))
+    group = RunGroup(trainers(track, k, device, quick, settings, worlds))
     members = list(range(k))
     for _ in range(warmup):
         group.step(members)
@@ -74,12 +77,15 @@ def sequential_rate(track: str, k: int, steps: int, warmup: int, device: torch.d
     return k * steps / (time.perf_counter() - started)
 
 
-def processes_rate(track: str, k: int, steps: int, warmup: int, device: torch.device) -> float:
-    """Seed-steps per second of K ``throughput.py`` processes at once (sum of their steps/s)."""
+def processes_rate(track: str, k: int, steps: int, warmup: int, device: torch.device, profile: str | None = None,
+                   settings: tuple[str, ...] = (), compile_backend: str = "inductor") -> float:
+    """Seed-steps per second of K ``throughput.py`` processes at once (sum of their steps/s), each with
+    ``profile`` (default ``track_<t>``) and the ``settings`` overrides (a mode, a precision)."""
     threads = max(1, (os.cpu_count() or 1) // k) if device.type == "cpu" else None
     env = os.environ.copy() | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     command = [sys.executable, str(HERE / "throughput.py"), "--track", track, "--steps", str(steps), "--warmup",
-               str(warmup), "--device", device.type]
+               str(warmup), "--device", device.type, *(["--profile", profile] if profile else []),
+               "--compile-backend", compile_backend, *(item for setting in settings for item in ("--set", setting))]
     running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(k)]
     rates = []
     for process in running:

@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--profile", default=None, help="profile to take the model from (default track_<t>)")
     parser.add_argument("--set", action="append", default=[], help="override, e.g. --set train.compile=default")
+    parser.add_argument("--compile-backend", default="inductor",
+                        help="torch.compile's backend with train.compile on (eager: dynamo only, for quick checks)")
     parser.add_argument("--follow-load", action="store_true",
                         help="adapt the CPU thread count to the load between steps, as jepa-tui train does with "
                              "train.threads = 0 (jepa_tui.threads.ThreadGovernor)")
@@ -49,7 +51,7 @@ def main() -> None:
     track = args.track.upper()
     config = load_config(args.profile or f"track_{track.lower()}", [f'train.track="{track}"', *args.set])
     device = pick_device(args.device)
-    trainer = Trainer(config, device)
+    trainer = Trainer(config, device, compile_backend=args.compile_backend)
     fill_buffer(trainer)  # steady state: the memory tracks attend to a full buffer
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     governor = ThreadGovernor(torch.get_num_threads()) if args.follow_load and device.type == "cpu" else None
