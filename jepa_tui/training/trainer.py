@@ -188,7 +188,8 @@ class Trainer:
         """This step's horizon for a conditioned predictor, drawn from ``train.k_set`` on the host (no device read;
         on the CPU by the training sampler itself, so CPU runs draw what they always drew)."""
         k_set = self.config.train.k_set
-        k = k_set[int(torch.randint(len(k_set), (1,), generator=self.horizon_sampler))]
+        draw = torch.randint(len(k_set), (1,), generator=self.horizon_sampler, device=self.horizon_sampler.device)
+        k = k_set[int(draw)]
         self._frame_horizons = (k, *self._frame_horizons[1:])
         self._offsets = self._offsets_for[k]
         return k
