@@ -106,3 +106,13 @@ def test_pyproject_lists_every_package_folder():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     on_disk = {_module_name(p) for p in PACKAGE.rglob("__init__.py")} | {"jepa_tui.profiles"}
     assert listed == on_disk
+
+
+def test_the_dashboard_stays_on_the_training_sessions_surface():
+    """The UI drives runs through their sessions (commands in, records out); it never reaches a session's trainer."""
+    reached = []
+    for path in (PACKAGE / "ui").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr == "trainer":
+                reached.append(f"{path.name}:{node.lineno}")
+    assert not reached, reached

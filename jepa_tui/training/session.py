@@ -205,6 +205,16 @@ class ThreadedRun:
         return self.config.train.track
 
     @property
+    def step(self) -> int:
+        """The training step the run has reached (where it stopped, once it has)."""
+        return self.trainer.progress.step
+
+    @property
+    def prepared_worlds(self) -> Worlds:
+        """The run's prepared worlds (another track's run of the same data configuration can share them)."""
+        return self.trainer.worlds
+
+    @property
     def run_dir(self) -> Path:
         return self.directory.path
 

@@ -58,7 +58,7 @@ class LiveController:
     def _create(self, track: str, resume: ResumePoint | None = None) -> ThreadedRun:
         config = replace(self.config, train=replace(self.config.train, track=track))
         # The worlds depend on the data configuration only, which every track shares: build them once.
-        worlds = next(iter(self.runs.values())).trainer.worlds if self.runs else None
+        worlds = next(iter(self.runs.values())).prepared_worlds if self.runs else None
         run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume, threads=self.threads)
         state = RunState.from_config(config, run.directory.run_id)
         if resume is not None:  # show the history up to the checkpoint the run continues from
@@ -119,7 +119,7 @@ class LiveController:
         lines = []
         for track, run in self.runs.items():
             state = self.states[track]
-            step = run.trainer.progress.step  # where it stopped (train records come only every 10 steps)
+            step = run.step  # where it stopped (train records come only every 10 steps)
             line = f"track {track}: {state.status} at step {step}, run directory {run.run_dir}"
             if state.status != "done":
                 line += f"; continue with: jepa-tui run --resume {run.run_dir}"
