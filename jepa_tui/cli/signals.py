@@ -15,12 +15,12 @@ import sys
 from types import FrameType
 from typing import TextIO
 
-from jepa_tui.exits import SIGNAL_EXIT_CODES
+from jepa_tui.exits import SIGNAL_EXIT_CODES, SignalHandling
 
 EXIT_CODES = SIGNAL_EXIT_CODES  # the signals handled, and the exit code of each (jepa_tui.exits)
 
 
-class SignalStop:
+class SignalStop(SignalHandling):
     """A context manager that installs the handlers and answers the run loop's ``should_stop``.
 
     Args:
@@ -31,22 +31,13 @@ class SignalStop:
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.reason: str | None = None
-        self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> SignalStop:
-        for name in EXIT_CODES:
-            signum = getattr(signal, name, None)
-            if signum is not None:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            if self.reason is not None and signum != signal.SIGINT:
-                # stopping already: a second SIGHUP or SIGTERM while the summary is written must not end the
-                # process with its default code (129) instead of the documented one
-                handler = signal.SIG_IGN
-            signal.signal(signum, handler)
+    def restored(self, signum: int, previous: object) -> object:
+        if self.reason is not None and signum != signal.SIGINT:
+            # stopping already: a second SIGHUP or SIGTERM while the summary is written must not end the process
+            # with its default code (129) instead of the documented one
+            return signal.SIG_IGN
+        return previous
 
     def __call__(self) -> str | None:
         """The signal's name once one arrived, else None (the run loop's ``should_stop``)."""
@@ -60,7 +51,7 @@ class SignalStop:
         with contextlib.suppress(OSError, ValueError):
             print(f"jepa-tui: {text}", file=self.stream, flush=True)
 
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
+    def handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if self.reason is None:
             self.reason = name

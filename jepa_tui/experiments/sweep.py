@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from jepa_tui.exits import EXITS_WITH_SUMMARY
+from jepa_tui.exits import EXITS_WITH_SUMMARY, SignalHandling
 from jepa_tui.experiments.backends import Backend, Job, LocalBackend, RunTask
 from jepa_tui.experiments.spec import SweepRun, SweepSpec, record_job, save_spec
 from jepa_tui.runs import RunDirectory, last_step
@@ -29,7 +28,6 @@ from jepa_tui.runs.files import WriterLock, describe_holder, writer_alive
 # after any other (bad input, I/O error, a crash) it may be a stale one from an earlier session.
 
 
-FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
 @dataclass
@@ -41,28 +39,15 @@ class SweepResult:
     stopped_by: str | None = None
 
 
-class SignalForwarder:
+class SignalForwarder(SignalHandling):
     """While a sweep runs: SIGINT, SIGTERM and SIGHUP go on to every running job (once each), and the sweep
     starts nothing more. Installed only in the main thread."""
 
     def __init__(self, running: dict[str, tuple[SweepRun, Job]]) -> None:
         self.running = running
         self.received: str | None = None
-        self._previous: dict[int, object] = {}
 
-    def __enter__(self) -> SignalForwarder:
-        if threading.current_thread() is threading.main_thread():
-            for name in FORWARDED:
-                signum = getattr(signal, name, None)
-                if signum is not None:
-                    self._previous[signum] = signal.signal(signum, self._forward)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-
-    def _forward(self, signum: int, frame: object) -> None:
+    def handle(self, signum: int, frame: object) -> None:
         if self.received is None:
             self.received = signal.Signals(signum).name
         for _, job in list(self.running.values()):
