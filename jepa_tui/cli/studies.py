@@ -145,7 +145,7 @@ def report(
         raise fail(str(exc)) from None
     folder = report_folder(paths, out)
     try:
-        built, figures = write_report(runs, skipped, formula, folder)
+        built, figures = write_report(runs, skipped, folder)
     except RunDirError as exc:
         raise fail(f"{exc} Choose another folder with --out.") from None
     print(built.markdown())

@@ -17,9 +17,9 @@ def report_folder(paths: list[Path], out: Path | None) -> Path:
     return out or (paths[0].parent if (paths[0] / "config.toml").is_file() else paths[0])
 
 
-def write_report(runs: list[RunRecord], skipped: list[Skipped], formula: str | None, folder: Path
-                 ) -> tuple[Report, list[Path]]:
-    """Build the report of ``runs`` and write it with its figures and CSVs into ``folder``.
+def write_report(runs: list[RunRecord], skipped: list[Skipped], folder: Path) -> tuple[Report, list[Path]]:
+    """Build the report of ``runs`` (read under one D_shift formula, :func:`~jepa_tui.reporting.collect.collect_runs`)
+    and write it with its figures and CSVs into ``folder``.
 
     Returns:
         the report and the figures written (under ``folder/figures``).
@@ -27,7 +27,7 @@ def write_report(runs: list[RunRecord], skipped: list[Skipped], formula: str | N
     Raises:
         RunDirError: ``folder`` cannot be written.
     """
-    built = build_report(runs, skipped, formula)
+    built = build_report(runs, skipped)
     figures = write_figures(runs, folder / "figures")
     text = built.markdown() + "\n## Figures\n\n" + "\n".join(f"![{p.stem}](figures/{p.name})" for p in figures) + "\n"
     atomic_write_text(folder / "report.md", text)

@@ -34,7 +34,6 @@ class Report:
 
     runs: list[RunRecord]
     skipped: list[Skipped] = field(default_factory=list)
-    formula: str | None = None
     groups: dict[tuple[str, str], list[RunRecord]] = field(default_factory=dict)
     summaries: dict[tuple[str, str], SeedSummary] = field(default_factory=dict)
     sections: list[str] = field(default_factory=list)
@@ -49,6 +48,11 @@ class Report:
     @property
     def variants(self) -> list[str]:
         return sorted({v for v, _ in self.groups})
+
+    @property
+    def formula(self) -> str | None:
+        """The D_shift formula the runs were read under (None: each run's ``eval.formula``)."""
+        return self.runs[0].formula if self.runs else None
 
     @property
     def config(self):
@@ -356,9 +360,9 @@ def interventions_section(report: Report) -> None:
     report.sections.append("\n".join(lines))
 
 
-def build_report(runs: list[RunRecord], skipped: list[Skipped] | None = None, formula: str | None = None) -> Report:
+def build_report(runs: list[RunRecord], skipped: list[Skipped] | None = None) -> Report:
     """Every section the runs support (Table 2 needs freeze runs, Table 3 several λ)."""
-    report = Report(runs, list(skipped or []), formula)
+    report = Report(runs, list(skipped or []))
     for run in runs:
         if run.peak is not None:
             report.groups.setdefault((run.variant, run.track), []).append(run)
