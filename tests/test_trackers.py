@@ -5,6 +5,7 @@ and a missing library is refused before any directory exists."""
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 from pathlib import Path
@@ -76,10 +77,17 @@ def logged(tmp_path_factory):
     pytest.importorskip("mlflow")
     pytest.importorskip("wandb")
     root = tmp_path_factory.mktemp("trackers")
-    result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "40", *SETTINGS, "--log-to", "mlflow",
-                                 "--log-to", "wandb", "--runs-dir", str(root), "--run-id", "r"])
+    here = Path.cwd()
+    os.chdir(root)  # where the command runs: nothing may land there, outside the run directory
+    try:
+        result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "40", *SETTINGS, "--log-to",
+                                     "mlflow", "--log-to", "wandb", "--runs-dir", str(root / "runs"), "--run-id", "r"])
+    finally:
+        os.chdir(here)
     assert result.exit_code == 0, result.output
-    return root / "r"
+    assert sorted(p.name for p in root.iterdir()) == ["runs"]
+    assert list((root / "runs" / "r" / "mlflow").rglob("events.txt"))  # the artifacts beside the run's store
+    return root / "runs" / "r"
 
 
 def test_mlflow_holds_every_number_the_configuration_and_the_event_log(logged):

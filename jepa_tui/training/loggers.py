@@ -10,9 +10,9 @@ switches itself off, and the run goes on at its own pace.
   folder and purges what the earlier session logged past its checkpoint, so each step is there once.
 - ``mlflow``: one MLflow run per run directory (``pip install 'jepa-tui[mlflow]'``), in the tracking store of
   ``MLFLOW_TRACKING_URI`` or, by default, ``RUN_DIR/mlflow.db`` (SQLite; ``mlflow ui --backend-store-uri
-  sqlite:///RUN_DIR/mlflow.db``), experiment ``jepa-tui``: the same metric names as TensorBoard's tags, the
-  resolved configuration as parameters (``train.lr``, ...) and ``config.toml``, the event log as ``events.txt``
-  when a session ends, the run's status.
+  sqlite:///RUN_DIR/mlflow.db``, artifacts in ``RUN_DIR/mlflow/``), experiment ``jepa-tui``: the same metric names
+  as TensorBoard's tags, the resolved configuration as parameters (``train.lr``, ...) and ``config.toml``, the
+  event log as ``events.txt`` when a session ends, the run's status.
 - ``wandb``: one W&B run per run directory (``pip install 'jepa-tui[wandb]'``) in ``RUN_DIR/wandb``, offline
   unless ``WANDB_MODE`` says otherwise (``wandb sync RUN_DIR/wandb/offline-run-*`` uploads it), project
   ``WANDB_PROJECT`` or ``jepa-tui``: the same metric names, the configuration as the run's config, the event log
@@ -290,7 +290,11 @@ class MlflowLogger(RecordLogger):
             self.client.update_run(self.run_id, status="RUNNING")
         else:
             experiment = self.client.get_experiment_by_name(EXPERIMENT)
-            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(EXPERIMENT)
+            # in the run directory's own store, its artifacts go beside it (MLflow's default is ./mlruns, wherever
+            # the command happened to run); a store the user named keeps its own artifact location
+            artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else (self.run_dir / "mlflow").resolve().as_uri()
+            experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
+                EXPERIMENT, artifact_location=artifacts)
             self.run_id = self.client.create_run(experiment_id, run_name=self.run_dir.name,
                                                  tags={"jepa_tui.run_dir": str(self.run_dir.resolve())}).info.run_id
             params = [Param(k, v[:6000]) for k, v in _flat_config(config).items()]
