@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tarfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +55,17 @@ def fixed_thread_count():
         torch.set_num_threads(int(PINNED_THREADS))
     torch.use_deterministic_algorithms(False)  # a --deterministic run in the test process switches them on
     yield
+
+
+PUBLISHED = sorted((Path(__file__).parent.parent / "docs" / "reproduction" / "runs").glob("*.tar.xz"))
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory) -> Path:
+    """The published reproduction runs (docs/reproduction/runs/*.tar.xz), unpacked once: a folder of run and sweep
+    directories written by earlier versions."""
+    root = tmp_path_factory.mktemp("published")
+    for archive in PUBLISHED:
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data")
+    return root

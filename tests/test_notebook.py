@@ -2,7 +2,6 @@
 
 import json
 import math
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -29,15 +28,6 @@ def same(a, b) -> bool:
     if a is None:
         return b is None or (isinstance(b, float) and math.isnan(b))
     return a == b
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    root = tmp_path_factory.mktemp("published")
-    for archive in ARCHIVES:
-        with tarfile.open(archive) as tar:
-            tar.extractall(root, filter="data")
-    return root
 
 
 def test_every_published_run_reads_as_frames_equal_to_its_records(published):
