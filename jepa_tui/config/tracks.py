@@ -49,6 +49,13 @@ class Track:
     hex_color: str = "0.3"
     hatch: str | None = None
 
+    def modulation_record(self, first: float, second: float) -> dict[str, float]:
+        """The two modulation norms under this track's record names, with their combination √(a² + b²) where it has
+        one (C: LoRA ΔW; D: FiLM γ and β; E: generated ΔW); empty for a track without."""
+        names = self.modulation_stats
+        values = (first, second, (first**2 + second**2) ** 0.5)[:len(names)]
+        return dict(zip(names, values, strict=True))
+
     @property
     def memory(self) -> bool:
         """Whether the track has a boundary detector, an experience buffer, an encoder and an aggregator."""

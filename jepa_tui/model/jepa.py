@@ -131,6 +131,15 @@ class JEPAWorldModel(nn.Module):
         return torch.stack([first, target.mean(0)])
 
     @torch.no_grad()
+    def non_finite_parameters(self) -> list[str]:
+        """Names of parameters (trainable or EMA) holding NaN or ±inf: one reduction over every parameter and one
+        host read; the names are looked up only when something is not finite."""
+        named = list(self.named_parameters())
+        finite = torch.stack([torch.isfinite(p).all() for _, p in named])
+        if bool(finite.all()):
+            return []
+        return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
+
     def modulation_norms(self, experience: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """The size of the experience's effect on the predictor, two 0-dim batch means, or empty (Tracks A, B):
         Track C ‖ΔW1‖_F, ‖ΔW2‖_F of the LoRA deltas; D ‖γ‖₂, ‖β‖₂ of the hidden layer's FiLM; E ‖ΔW1‖_F, ‖ΔW2‖_F of

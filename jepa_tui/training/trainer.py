@@ -361,13 +361,8 @@ class Trainer:
         if memory is not None:
             out["surprisal_mu"] = float(memory.detector.mu)
             out["surprisal_sigma"] = float(memory.detector.sigma)
-        first, second = out.pop("modulation_norm_1"), out.pop("modulation_norm_2")
-        names = track(self.model.track).modulation_stats
-        if names:  # C: LoRA ΔW; D: FiLM γ and β; E: generated ΔW
-            out[names[0]], out[names[1]] = first, second
-            if len(names) == 3:
-                out[names[2]] = (first**2 + second**2) ** 0.5
-        return out
+        norms = (out.pop("modulation_norm_1"), out.pop("modulation_norm_2"))
+        return {**out, **track(self.model.track).modulation_record(*norms)}
 
     # -- evaluation ------------------------------------------------------------------------------------------
     def evaluate(self) -> EvalResult:
@@ -382,13 +377,8 @@ class Trainer:
 
     # -- state -----------------------------------------------------------------------------------------------
     def non_finite_parameters(self) -> list[str]:
-        """Names of trainable or EMA parameters holding NaN or ±inf (checkpoints only): one reduction over every
-        parameter and one host read; the names are looked up only when something is not finite."""
-        named = list(self.model.named_parameters())
-        finite = torch.stack([torch.isfinite(p).all() for _, p in named])
-        if bool(finite.all()):
-            return []
-        return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
+        """Names of trainable or EMA parameters holding NaN or ±inf (checked before each checkpoint)."""
+        return self.model.non_finite_parameters()
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly: model (with target encoder, buffer contents and pointer, detector
