@@ -11,6 +11,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from jepa_tui.config import load_config
 from jepa_tui.training.trainer import Trainer
+from tests.test_host_reads import STEP_IDS, STEPS
 
 
 class OffDevice(TorchDispatchMode):
@@ -30,11 +31,7 @@ class OffDevice(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("sets", [
-    ['train.track="A"'], ['train.track="B"'], ['train.track="C"'], ['train.track="D"'], ['train.track="E"'],
-    ['train.track="C"', 'model.horizon_mode="conditioned"', "train.k_set=[1, 2, 4]", 'train.regularizer="sigreg"',
-     "train.delta_lambda=0.5", "train.ld_lambda=1.0", "train.hw_lambda=0.3", "train.mask_ratio=0.25"],
-], ids=["A", "B", "C", "D", "E", "C-family"])
+@pytest.mark.parametrize("sets", STEPS, ids=STEP_IDS)
 def test_every_tensor_of_a_step_is_made_on_the_trainers_device(sets, smoke_worlds):
     device = torch.device("cpu")
     trainer = Trainer(load_config("smoke", sets), device, smoke_worlds)
