@@ -28,10 +28,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import queue
 import secrets
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -341,9 +339,6 @@ class WandbLogger(RecordLogger):
         run_dir = Path(run_dir)
         super().__init__(run_dir / "wandb", run_dir / "wandb")
         self.run_dir, self.run = run_dir, None
-        # each run.log takes about 5 ms of Python; a thread of its own takes them off the training thread
-        self.queue: queue.Queue = queue.Queue()
-        self.sender: threading.Thread | None = None
         self._guard(lambda: self._open(config))
 
     def _open(self, config: Config) -> None:
@@ -357,25 +352,14 @@ class WandbLogger(RecordLogger):
                               settings=wandb.Settings(silent=True, console="off"))
         self.state = {**self.state, "run_id": run_id}
         self._save_state()
-        self.sender = threading.Thread(target=self._send, name="wandb-logger", daemon=True)
-        self.sender.start()
         self.active = True
 
-    def _send(self) -> None:
-        """The sender thread: log what the training thread queued, until the None that ends it."""
-        while (item := self.queue.get()) is not None:
-            values, step = item
-            self._guard(lambda values=values, step=step: self.run.log(values, step=step))
-
     def write_scalars(self, values: dict[str, float], step: int) -> None:
-        self.queue.put((values, step))
+        self.run.log(values, step=step)
 
     def finish(self, summary: dict) -> None:
         import wandb
 
-        if self.sender is not None:
-            self.queue.put(None)
-            self.sender.join()
         rows = [[step, text] for step, text in _events_text(self.run_dir)]
         self.run.summary["events"] = wandb.Table(columns=["step", "event"], data=rows)
         self.run.finish(exit_code=0 if summary.get("status") in ("done", None) else 1)
