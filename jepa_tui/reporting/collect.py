@@ -4,7 +4,6 @@ interrupted, failed, still running or never evaluated; what a run cannot contrib
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from jepa_tui.config import MEMORY_TRACKS, SIGMA_Z_COLLAPSE_LINE, Config, Config
 from jepa_tui.runs import RunDirectory, RunDirError
 from jepa_tui.runs.interventions import Intervention, interventions
 from jepa_tui.runs.manifest import sweep_variant
-from jepa_tui.runs.records import evals, last_status, sessions, trains
+from jepa_tui.runs.records import evals, is_number, last_status, sessions, trains
 
 COLLAPSE_LINE = SIGMA_Z_COLLAPSE_LINE
 def eval_field(record: dict, key: str, formula: str | None, own_formula: str) -> object:
@@ -28,9 +27,7 @@ def eval_field(record: dict, key: str, formula: str | None, own_formula: str) ->
 def finite_number(value: object) -> float | None:
     """``value`` as a float when it is a finite number (not a bool); None otherwise (a NaN or infinite D_shift is
     no measurement: :attr:`RunRecord.nonfinite_evals` names those evaluations)."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
+    return float(value) if is_number(value) else None
 
 
 COUNT_FIELDS = ("buffer_size", "boundary_events")  # train-record fields used as counts

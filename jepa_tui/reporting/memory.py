@@ -8,7 +8,6 @@ bootstrap CI and a one-sample t-test against 0 (> 0: experience, or its content,
 
 from __future__ import annotations
 
-import math
 from typing import Protocol
 
 from scipy import stats
@@ -16,6 +15,7 @@ from scipy import stats
 from jepa_tui.config import ReportConfig
 from jepa_tui.reporting.collect import RunRecord
 from jepa_tui.reporting.statistics import summarise
+from jepa_tui.runs.records import is_number
 
 
 class MemoryReport(Protocol):
@@ -43,7 +43,7 @@ def curve(run: RunRecord, record: dict) -> dict[int, float]:
     counts = table.get("n")
     if not isinstance(values, list) or not isinstance(counts, list) or len(values) != len(counts):
         return {}
-    return {int(n): float(v) for n, v in zip(counts, values, strict=True) if _finite(v)}
+    return {int(n): float(v) for n, v in zip(counts, values, strict=True) if is_number(v)}
 
 
 def memory_gain(run: RunRecord, record: dict) -> float | None:
@@ -58,18 +58,14 @@ def content_effect(run: RunRecord, record: dict) -> float | None:
     content = record.get("content")
     base = content.get("d_shift", {}).get(_formula(run)) if isinstance(content, dict) else None
     own = run.d_shift(record)
-    return float(base) - own if _finite(base) and own is not None else None
+    return float(base) - own if is_number(base) and own is not None else None
 
 
 def _d_shift(run: RunRecord, record: dict) -> float | None:
     """D_shift of a record under the report's formula, from its table of every formula (a re-evaluation may have
     been made under another ``eval.formula`` than the run's)."""
     value = record.get("formulas", {}).get(_formula(run), {}).get("d_shift")
-    return float(value) if _finite(value) else None
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if is_number(value) else None
 
 
 def _summary(values: list[float], config: ReportConfig) -> str:
@@ -98,8 +94,8 @@ def memory_section(report: MemoryReport) -> None:
         points = " · ".join(f"{n}: {_mean([curve(run, rec)[n] for run, rec in finals])}" for n in counts)
         gains = [g for run, rec in finals if (g := memory_gain(run, rec)) is not None]
         effects = [c for run, rec in finals if (c := content_effect(run, rec)) is not None]
-        pixels = [float(rec["pos_rmse_px"]) for _, rec in finals if _finite(rec.get("pos_rmse_px"))]
-        ttt = [float(rec["d_shift_ttt"]) for _, rec in finals if _finite(rec.get("d_shift_ttt"))]
+        pixels = [float(rec["pos_rmse_px"]) for _, rec in finals if is_number(rec.get("pos_rmse_px"))]
+        ttt = [float(rec["d_shift_ttt"]) for _, rec in finals if is_number(rec.get("d_shift_ttt"))]
         rows.append(f"| {variant or '-'} | {track} | {len(finals)} | {points} | {_summary(gains, report.config)} | "
                     f"{_summary(effects, report.config)} | {_mean(pixels, 2)} | {_mean(ttt)} |")
     tags = _evaluation_rows(report)
@@ -136,7 +132,7 @@ def _evaluation_rows(report: MemoryReport) -> list[str]:
             if isinstance(diff, dict) else ""
         d = [v for run, rec in items if (v := _d_shift(run, rec)) is not None]
         gains = [g for run, rec in items if (g := memory_gain(run, rec)) is not None]
-        pixels = [float(rec["pos_rmse_px"]) for _, rec in items if _finite(rec.get("pos_rmse_px"))]
+        pixels = [float(rec["pos_rmse_px"]) for _, rec in items if is_number(rec.get("pos_rmse_px"))]
         rows.append(f"| {variant or '-'} | {track} | {tag} | {settings or 'the run’s own'} | {len(items)} | "
                     f"{_mean(d)} | {_mean(gains)} | {_mean(pixels, 2)} |")
     return rows

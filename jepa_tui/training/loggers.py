@@ -26,7 +26,6 @@ the last step logged of each kind) and logs only steps past what they hold, so e
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import sys
@@ -36,6 +35,7 @@ from pathlib import Path
 from jepa_tui.config import Config, ConfigError
 from jepa_tui.runs.describe import describe_event
 from jepa_tui.runs.files import atomic_write_text
+from jepa_tui.runs.records import is_number
 
 INSTALL = {"tensorboard": "pip install 'jepa-tui[tensorboard]'  (or: pip install tensorboard)",
            "mlflow": "pip install 'jepa-tui[mlflow]'  (or: pip install mlflow-skinny sqlalchemy alembic)",
@@ -85,7 +85,7 @@ def scalars(record: dict, prefix: str) -> dict[str, float]:
         tag = f"{prefix}/{key}"
         if isinstance(value, dict):
             out.update(scalars(value, tag))
-        elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        elif is_number(value):
             out[tag] = float(value)
     return out
 
