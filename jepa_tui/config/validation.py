@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import math
 import types
 import typing
@@ -25,6 +26,18 @@ def shorten(value: Any) -> str:
     """``repr(value)``, cut to about :data:`MAX_QUOTED` characters (a 1 MB value is not echoed whole)."""
     text = repr(value)
     return text if len(text) <= MAX_QUOTED else f"{text[:MAX_QUOTED]}… ({len(text):,} characters)"
+
+
+def require_extra(module: str, what: str, needs: str, extra: str):
+    """Import ``module``, which an optional extra of the package installs; the module.
+
+    Raises:
+        ConfigError: "<what> needs <needs>, an optional extra: pip install 'jepa-tui[<extra>]'" when it is missing.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{what} needs {needs}, an optional extra: pip install 'jepa-tui[{extra}]'") from None
 
 
 def suggest(name: str, known: list[str], kind: str = "keys") -> str:

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from jepa_tui.config import ConfigError
-from jepa_tui.config.validation import suggest
+from jepa_tui.config.validation import require_extra, suggest
 from jepa_tui.experiments.backends import Backend, LocalBackend
 from jepa_tui.experiments.cluster import BACKENDS, RaySettings, SlurmSettings
 
@@ -21,11 +20,7 @@ def require(name: str):
         ConfigError: one line naming the ``pip install`` when its optional extra is not installed.
     """
     module, extra, title = EXTRAS[name]
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ConfigError(f"--backend {name} needs {title}, an optional extra: pip install 'jepa-tui[{extra}]'") \
-            from None
+    return require_extra(module, f"--backend {name}", title, extra)
 
 
 def make_backend(name: str, settings: SlurmSettings | RaySettings | None, runs: int, jobs: int,

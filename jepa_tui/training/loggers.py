@@ -33,13 +33,12 @@ import time
 from pathlib import Path
 
 from jepa_tui.config import Config, ConfigError
+from jepa_tui.config.validation import require_extra
 from jepa_tui.runs.describe import describe_event
 from jepa_tui.runs.files import atomic_write_text
 from jepa_tui.runs.records import is_number
 
-INSTALL = {"tensorboard": "pip install 'jepa-tui[tensorboard]'  (or: pip install tensorboard)",
-           "mlflow": "pip install 'jepa-tui[mlflow]'  (or: pip install mlflow-skinny sqlalchemy alembic)",
-           "wandb": "pip install 'jepa-tui[wandb]'  (or: pip install wandb)"}
+# each logger's libraries (its optional extra, named as the logger, installs them)
 LIBRARIES = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic"), "wandb": ("wandb",)}
 EXPERIMENT = "jepa-tui"  # MLflow's experiment and W&B's default project
 EXPORT_FOLDERS = {"tensorboard": "tensorboard", "mlflow": "mlflow-export", "wandb": "wandb-export"}  # in RUN_DIR
@@ -59,10 +58,7 @@ def check_available(names: tuple[str, ...] | list[str]) -> None:
     exists)."""
     for name in names:
         for module in LIBRARIES.get(name, ()):
-            try:
-                __import__(module)
-            except ImportError:
-                raise ConfigError(f"train.loggers: '{name}' needs the {module} package: {INSTALL[name]}") from None
+            require_extra(module, f"train.loggers: '{name}'", f"the {module} package", name)
 
 
 def logger_sinks(config: Config, run_dir: Path, resume_step: int | None = None) -> list:
@@ -377,8 +373,8 @@ def export_run(run_dir: Path, log_dir: Path, to: str = "tensorboard") -> int:
     from jepa_tui.config import load_run_config
     from jepa_tui.runs import RunDirectory
 
-    if to not in INSTALL:
-        raise ConfigError(f"--to {to!r}: expected one of {', '.join(repr(n) for n in INSTALL)}")
+    if to not in LIBRARIES:
+        raise ConfigError(f"--to {to!r}: expected one of {', '.join(repr(n) for n in LIBRARIES)}")
     check_available([to])
     if Path(log_dir).exists():
         raise ConfigError(f"'{log_dir}' exists already: each step would be there twice; give --out another folder")
