@@ -200,3 +200,18 @@ def test_export_replays_a_finished_run_into_mlflow_and_wandb(tmp_path, to):
         steps = sorted({row["_step"] for row in wandb_history(out)})
         assert steps == sorted({s for by_step in expected(run).values() for s in by_step})
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_an_export_into_the_run_directory_names_the_tracker_run_after_the_run(tmp_path):
+    """Without --out the export lands in RUN_DIR/mlflow-export; the MLflow run is still named after the run (not
+    after that folder), and its event log is the run's."""
+    pytest.importorskip("mlflow")
+    result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "20", *SETTINGS, "--runs-dir",
+                                 str(tmp_path), "--run-id", "r"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "r"), "--to", "mlflow"])
+    assert result.exit_code == 0, result.output
+    client, exported = mlflow_run(tmp_path / "r" / "mlflow-export")
+    assert exported.info.run_name == "r"
+    events = Path(client.download_artifacts(exported.info.run_id, "events.txt", str(tmp_path))).read_text()
+    assert "ended at step 20" in events

@@ -257,19 +257,22 @@ class MlflowLogger(RecordLogger):
     """Writes a run's records to one MLflow run (see the module's docstring).
 
     Args:
-        run_dir: the run directory (its name is the MLflow run's; ``mlflow.db`` and ``mlflow/state.json`` go there).
+        run_dir: where ``mlflow.db`` and ``mlflow/`` (artifacts, ``state.json``) go: the run directory.
         config: the run's resolved configuration (logged as parameters on a new run).
+        source: the run directory logged, when not ``run_dir`` (an export): it names the MLflow run and gives the
+            event log.
     """
 
     title = "MLflow"
     remembers = True
     flush_s = 10.0  # one database transaction per batch of records: about 6 ms each, per record 3-4 % of a step
 
-    def __init__(self, run_dir: Path, config: Config) -> None:
+    def __init__(self, run_dir: Path, config: Config, source: Path | None = None) -> None:
         run_dir = Path(run_dir)
         uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
         super().__init__(Path(uri), run_dir / "mlflow")
-        self.uri, self.run_dir, self.client, self.run_id = uri, run_dir, None, None
+        self.uri, self.store_dir, self.run_dir = uri, run_dir, Path(source or run_dir)
+        self.client, self.run_id = None, None
         self._guard(lambda: self._open(config))
 
     def _open(self, config: Config) -> None:
@@ -288,7 +291,7 @@ class MlflowLogger(RecordLogger):
             experiment = self.client.get_experiment_by_name(EXPERIMENT)
             # in the run directory's own store, its artifacts go beside it (MLflow's default is ./mlruns, wherever
             # the command happened to run); a store the user named keeps its own artifact location
-            artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else (self.run_dir / "mlflow").resolve().as_uri()
+            artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else (self.store_dir / "mlflow").resolve().as_uri()
             experiment_id = experiment.experiment_id if experiment else self.client.create_experiment(
                 EXPERIMENT, artifact_location=artifacts)
             self.run_id = self.client.create_run(experiment_id, run_name=self.run_dir.name,
@@ -323,18 +326,20 @@ class WandbLogger(RecordLogger):
     """Writes a run's records to one W&B run (see the module's docstring).
 
     Args:
-        run_dir: the run directory (its name is the W&B run's; ``wandb/`` and ``wandb/state.json`` go there).
+        run_dir: where ``wandb/`` (the offline run, ``state.json``) goes: the run directory.
         config: the run's resolved configuration (the W&B run's config).
+        source: the run directory logged, when not ``run_dir`` (an export): it names the W&B run and gives the event
+            log.
     """
 
     title = "W&B"
     remembers = True
     flush_s = 10.0  # records handed over in batches, and the state file written once a batch
 
-    def __init__(self, run_dir: Path, config: Config) -> None:
+    def __init__(self, run_dir: Path, config: Config, source: Path | None = None) -> None:
         run_dir = Path(run_dir)
         super().__init__(run_dir / "wandb", run_dir / "wandb")
-        self.run_dir, self.run = run_dir, None
+        self.store_dir, self.run_dir, self.run = run_dir, Path(source or run_dir), None
         self._guard(lambda: self._open(config))
 
     def _open(self, config: Config) -> None:
@@ -343,7 +348,7 @@ class WandbLogger(RecordLogger):
         run_id = self.state.get("run_id") or secrets.token_hex(4)  # W&B's ids: lowercase letters and digits
         self.where.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", EXPERIMENT), name=self.run_dir.name,
-                              id=run_id, dir=str(self.run_dir), mode=os.environ.get("WANDB_MODE", "offline"),
+                              id=run_id, dir=str(self.store_dir), mode=os.environ.get("WANDB_MODE", "offline"),
                               resume="allow", config=config.to_dict(), reinit="create_new",
                               settings=wandb.Settings(silent=True, console="off"))
         self.state = {**self.state, "run_id": run_id}
@@ -403,6 +408,4 @@ def exporter(to: str, log_dir: Path, run_dir: Path, config: Config) -> RecordLog
     if to == "tensorboard":
         return TensorBoardLogger(log_dir, config)
     log_dir.mkdir(parents=True)
-    logger = MlflowLogger(log_dir, config) if to == "mlflow" else WandbLogger(log_dir, config)
-    logger.run_dir = run_dir  # the event log comes from the run exported
-    return logger
+    return (MlflowLogger if to == "mlflow" else WandbLogger)(log_dir, config, source=run_dir)
