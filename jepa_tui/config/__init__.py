@@ -9,6 +9,7 @@
 from jepa_tui.config.loading import (
     LEGACY_VALUES,
     build_config,
+    flat_keys,
     list_profiles,
     load_config,
     load_run_config,
@@ -43,7 +44,7 @@ from jepa_tui.config.validation import ConfigError, table_to_dataclass
 __all__ = ["LEGACY_VALUES", "MEMORY_TRACKS", "MODULATED_TRACKS", "SECTIONS", "SIGMA_Z_COLLAPSE_LINE", "TRACKS",
            "Config", "ConfigError", "DataConfig", "EvalConfig", "MemoryConfig", "ModelConfig", "PhysicsConfig",
            "ReportConfig", "ShiftConfig",
-           "StreamConfig", "ThermalConfig", "TrainConfig", "build_config", "describe_shift",
+           "StreamConfig", "ThermalConfig", "TrainConfig", "build_config", "describe_shift", "flat_keys",
            "list_profiles", "load_config", "load_run_config",
            "parse_set", "profile_description", "profile_dir", "read_toml", "resolve_profile", "table_to_dataclass",
            "with_legacy_values"]

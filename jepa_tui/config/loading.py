@@ -21,6 +21,13 @@ from jepa_tui.config.schema import SECTIONS, Config
 from jepa_tui.config.validation import ConfigError, apply_layer, check, shorten
 
 
+def flat_keys(tables: dict[str, Any]) -> dict[str, Any]:
+    """``{"section.key": value}`` for the tables of a configuration (``Config.to_dict()``, a config.toml, a
+    checkpoint's copy); values are left as they are (a nested table such as ``data.shift`` stays one value)."""
+    return {f"{section}.{key}": value for section, values in tables.items() if isinstance(values, dict)
+            for key, value in values.items()}
+
+
 def parse_set(assignment: str) -> dict[str, dict[str, Any]]:
     """Parse one ``section.key=value`` override; the value is TOML (bare words are taken as strings).
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from jepa_tui.config import describe_shift  # the settling transient is asked about these
+from jepa_tui.config import describe_shift, flat_keys
 from jepa_tui.reporting.cells import _ci, _f, _flags, _signed
 from jepa_tui.reporting.collect import COLLAPSE_LINE, RunRecord, Skipped
 from jepa_tui.reporting.freezes import table2
@@ -59,13 +59,9 @@ class Report:
         return self.runs[0].config.report
 
 
-def _flatten(tables: dict) -> dict[str, object]:
-    return {f"{s}.{k}": v for s, values in tables.items() if isinstance(values, dict) for k, v in values.items()}
-
-
 def config_differences(runs: list[RunRecord]) -> list[str]:
     """``key: value (runs), value (runs)`` for each computing key on which ``runs`` differ, track and seed aside."""
-    flat = {run.label: _flatten(run.config.to_dict()) for run in runs}
+    flat = {run.label: flat_keys(run.config.to_dict()) for run in runs}
     keys = sorted(set().union(*flat.values()) - PRESENTATION_KEYS - {"train.track", "train.seed"})
     lines = []
     for key in keys:

@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from jepa_tui.config import Config, ConfigError
+from jepa_tui.config import Config, ConfigError, flat_keys
 from jepa_tui.config.validation import require_extra
 from jepa_tui.runs.describe import describe_event
 from jepa_tui.runs.files import atomic_write_text
@@ -238,21 +238,6 @@ class TensorBoardLogger(RecordLogger):
         writer.close()
 
 
-def _flat_config(config: Config) -> dict[str, str]:
-    """The resolved configuration as ``section.key`` -> text (nested tables joined with dots)."""
-    out: dict[str, str] = {}
-
-    def walk(table: dict, prefix: str) -> None:
-        for key, value in table.items():
-            if isinstance(value, dict):
-                walk(value, f"{prefix}{key}.")
-            else:
-                out[f"{prefix}{key}"] = json.dumps(value) if not isinstance(value, str) else value
-
-    walk(config.to_dict(), "")
-    return out
-
-
 class MlflowLogger(RecordLogger):
     """Writes a run's records to one MLflow run (see the module's docstring).
 
@@ -296,7 +281,8 @@ class MlflowLogger(RecordLogger):
                 EXPERIMENT, artifact_location=artifacts)
             self.run_id = self.client.create_run(experiment_id, run_name=self.run_dir.name,
                                                  tags={"jepa_tui.run_dir": str(self.run_dir.resolve())}).info.run_id
-            params = [Param(k, v[:6000]) for k, v in _flat_config(config).items()]
+            params = [Param(k, (v if isinstance(v, str) else json.dumps(v))[:6000])
+                      for k, v in flat_keys(config.to_dict()).items()]
             for i in range(0, len(params), 100):  # MLflow takes at most 100 parameters a batch
                 self.client.log_batch(self.run_id, params=params[i:i + 100])
             import tomli_w

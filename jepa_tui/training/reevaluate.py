@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from jepa_tui.config import Config, ConfigError, load_run_config, parse_set
+from jepa_tui.config import Config, ConfigError, flat_keys, load_run_config, parse_set
 from jepa_tui.data.worlds import Worlds
 from jepa_tui.evaluation.evaluate import evaluate
 from jepa_tui.model.jepa import JEPAWorldModel
@@ -63,11 +63,7 @@ def check_overrides(overrides: list[str]) -> None:
 
 def settings_diff(run: Config, evaluated: Config) -> dict[str, list]:
     """``{"section.key": [the run's value, the value evaluated under]}`` for every key that differs."""
-    def flat(config: Config) -> dict:
-        return {f"{section}.{key}": value for section, values in config.to_dict().items()
-                for key, value in values.items()}
-
-    before, after = flat(run), flat(evaluated)
+    before, after = flat_keys(run.to_dict()), flat_keys(evaluated.to_dict())
     return {key: [before.get(key), after.get(key)] for key in sorted(before.keys() | after.keys())
             if before.get(key) != after.get(key)}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jepa_tui.config import Config, ConfigError, load_run_config, read_toml, with_legacy_values
+from jepa_tui.config import Config, ConfigError, flat_keys, load_run_config, read_toml, with_legacy_values
 from jepa_tui.provenance import code_version
 from jepa_tui.runs import CheckpointError, RunDirectory, load_checkpoint
 from jepa_tui.runs.checkpoint import check_trainer_state
@@ -51,15 +51,10 @@ class ResumePoint:
     replay: list[tuple[int, Command]] = field(default_factory=list)
 
 
-def _flatten(tables: dict[str, Any]) -> dict[str, Any]:
-    return {f"{section}.{key}": value for section, values in tables.items() if isinstance(values, dict)
-            for key, value in values.items()}
-
-
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``"section.key: saved → current"`` for each computing key whose value differs. A key the checkpoint's version
     did not write yet counts as its default (keys whose default changed behaviour are in LEGACY_VALUES)."""
-    before, after, defaults = _flatten(saved), _flatten(current), _flatten(Config().to_dict())
+    before, after, defaults = flat_keys(saved), flat_keys(current), flat_keys(Config().to_dict())
     lines = []
     for key in sorted(before.keys() | after.keys()):
         if key in PRESENTATION_KEYS:
