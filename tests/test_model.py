@@ -225,3 +225,25 @@ def test_non_finite_parameters_are_named_after_one_reduction(make_trainer):
         trainer.model.encoder.proj.weight[0, 0] = float("nan")
         trainer.model.encoder.convs[2].weight[0, 0, 0, 0] = float("inf")
     assert set(trainer.non_finite_parameters()) == {"encoder.proj.weight", "encoder.convs.2.weight"}
+
+
+def test_first_layer_layout_is_a_speed_choice_only():
+    """A one-channel frame's first convolution runs in the default layout (its weight gradient is faster there on
+    CPU); latents and every weight gradient equal the all-channels-last encoder's to the bit."""
+    from jepa_tui.model.encoder import ConvEncoder
+
+    cfg = build_config([("t", SMALL)])
+    torch.manual_seed(0)
+    encoders = [ConvEncoder(cfg.model, cfg.data.canvas), ConvEncoder(cfg.model, cfg.data.canvas)]
+    encoders[1].load_state_dict(encoders[0].state_dict())
+    encoders[0]._first_layer_default = False  # the layout before: every layer channels-last
+    frames = torch.rand(6, 1, cfg.data.canvas, cfg.data.canvas)
+    outputs = []
+    for encoder in encoders:
+        encoder.to(memory_format=torch.channels_last)  # as the trainer places it
+        latents = encoder(frames)
+        (latents * torch.linspace(-1, 1, latents.shape[1])).sum().backward()
+        outputs.append((latents.detach(), [p.grad for p in encoder.parameters()]))
+    assert encoders[1]._first_layer_default
+    assert torch.equal(outputs[0][0], outputs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(outputs[0][1], outputs[1][1], strict=True))
