@@ -7,7 +7,7 @@ from jepa_tui.config import build_config
 from jepa_tui.model.encoder import ema_update, make_target
 from jepa_tui.model.jepa import JEPAWorldModel
 from jepa_tui.model.memory import AttentionAggregator, BoundaryDetector, ExperienceBuffer, ExperienceEncoder
-from jepa_tui.model.predictor import LoRAFactors
+from jepa_tui.model.modulators.lora import LoRAFactors
 from jepa_tui.training.losses import jepa_loss, variance_hinge
 from jepa_tui.training.schedules import ema_tau, learning_rate
 
@@ -68,7 +68,7 @@ def test_track_c_lora_path_matches_per_sample_predictor():
     w2 = p.w2.weight + p.lora2.materialise(s2)
     h = p.act(torch.einsum("noi,ni->no", w1, z) + p.w1.bias)
     expected = torch.einsum("noi,ni->no", w2, h) + p.w2.bias
-    assert torch.allclose(p.step(z, e, p.modulation((s1, s2))), expected, atol=1e-5)
+    assert torch.allclose(p.step(z, e, p.modulate(e, (s1, s2))), expected, atol=1e-5)
 
 
 def perturbed_experience_encoder(seed: int) -> ExperienceEncoder:

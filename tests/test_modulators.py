@@ -15,7 +15,9 @@ from typer.testing import CliRunner
 from jepa_tui.cli.main import app
 from jepa_tui.config import MEMORY_TRACKS, TRACKS, ModelConfig
 from jepa_tui.experiments.spec import load_sweep
-from jepa_tui.model.predictor import FilmModulation, HyperModulation, PhiTimesVector, Predictor, VectorTimesPhi
+from jepa_tui.model.modulators.film import FilmModulation
+from jepa_tui.model.modulators.hypernetwork import HyperModulation, PhiTimesVector, VectorTimesPhi
+from jepa_tui.model.predictor import Predictor
 from jepa_tui.reporting.collect import collect_runs
 from jepa_tui.reporting.report import build_report
 from jepa_tui.ui.state import RunState

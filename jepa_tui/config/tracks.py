@@ -3,8 +3,8 @@
 A track is how experience reaches the predictor (paper §3.2-§3.4, §5.3): A none, B added to the hidden state, C
 per-sample LoRA deltas, D FiLM, E a hypernetwork. Everything else about a track that the rest of the package needs
 (its name, whether it has memory, the names and labels of its modulation statistics, its default learning rate and
-boundary threshold κ, its dashboard key, colours and plot style) is here. Adding a track is an entry below plus its
-modulator in :mod:`jepa_tui.model.predictor` (README, "Development").
+boundary threshold κ, its dashboard key, colours and plot style) is here. Adding a track is an entry below plus, for
+a new way of modulating the predictor, its module in :mod:`jepa_tui.model.modulators` (README, "Development").
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Modulator = Literal["none", "injection", "lora", "film", "hypernetwork"]
+UNMODULATED = ("none", "injection")  # modulator kinds that leave the predictor's weights and activations alone
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,9 @@ class Track:
     Attributes:
         letter: the track's name everywhere ("A" ...), ``train.track``.
         name: what the paper or the field calls it.
-        modulator: how experience reaches the predictor: "none" (Track A), "injection" (added to the hidden state),
-            "lora", "film" or "hypernetwork" (the predictor's weights or activations are modulated per sample).
+        modulator: how experience reaches the predictor, the name of its module in ``jepa_tui/model/modulators/``:
+            "none" (Track A), "injection" (added to the hidden state), "lora", "film", "hypernetwork" (the
+            predictor's weights or activations are modulated per sample), or a new kind's.
         modulation_stats: train-record fields of the two modulation norms and, where defined, their combination,
             e.g. ("lora_delta_norm_w1", "lora_delta_norm_w2", "lora_delta_norm"); () for tracks without.
         modulation_labels: the dashboard's labels of the two norms.
@@ -37,7 +38,7 @@ class Track:
 
     letter: str
     name: str
-    modulator: Modulator
+    modulator: str
     modulation_stats: tuple[str, ...] = ()
     modulation_labels: tuple[str, str] | None = None
     lr: float = 1e-3
@@ -64,7 +65,7 @@ class Track:
     @property
     def modulated(self) -> bool:
         """Whether experience modulates the predictor's weights or activations (not only its hidden state)."""
-        return self.modulator in ("lora", "film", "hypernetwork")
+        return self.modulator not in UNMODULATED
 
 
 REGISTRY: dict[str, Track] = {t.letter: t for t in (

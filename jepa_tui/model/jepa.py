@@ -46,9 +46,7 @@ class JEPAWorldModel(nn.Module):
         self.has_target = config.model.target == "ema"
         self.target_encoder = make_target(self.encoder) if self.has_target else self.encoder
         mem = config.memory
-        self.predictor = Predictor(config.model, track, mem.exp_dim, mem.lora_rank, mem.lora_scale, mem.lora_a_init,
-                                   mem.film_output, mem.hyper_hidden, mem.hyper_chunk_dim, mem.hyper_block,
-                                   mem.film_bias)
+        self.predictor = Predictor(config.model, track, mem)
         self.memory = (ExperienceMemory(mem, config.model.latent_dim, config.kappa) if track in MEMORY_TRACKS
                        else None)
         # memory.oracle_context: e from the true physics of the world a batch comes from (world_context, set by the
@@ -140,27 +138,12 @@ class JEPAWorldModel(nn.Module):
             return []
         return [name for (name, _), ok in zip(named, finite.tolist(), strict=True) if not ok]
 
-    def modulation_norms(self, experience: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """The size of the experience's effect on the predictor, two 0-dim batch means, or empty (Tracks A, B):
-        Track C ‖ΔW1‖_F, ‖ΔW2‖_F of the LoRA deltas; D ‖γ‖₂, ‖β‖₂ of the hidden layer's FiLM; E ‖ΔW1‖_F, ‖ΔW2‖_F of
-        the generated weights (on the first 8 samples)."""
-        if experience is None:
-            return ()
-        p = self.predictor
-        if p.film is not None:
-            mod = p.film.modulation(experience)
-            return mod.gamma.norm(dim=-1).mean(), mod.beta.norm(dim=-1).mean()
-        if p.hyper is not None:
-            delta1, delta2 = p.hyper.modulation(experience[:8]).materialise()
-            return delta1.flatten(1).norm(dim=-1).mean(), delta2.flatten(1).norm(dim=-1).mean()
-        return self.lora_delta_norms(p.lora_scales(experience))
-
-    def lora_delta_norms(self, scales: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, ...]:
-        """Batch-mean Frobenius norms of ΔW1 and ΔW2 (0-dim each), or empty for Tracks A and B."""
-        if scales is None or self.predictor.lora1 is None or self.predictor.lora2 is None:
-            return ()
-        return (self.predictor.lora1.delta_frobenius(scales[0]).mean(),
-                self.predictor.lora2.delta_frobenius(scales[1]).mean())
+    def modulation_norms(self, experience: torch.Tensor | None,
+                         scales: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+        """The size of the experience's effect on the predictor, two 0-dim batch means, or empty (Tracks A, B; no
+        experience): Track C ‖ΔW1‖_F, ‖ΔW2‖_F of the LoRA deltas (from the step's own ``scales`` when given); D ‖γ‖₂,
+        ‖β‖₂ of the hidden layer's FiLM; E ‖ΔW1‖_F, ‖ΔW2‖_F of the generated weights (on the first 8 samples)."""
+        return self.predictor.modulation_norms(experience, scales)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Every parameter with requires_grad (one AdamW group, spec §4)."""

@@ -333,8 +333,7 @@ class Trainer:
                 self._stats[len(STAT_NAMES):] += aux.detach().float()
             if (self.progress.step + 1) % t.log_every_steps == 0:  # sampled on logged steps only
                 # Track C: the step's own scales, as always; D and E: from the step's experience
-                norms = self.model.lora_delta_norms(scales) if scales is not None else \
-                    self.model.modulation_norms(experience)
+                norms = self.model.modulation_norms(experience, scales)
                 if norms:
                     self._stats[3:len(STAT_NAMES)] = torch.stack(norms)
         self._stat_steps += 1
