@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from jepa_tui.cli.main import app
 from jepa_tui.config import load_config
+from jepa_tui.reporting.publish import run_figures
 from jepa_tui.runs import RunDirectory
 from jepa_tui.training.loggers import TensorBoardLogger, scalars
 from jepa_tui.training.loop import RunLoop
@@ -51,6 +52,43 @@ def test_tensorboard_holds_every_number_of_the_records(tmp_path):
     texts = [t.tensor_proto.string_val[0].decode() for t in logged.Tensors("events/text_summary")]
     assert any(t.startswith("started on cpu") for t in texts) and any(t.startswith("ended at step 40") for t in texts)
     assert 'track = "C"' in logged.Tensors("config/text_summary")[0].tensor_proto.string_val[0].decode()
+    # the report's figures of the run, as images at its last step
+    figures = run_figures(run, tmp_path / "drawn")
+    assert figures and set(logged.Tags()["images"]) == {f"figures/{p.stem}" for p in figures}
+    shown = logged.Images("figures/fig3_d_shift")
+    assert [i.step for i in shown] == [40] and shown[0].width > 300 and shown[0].encoded_image_string[:4] == b"\x89PNG"
+
+
+def test_a_figure_that_cannot_be_drawn_costs_the_logger_nothing_else(tmp_path, capsys):
+    config = load_config("smoke", ["train.steps=20", "eval.every_steps=20"])
+    prepared = prepare_run(config, torch.device("cpu"), tmp_path, "r")
+
+    def broken(run_dir, folder):
+        raise RuntimeError("no fonts")
+
+    logger = TensorBoardLogger(tmp_path / "r" / "tensorboard", config).with_figures(broken, tmp_path / "r")
+    summary = RunLoop(prepared.trainer, prepared.directory, [logger]).run()
+    assert summary["status"] == "done" and logger.failed is None and logger.writer is None  # finished, closed
+    said = capsys.readouterr().err
+    assert said.count("figures were not logged") == 1 and "no fonts" in said and "jepa-tui report" in said
+    logged = read_back(tmp_path / "r" / "tensorboard")
+    assert logged.Tags()["images"] == [] and [e.step for e in logged.Scalars("train/loss")] == [10, 20]
+
+
+def test_a_run_group_sends_each_members_records_to_its_own_logs(tmp_path):
+    result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "20", "--seeds", "42", "--seeds", "43", *SETTINGS,
+                                 "--runs-dir", str(tmp_path), "--run-id", "g"])
+    assert result.exit_code == 0, result.output
+    losses = {}
+    for seed in (42, 43):
+        run = tmp_path / f"g_s{seed}"
+        records = [r for r in RunDirectory(run).read_records("metrics") if r["kind"] == "train"]
+        logged = read_back(run / "tensorboard")
+        series = [(e.step, e.value) for e in logged.Scalars("train/loss")]
+        assert series == [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in records]
+        assert "figures/fig3_d_shift" in logged.Tags()["images"]
+        losses[seed] = [v for _, v in series]
+    assert losses[42] != losses[43]  # each member's own records, not one run's twice
 
 
 def test_a_logger_that_fails_mid_run_never_stops_the_run(tmp_path, capsys, monkeypatch):

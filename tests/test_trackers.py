@@ -101,15 +101,25 @@ def test_mlflow_holds_every_number_the_configuration_and_the_event_log(logged):
         assert history == pytest.approx(by_step, rel=1e-6, abs=1e-30), name
     events = Path(client.download_artifacts(run.info.run_id, "events.txt", str(logged.parent))).read_text()
     assert "started on cpu" in events and "ended at step 40" in events
+    figures = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert "fig3_d_shift.png" in figures and "fig5_sigma_z.png" in figures
 
 
 def test_wandb_offline_holds_every_number(logged):
     rows = wandb_history(logged)
     got: dict[str, dict[int, float]] = {}
+    images = {}
     for row in rows:
         for name, value in row.items():
-            if not name.startswith("_"):
+            if name.startswith("figures/"):  # the report's figures at the run's end: figures/<name>/<field>
+                figure, field = name.rsplit("/", 1)
+                images.setdefault(figure, {"step": row["_step"]})[field] = value
+            elif not name.startswith("_"):
                 got.setdefault(name, {})[row["_step"]] = value
+    assert "figures/fig3_d_shift" in images and {image["step"] for image in images.values()} == {40}
+    for image in images.values():
+        assert image["_type"] == "image-file" and image["format"] == "png"
+        assert next(logged.glob(f"wandb/offline-run-*/files/{image['path']}")).read_bytes()[:4] == b"\x89PNG"
     numbers = expected(logged)
     assert set(got) == set(numbers)
     for name, by_step in numbers.items():

@@ -295,6 +295,7 @@ def export(
 ) -> None:
     """Replay runs made without a logger (the published archives too) into TensorBoard, an MLflow store or W&B
     offline runs: the same names as `--log-to NAME`. Changes nothing in the runs' files."""
+    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.runs import RunDirError
     from jepa_tui.runs.catalog import list_runs
     from jepa_tui.training.loggers import EXPORT_FOLDERS, export_run, viewer_command
@@ -312,7 +313,7 @@ def export(
             raise ConfigError(f"{', '.join(taken)}: exists already or is named twice (each step would be there "
                               "twice); give --out another folder")
         for run_dir, log_dir in zip(runs, log_dirs, strict=True):
-            count = export_run(run_dir, log_dir, to)
+            count = export_run(run_dir, log_dir, to, run_figures)
             say(f"{run_dir}: {count} records → {log_dir}")
     except (ConfigError, RunDirError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None

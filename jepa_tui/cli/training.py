@@ -62,6 +62,7 @@ def train(
         return
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
+    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.runs import RunDirError
     from jepa_tui.threads import adaptive
     from jepa_tui.training.loggers import logger_sinks
@@ -95,7 +96,7 @@ def train(
         say(f"  {notice}")
     with SignalStop() as signals:
         printer = ConsolePrinter(config)
-        loggers = logger_sinks(config, run_dir.path, point.step if point is not None else None)
+        loggers = logger_sinks(config, run_dir.path, point.step if point is not None else None, run_figures)
         loop = RunLoop(trainer, run_dir, [printer, *loggers], should_stop=signals,
                        thermal=prepared.thermal, notices=prepared.notices, replay=prepared.replay,
                        threads=launched.governor)
@@ -132,8 +133,10 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
     """`train --seeds`: one run directory per seed, trained as a run group (jepa_tui.training.group)."""
     from jepa_tui.cli.console import ConsolePrinter, PrefixedStream
     from jepa_tui.cli.signals import SignalStop
+    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.runs import RunDirError
     from jepa_tui.training.group import check_groupable, train_group
+    from jepa_tui.training.loggers import logger_sinks
     from jepa_tui.training.session import launch, prepare_run, resolve_run
 
     prepared = []
@@ -144,9 +147,6 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         configs = [resolve_run(profile, None, False, set_, track=track, seed=s, steps=steps, seconds=seconds,
                                device=device, threads=threads, deterministic=deterministic)[0]
                    for s in _check_seeds(seeds)]
-        if any(config.train.loggers for config in configs):
-            raise ConfigError("train.loggers: a run group (--seeds) does not send its records to loggers yet; run "
-                              "the seeds as separate runs (`jepa-tui sweep --seeds ... --log-to NAME`)")
         check_groupable(configs)  # before any run directory exists
         launched = launch(configs[0])
         torch_device, thread_count = launched.device, launched.threads
@@ -169,10 +169,10 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
     for run in prepared:
         say(f"  s{run.trainer.config.train.seed}: {run.directory.path}")
     with SignalStop() as signals:
-        printers = [[ConsolePrinter(run.trainer.config, PrefixedStream(f"[s{run.trainer.config.train.seed}] "))]
-                    for run in prepared]
+        sinks = [[ConsolePrinter(run.trainer.config, PrefixedStream(f"[s{run.trainer.config.train.seed}] ")),
+                  *logger_sinks(run.trainer.config, run.directory.path, figures=run_figures)] for run in prepared]
         try:
-            summaries = train_group(prepared, printers, should_stop=signals,
+            summaries = train_group(prepared, sinks, should_stop=signals,
                                     threads=launched.governor)
         except RunDirError as exc:
             raise fail(f"{exc} Resume each run with `jepa-tui train --resume RUN_DIR`.", EXIT_IO) from None
@@ -204,6 +204,7 @@ def run(
     """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
     set_ = with_loggers(set_, log_to)
     from jepa_tui.gpu import sensor_for
+    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.training.session import launch, resolve_run
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import LiveController
@@ -213,7 +214,8 @@ def run(
                                     seconds=seconds, device=device, threads=threads, deterministic=deterministic)
         launched = launch(config)
         torch_device = launched.device
-        controller = LiveController(config, runs_dir, torch_device, resume=point, threads=launched.governor)
+        controller = LiveController(config, runs_dir, torch_device, resume=point, threads=launched.governor,
+                                    figures=run_figures)
     except bad_input_errors() as exc:
         raise fail(str(exc)) from None
     use_real_terminal_size()

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jepa_tui.reporting.figures import make_folder, pyplot, save_figure
+from jepa_tui.reporting.figures import make_folder, save_figure, subplots
 
 
 def analysis_figures(analyses: list, folder: Path) -> list[Path]:
     """Figures of :class:`~jepa_tui.evaluation.analysis.Analysis` results: the singular-value spectra with the
     effective rank, attention against entry age by world, D_shift per horizon, and the surprisal trace."""
-    plt = pyplot()
     make_folder(folder)
     made = []
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = subplots(figsize=(6, 3.6))
     for i, a in enumerate(analyses):
         ax.semilogy(range(1, len(a.singular_values) + 1), a.singular_values, linestyle=["-", "--", ":", "-."][i % 4],
                     color="black", label=f"step {a.step}: eff. rank {a.effective_rank:.1f}, σ_z {a.sigma_z:.3f}")
@@ -25,7 +24,7 @@ def analysis_figures(analyses: list, folder: Path) -> list[Path]:
 
     last = analyses[-1]
     if last.attention:
-        fig, ax = plt.subplots(figsize=(6, 3.6))
+        fig, ax = subplots(figsize=(6, 3.6))
         for world, marker, colour in (("base", "o", "0.55"), ("shift", "^", "black")):
             rows = [r for r in last.attention if r["world"] == world]
             if rows:
@@ -37,7 +36,7 @@ def analysis_figures(analyses: list, folder: Path) -> list[Path]:
         ax.legend(fontsize=7)
         made.append(save_figure(fig, folder / "attention_by_age.png"))
 
-    fig, (hor, trace) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (hor, trace) = subplots(1, 2, figsize=(10, 3.6))
     horizons = list(last.d_shift_per_horizon)
     width = 0.8 / len(analyses)
     for i, a in enumerate(analyses):

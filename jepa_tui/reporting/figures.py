@@ -22,12 +22,22 @@ ZOOM_OVER_LOW = 1.6  # a zoomed axis (fig. 4) reaches this multiple of the lowes
 
 
 def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def subplots(*grid: int, figsize: tuple[float, float]):
+    """A figure and its axes (``Figure.subplots(*grid)``) outside pyplot's registry of open figures, so that runs
+    ending on several threads at once (a run group's members, with a logger) can draw their figures together."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid)
 
 
 def by_track(runs: list[RunRecord]) -> dict[str, list[RunRecord]]:
@@ -51,8 +61,7 @@ def bar_chart(runs: list[RunRecord], path: Path) -> Path | None:
     runs = [r for r in runs if r.peak is not None]
     if not runs:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.6))
+    fig, ax = subplots(figsize=(max(5, 0.7 * len(runs) + 2), 3.6))
     for i, run in enumerate(runs):
         _, _, grey, hatch = _style(run.track)
         d = run.d_shift(run.peak)
@@ -119,7 +128,8 @@ def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, dpi=120, format="png")
-    pyplot().close(fig)
+    if fig.canvas.manager is not None:  # a pyplot figure: out of pyplot's registry
+        pyplot().close(fig)
     atomic_write_bytes(path, lambda fh: fh.write(png.getvalue()))
     return path
 
@@ -193,8 +203,7 @@ def d_shift_curves(runs: list[RunRecord], path: Path) -> Path | None:
     runs = _evaluated(runs)
     if not runs:
         return None
-    plt = pyplot()
-    fig, (full, zoom) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (full, zoom) = subplots(1, 2, figsize=(10, 3.8))
     lows = []
     for name, group in by_track(runs).items():
         for ax in (full, zoom):
@@ -221,8 +230,7 @@ def track_trajectories(runs: list[RunRecord], path: Path, track: str = "C") -> P
     runs = [r for r in _evaluated(runs) if r.track == track]
     if not runs:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.8))
+    fig, ax = subplots(figsize=(7, 3.8))
     values = [run.d_shift(r) for run in runs for r in run.scored_evals]
     top = zoom_if_wide(ax, values)
     for i, run in enumerate(runs):
@@ -252,8 +260,7 @@ def sigma_z_curves(runs: list[RunRecord], path: Path) -> Path | None:
     runs = _evaluated(runs)
     if not runs:
         return None
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = subplots(figsize=(7, 3.6))
     for name, group in by_track(runs).items():
         _plot_band(ax, group, "sigma_z", name, name)
     ax.axhline(0.5, color="black", linewidth=0.8, linestyle="--", label="0.5 (collapse line)")
@@ -270,8 +277,7 @@ def buffer_and_events(runs: list[RunRecord], path: Path) -> Path | None:
     runs = [r for r in runs if r.track != "A" and r.trains]
     if not runs:
         return None
-    plt = pyplot()
-    fig, (occ, rate) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (occ, rate) = subplots(1, 2, figsize=(10, 3.6))
     for i, run in enumerate(runs):
         line = ["-", "--", ":", "-."][i % 4]
         steps = np.array([r["step"] for r in run.trains])

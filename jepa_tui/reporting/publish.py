@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jepa_tui.reporting.collect import RunRecord, Skipped
+from jepa_tui.reporting.collect import RunRecord, Skipped, read_run
 from jepa_tui.reporting.export import write_csvs
 from jepa_tui.reporting.figures import write_figures
 from jepa_tui.reporting.report import Report, build_report
@@ -33,3 +33,13 @@ def write_report(runs: list[RunRecord], skipped: list[Skipped], folder: Path) ->
     atomic_write_text(folder / "report.md", text)
     write_csvs(runs, folder)
     return built, figures
+
+
+def run_figures(run_dir: Path, folder: Path) -> list[Path]:
+    """The figures of ``jepa-tui report RUN_DIR`` for one run, as PNG files in ``folder``; returns their paths (a
+    record logger's figures when the run ends, :data:`jepa_tui.training.loggers.FigureMaker`).
+
+    Raises:
+        RunDirError: the run's records cannot be read or ``folder`` cannot be written.
+    """
+    return write_figures([read_run(run_dir)], folder)

@@ -6,17 +6,23 @@ switches itself off, and the run goes on at its own pace.
 - ``tensorboard``: ``RUN_DIR/tensorboard/`` through ``torch.utils.tensorboard`` (``pip install
   'jepa-tui[tensorboard]'``): every numeric field of the train records under ``train/``, of the evaluations under
   ``eval/`` (nested fields joined with ``/``: ``eval/formulas/ratio_of_sums/d_shift``), each event as a sentence
-  under the text tag ``events``, the resolved configuration as the text ``config``. A resumed run writes to the same
+  under the text tag ``events``, the resolved configuration as the text ``config``, the report's figures as images
+  ``figures/<name>`` when the run ends. A resumed run writes to the same
   folder and purges what the earlier session logged past its checkpoint, so each step is there once.
 - ``mlflow``: one MLflow run per run directory (``pip install 'jepa-tui[mlflow]'``), in the tracking store of
   ``MLFLOW_TRACKING_URI`` or, by default, ``RUN_DIR/mlflow.db`` (SQLite; ``mlflow ui --backend-store-uri
   sqlite:///RUN_DIR/mlflow.db``, artifacts in ``RUN_DIR/mlflow/``), experiment ``jepa-tui``: the same metric names
   as TensorBoard's tags, the resolved configuration as parameters (``train.lr``, ...) and ``config.toml``, the
-  event log as ``events.txt`` when a session ends, the run's status.
+  event log as ``events.txt`` when a session ends, the report's figures as artifacts ``figures/<name>.png`` when
+  the run ends, the run's status.
 - ``wandb``: one W&B run per run directory (``pip install 'jepa-tui[wandb]'``) in ``RUN_DIR/wandb``, offline
   unless ``WANDB_MODE`` says otherwise (``wandb sync RUN_DIR/wandb/offline-run-*`` uploads it), project
   ``WANDB_PROJECT`` or ``jepa-tui``: the same metric names, the configuration as the run's config, the event log
-  as the table ``events`` when a session ends.
+  as the table ``events`` when a session ends, the report's figures as images ``figures/<name>`` when the run ends.
+
+The figures are those of ``jepa-tui report RUN_DIR`` (drawn by the command that started the run, which hands the
+loggers a :data:`FigureMaker`: this layer does not draw), made in a temporary folder when the run is done, at its
+last step logged; a figure that cannot be drawn is reported once and the logger still finishes.
 
 A resumed run continues the same MLflow and W&B run (their ids are kept in ``RUN_DIR/<logger>/state.json`` with
 the last step logged of each kind) and logs only steps past what they hold, so each step is there once.
@@ -29,7 +35,9 @@ import json
 import os
 import secrets
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from jepa_tui.config import Config, ConfigError, flat_keys
@@ -42,6 +50,8 @@ from jepa_tui.runs.records import is_number
 LIBRARIES = {"tensorboard": ("tensorboard",), "mlflow": ("mlflow", "sqlalchemy", "alembic"), "wandb": ("wandb",)}
 EXPERIMENT = "jepa-tui"  # MLflow's experiment and W&B's default project
 EXPORT_FOLDERS = {"tensorboard": "tensorboard", "mlflow": "mlflow-export", "wandb": "wandb-export"}  # in RUN_DIR
+# (run directory, empty folder) -> the PNG files of the run's figures it wrote into the folder
+FigureMaker = Callable[[Path, Path], list[Path]]
 
 
 def viewer_command(to: str, log_dirs: list[Path]) -> str:
@@ -61,14 +71,15 @@ def check_available(names: tuple[str, ...] | list[str]) -> None:
             require_extra(module, f"train.loggers: '{name}'", f"the {module} package", name)
 
 
-def logger_sinks(config: Config, run_dir: Path, resume_step: int | None = None) -> list:
+def logger_sinks(config: Config, run_dir: Path, resume_step: int | None = None,
+                 figures: FigureMaker | None = None) -> list:
     """The sinks of ``config.train.loggers`` for the run in ``run_dir`` (``resume_step``: the checkpoint step a
-    resumed run continues from)."""
+    resumed run continues from; ``figures``: what draws the run's figures, logged as images when it ends)."""
     check_available(config.train.loggers)
     makers = {"tensorboard": lambda: TensorBoardLogger(Path(run_dir) / "tensorboard", config, resume_step),
               "mlflow": lambda: MlflowLogger(Path(run_dir), config),
               "wandb": lambda: WandbLogger(Path(run_dir), config)}
-    return [makers[name]() for name in config.train.loggers]
+    return [makers[name]().with_figures(figures, Path(run_dir)) for name in config.train.loggers]
 
 
 def scalars(record: dict, prefix: str) -> dict[str, float]:
@@ -125,6 +136,16 @@ class RecordLogger:
             except (OSError, ValueError):
                 self.state = {}
         self.logged: dict[str, int] = dict(self.state.get("logged", {}))
+        self.last_step = max(self.logged.values(), default=0)  # the last step written
+        self.figures: FigureMaker | None = None
+        self.source: Path | None = None  # the run directory whose figures are drawn
+        self.figures_always = False
+
+    def with_figures(self, figures: FigureMaker | None, source: Path, always: bool = False) -> RecordLogger:
+        """Log the figures ``figures`` draws of run ``source`` as images when the run is done (``always``: when
+        the records end, whatever the run's status: an export); returns self."""
+        self.figures, self.source, self.figures_always = figures, source, always
+        return self
 
     def _guard(self, action) -> None:
         """Run ``action``; on the first failure say so once on stderr and switch the logger off."""
@@ -158,6 +179,7 @@ class RecordLogger:
             return
         pending, self.pending = self.pending, []
         self.write_batch([(values, step) for _, values, step in pending if values])
+        self.last_step = max(self.last_step, *(step for _, _, step in pending))
         if self.remembers:
             for prefix, _, step in pending:
                 self.logged[prefix] = step
@@ -179,8 +201,23 @@ class RecordLogger:
     def on_summary(self, summary: dict) -> None:
         if self.active:
             self._guard(self._flush)
+            if summary.get("status") == "done" or self.figures_always:  # a stopped run may be resumed
+                self._send_figures()
             self._guard(lambda: self.finish(summary))
         self.active = False
+
+    def _send_figures(self) -> None:
+        """The run's figures as images at the last step logged; a failure is said once and the logger finishes."""
+        if self.figures is None or self.source is None or not self.active:
+            return
+        try:
+            with tempfile.TemporaryDirectory(prefix="jepa-tui-figures-") as folder:
+                paths = self.figures(self.source, Path(folder))
+                if paths:
+                    self.write_images(paths, self.last_step)
+        except Exception as exc:  # a figure must not cost the logger its end (status, event log)
+            print(f"jepa-tui: {self.title}: the run's figures were not logged ({type(exc).__name__}: {exc}); "
+                  f"`jepa-tui report {self.source}` draws them", file=sys.stderr, flush=True)
 
     def write_batch(self, items: list[tuple[dict[str, float], int]]) -> None:
         """Write (values by name, step) pairs, oldest first."""
@@ -192,6 +229,10 @@ class RecordLogger:
 
     def write_text(self, text: str, step: int) -> None:
         """An event's sentence at its step (default: none; the event log is written when a session ends)."""
+
+    def write_images(self, paths: list[Path], step: int) -> None:
+        """PNG files as images named ``figures/<file stem>`` at ``step``."""
+        raise NotImplementedError
 
     def finish(self, summary: dict) -> None:
         raise NotImplementedError
@@ -231,6 +272,12 @@ class TensorBoardLogger(RecordLogger):
 
     def write_text(self, text: str, step: int) -> None:
         self.writer.add_text("events", text, step)
+
+    def write_images(self, paths: list[Path], step: int) -> None:
+        from matplotlib.image import imread
+
+        for path in paths:
+            self.writer.add_image(f"figures/{path.stem}", imread(path)[..., :3], step, dataformats="HWC")
 
     def finish(self, summary: dict) -> None:
         writer, self.writer = self.writer, None
@@ -300,6 +347,10 @@ class MlflowLogger(RecordLogger):
         for i in range(0, len(metrics), 1000):  # MLflow takes at most 1,000 metrics a batch
             self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
 
+    def write_images(self, paths: list[Path], step: int) -> None:
+        for path in paths:
+            self.client.log_artifact(self.run_id, str(path), "figures")
+
     def finish(self, summary: dict) -> None:
         lines = [f"step {step}: {text}" for step, text in _events_text(self.run_dir)]
         self.client.log_text(self.run_id, "\n".join(lines) + "\n", "events.txt")
@@ -333,8 +384,13 @@ class WandbLogger(RecordLogger):
 
         run_id = self.state.get("run_id") or secrets.token_hex(4)  # W&B's ids: lowercase letters and digits
         self.where.mkdir(parents=True, exist_ok=True)
+        mode = os.environ.get("WANDB_MODE", "offline")
+        if mode in ("offline", "disabled"):
+            # W&B's own error reporting (OpenTelemetry, to its servers) would load on the first record and time
+            # every one: 0.2 s of the training thread and a steady cost, for a run that sends nothing anywhere
+            os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", EXPERIMENT), name=self.run_dir.name,
-                              id=run_id, dir=str(self.store_dir), mode=os.environ.get("WANDB_MODE", "offline"),
+                              id=run_id, dir=str(self.store_dir), mode=mode,
                               resume="allow", config=config.to_dict(), reinit="create_new",
                               settings=wandb.Settings(silent=True, console="off"))
         self.state = {**self.state, "run_id": run_id}
@@ -344,6 +400,11 @@ class WandbLogger(RecordLogger):
     def write_scalars(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)
 
+    def write_images(self, paths: list[Path], step: int) -> None:
+        import wandb
+
+        self.run.log({f"figures/{path.stem}": wandb.Image(str(path)) for path in paths}, step=step)
+
     def finish(self, summary: dict) -> None:
         import wandb
 
@@ -352,9 +413,10 @@ class WandbLogger(RecordLogger):
         self.run.finish(exit_code=0 if summary.get("status") in ("done", None) else 1)
 
 
-def export_run(run_dir: Path, log_dir: Path, to: str = "tensorboard") -> int:
+def export_run(run_dir: Path, log_dir: Path, to: str = "tensorboard", figures: FigureMaker | None = None) -> int:
     """Replay a run directory's records (``metrics.jsonl``, ``events.jsonl`` by step, then its summary) through
-    the ``to`` logger into ``log_dir``; returns how many records went. Changes nothing in the run.
+    the ``to`` logger into ``log_dir``, and the figures ``figures`` draws of the run; returns how many records went.
+    Changes nothing in the run.
 
     Raises:
         ConfigError: ``to`` is not a logger, its library is missing, ``log_dir`` exists already (an export or a
@@ -373,7 +435,7 @@ def export_run(run_dir: Path, log_dir: Path, to: str = "tensorboard") -> int:
     directory = RunDirectory(run_dir)
     records = sorted(directory.read_records("metrics") + directory.read_records("events"),
                      key=lambda r: (r.get("step") if isinstance(r.get("step"), int) else 0))
-    logger = exporter(to, Path(log_dir), Path(run_dir), config)
+    logger = exporter(to, Path(log_dir), Path(run_dir), config).with_figures(figures, Path(run_dir), always=True)
     for record in records:
         kind = record.get("kind")
         if kind == "train":

@@ -24,7 +24,7 @@ from jepa_tui.training.allocator import keep_freed_memory
 from jepa_tui.training.build import pick_device
 from jepa_tui.training.control import Command
 from jepa_tui.training.determinism import apply_determinism, pin_if_deterministic
-from jepa_tui.training.loggers import check_available, logger_sinks
+from jepa_tui.training.loggers import FigureMaker, check_available, logger_sinks
 from jepa_tui.training.loop import RunLoop
 from jepa_tui.training.resources import check_memory
 from jepa_tui.training.resume import ResumePoint, prepare_resume
@@ -182,6 +182,7 @@ class ThreadedRun:
         trainer, directory: built on construction, so bad input fails before any thread starts.
         commands: the queue the run loop drains between steps.
         threads: the process's thread governor (CPU runs with ``train.threads = 0``), or None.
+        figures: what draws the run's figures for its loggers when it ends (``train.loggers``), or None.
     """
 
     config: Config
@@ -191,6 +192,7 @@ class ThreadedRun:
     resume: ResumePoint | None = None
     commands: queue.Queue[tuple[Command, str]] = field(default_factory=queue.Queue)
     threads: ThreadGovernor | None = None
+    figures: FigureMaker | None = None
 
     def __post_init__(self) -> None:
         prepared = prepare_run(self.config, self.device, self.runs_dir, resume=self.resume, worlds=self.worlds)
@@ -236,7 +238,8 @@ class ThreadedRun:
 
     def run(self) -> dict:
         """Train to the end of the budget or until stopped; returns the summary. Blocks the calling thread."""
-        loggers = logger_sinks(self.config, self.directory.path, self.resume.step if self.resume else None)
+        loggers = logger_sinks(self.config, self.directory.path, self.resume.step if self.resume else None,
+                               self.figures)
         loop = RunLoop(self.trainer, self.directory, [self.records, *loggers], commands=self.commands,
                        thermal=self.thermal,
                        should_stop=lambda: self._stop_reason, notices=self.notices, replay=self.replay,

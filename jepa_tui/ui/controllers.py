@@ -19,7 +19,7 @@ from jepa_tui.runs.files import writer_alive
 from jepa_tui.threads import ThreadGovernor
 from jepa_tui.training.control import Command, write_request
 from jepa_tui.training.resume import ResumePoint
-from jepa_tui.training.session import ThreadedRun
+from jepa_tui.training.session import FigureMaker, ThreadedRun
 from jepa_tui.ui.state import RunState
 
 LIVE_STATES = frozenset({"starting", "training", "paused", "cooling"})
@@ -38,15 +38,17 @@ class LiveController:
         start_thread: called with a run to start training it on a worker thread (the app's thread worker).
         resume: continue this run (``--resume``) as the first active one instead of starting a new run.
         threads: the process's thread governor, shared by every track's run (jepa_tui.threads), or None.
+        figures: what draws a run's figures for its loggers when it ends (``train.loggers``), or None.
     """
 
     live = True
 
     def __init__(self, config: Config, runs_dir: Path, device: torch.device,
                  start_thread: Callable[[ThreadedRun], None] | None = None, resume: ResumePoint | None = None,
-                 threads: ThreadGovernor | None = None) -> None:
+                 threads: ThreadGovernor | None = None, figures: FigureMaker | None = None) -> None:
         self.config = config
         self.threads = threads
+        self.figures = figures
         self.runs_dir = runs_dir
         self.device = device
         self.start_thread = start_thread
@@ -59,7 +61,8 @@ class LiveController:
         config = replace(self.config, train=replace(self.config.train, track=track))
         # The worlds depend on the data configuration only, which every track shares: build them once.
         worlds = next(iter(self.runs.values())).prepared_worlds if self.runs else None
-        run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume, threads=self.threads)
+        run = ThreadedRun(config, self.runs_dir, self.device, worlds, resume=resume, threads=self.threads,
+                          figures=self.figures)
         state = RunState.from_config(config, run.directory.run_id)
         if resume is not None:  # show the history up to the checkpoint the run continues from
             state.read_history(run.directory)
