@@ -1,1 +1,2 @@
-"""Encoder, target encoder, predictor (Tracks A-E) and the experience memory (paper §3)."""
+"""Encoder, target encoder, predictor and its modulators (one module per kind, :mod:`~jepa_tui.model.modulators`),
+and the experience memory (paper §3)."""
