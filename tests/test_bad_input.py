@@ -130,3 +130,20 @@ def test_the_dashboard_and_watch_reject_bad_input_too(tmp_path):
 def test_bad_input_to_the_experiment_commands(args, message, tmp_path):
     result = invoke([a.format(tmp=tmp_path) for a in args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_train_and_run_take_the_same_run_options_declared_once():
+    """`train` and `run` share one declaration of their run options (cli/options.py, RunOptions): an option added
+    there reaches both, in the same order, before each command's own."""
+    import dataclasses
+
+    import typer
+
+    from jepa_tui.cli.options import RunOptions
+
+    shared = [f.name for f in dataclasses.fields(RunOptions)]
+    commands = typer.main.get_command(app).commands
+    for name, own in (("train", ["run_id", "seeds"]), ("run", ["redraw_hz"])):
+        assert [p.name for p in commands[name].params] == [*shared, *own], name
+    result = runner.invoke(app, ["run", "--profile", "smoke", "--seconds", "-1"])
+    assert result.exit_code == 2 and "train.seconds" in result.output  # the shared options reach the command

@@ -76,8 +76,8 @@ def test_a_figure_that_cannot_be_drawn_costs_the_logger_nothing_else(tmp_path, c
 
 
 def test_a_run_group_sends_each_members_records_to_its_own_logs(tmp_path):
-    result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "20", "--seeds", "42", "--seeds", "43", *SETTINGS,
-                                 "--runs-dir", str(tmp_path), "--run-id", "g"])
+    result = runner.invoke(app, ["train", "--profile", "smoke", "--steps", "20", "--seeds", "42", "--seeds", "43",
+                                 *SETTINGS, "--runs-dir", str(tmp_path), "--run-id", "g"])
     assert result.exit_code == 0, result.output
     losses = {}
     for seed in (42, 43):

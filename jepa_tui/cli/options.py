@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,6 +47,68 @@ DeterministicOption = Annotated[bool | None, typer.Option(
 ThreadsOption = Annotated[int | None, typer.Option(min=0, help=(
     "CPU threads for training (default train.threads; 0: the cores this process may use, one fewer per core other "
     "processes keep busy; N: exactly N, bitwise reproducible)."))]
+
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What ``train`` and ``run`` share: which run (a profile, or a run directory to resume), its track, seed,
+    budget, device and threads, the profile overrides and the loggers (:func:`with_run_options` parses them)."""
+
+    profile: str | None
+    resume: Path | None
+    force: bool
+    track: str | None
+    seed: int | None
+    steps: int | None
+    seconds: float | None
+    device: str | None
+    runs_dir: Path
+    set_: list[str] | None
+    log_to: list[str] | None
+    threads: int | None
+    deterministic: bool | None
+
+    @property
+    def overrides(self) -> list[str] | None:
+        """The ``--set`` overrides, with ``--log-to`` as ``train.loggers``."""
+        return with_loggers(self.set_, self.log_to)
+
+    def resolve(self, seed: int | None = None, resume: bool = True) -> tuple:
+        """(config, resume point or None) as :func:`jepa_tui.training.session.resolve_run` gives them; ``seed``
+        replaces ``--seed`` (a run group's member), ``resume=False`` starts a new run whatever ``--resume`` says."""
+        from jepa_tui.training.session import resolve_run
+
+        return resolve_run(self.profile, self.resume if resume else None, self.force if resume else False,
+                           self.overrides, track=self.track, seed=self.seed if seed is None else seed,
+                           steps=self.steps, seconds=self.seconds, device=self.device, threads=self.threads,
+                           deterministic=self.deterministic)
+
+
+def _run_option_parameters(profile: ProfileOption = None, resume: ResumeOption = None, force: ForceOption = False,
+                           track: TrackOption = None, seed: SeedOption = None, steps: StepsOption = None,
+                           seconds: SecondsOption = None, device: DeviceOption = None,
+                           runs_dir: RunsDirOption = Path("runs"), set_: SetOption = None,
+                           log_to: LogToOption = None, threads: ThreadsOption = None,
+                           deterministic: DeterministicOption = None) -> None:
+    """The Typer parameters of :class:`RunOptions` (their signature is what :func:`with_run_options` adds)."""
+
+
+def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A command ``command(options: RunOptions, **own)`` as Typer sees it: the shared run options' parameters
+    first, then its own; it is called with one :class:`RunOptions` of their values."""
+    shared = list(inspect.signature(_run_option_parameters, eval_str=True).parameters.values())
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "options"]
+
+    @functools.wraps(command)
+    def parsed(**values: Any) -> Any:
+        options = RunOptions(**{p.name: values.pop(p.name) for p in shared})
+        return command(options, **values)
+
+    parsed.__signature__ = inspect.Signature([*shared, *own])  # type: ignore[attr-defined]
+    parsed.__annotations__ = {p.name: p.annotation for p in [*shared, *own]}
+    del parsed.__wrapped__  # Typer reads the signature above, not the command's
+    return parsed
 
 
 def say(text: str, err: bool = False) -> None:

@@ -10,55 +10,30 @@ from typing import Annotated
 import typer
 
 from jepa_tui.cli.options import (
-    DeterministicOption,
-    DeviceOption,
-    ForceOption,
-    LogToOption,
-    ProfileOption,
-    ResumeOption,
-    RunsDirOption,
-    SecondsOption,
-    SeedOption,
-    SetOption,
-    StepsOption,
-    ThreadsOption,
-    TrackOption,
+    RunOptions,
     bad_input_errors,
     budget_source,
     fail,
     say,
     use_real_terminal_size,
-    with_loggers,
+    with_run_options,
 )
 from jepa_tui.config import ConfigError
 from jepa_tui.exits import EXIT_IO, exit_code
 
 
+@with_run_options
 def train(
-    profile: ProfileOption = None,
-    resume: ResumeOption = None,
-    force: ForceOption = False,
-    track: TrackOption = None,
-    seed: SeedOption = None,
-    steps: StepsOption = None,
-    seconds: SecondsOption = None,
-    device: DeviceOption = None,
-    runs_dir: RunsDirOption = Path("runs"),
+    options: RunOptions,
     run_id: Annotated[str | None, typer.Option(help="Name of the new run directory (default: time, track, seed).")]
     = None,
-    set_: SetOption = None,
-    log_to: LogToOption = None,
-    threads: ThreadsOption = None,
-    deterministic: DeterministicOption = None,
     seeds: Annotated[list[int] | None, typer.Option(
         metavar="SEED...", help="Train runs that differ only in seed as one vectorised step (a run group), e.g. "
         "--seeds 42 43 44: a run directory per seed (--run-id NAME gives NAME_s42, ...), each a single run's.")] = None,
 ) -> None:
     """Train one run headless: plain progress lines, a run directory under RUNS_DIR; or --resume one."""
-    set_ = with_loggers(set_, log_to)
     if seeds:
-        _train_group(profile, resume, seed, seeds, steps, seconds, device, runs_dir, run_id, set_, threads,
-                     deterministic, track)
+        _train_group(options, seeds, run_id)
         return
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
@@ -67,14 +42,13 @@ def train(
     from jepa_tui.threads import adaptive
     from jepa_tui.training.loggers import logger_sinks
     from jepa_tui.training.loop import RunLoop
-    from jepa_tui.training.session import launch, prepare_run, resolve_run
+    from jepa_tui.training.session import launch, prepare_run
 
     try:
-        config, point = resolve_run(profile, resume, force, set_, track=track, seed=seed, steps=steps,
-                                    seconds=seconds, device=device, threads=threads, deterministic=deterministic)
+        config, point = options.resolve()
         launched = launch(config)
         torch_device, thread_count = launched.device, launched.threads
-        prepared = prepare_run(config, torch_device, runs_dir, run_id, resume=point)
+        prepared = prepare_run(config, torch_device, options.runs_dir, run_id, resume=point)
     except bad_input_errors() as exc:
         raise fail(str(exc)) from None
     run_dir, trainer = prepared.directory, prepared.trainer
@@ -83,9 +57,9 @@ def train(
     verb = f"resuming at step {trainer.progress.step}" if point is not None else "new run"
     where = f"{torch_device}, {thread_count} thread{'s' * (thread_count != 1)}" if torch_device.type == "cpu" \
         else str(torch_device)
-    say(f"run {run_dir.run_id} ({verb}) in {run_dir.path}: track {t.track}, seed {t.seed}, {budget} "
-        f"({budget_source(profile, set_, steps, seconds)}), device {where}, evaluating every "
-        f"{config.eval.every_steps} steps; shift world: {config.shift_description}")
+    source = budget_source(options.profile, options.overrides, options.steps, options.seconds)
+    say(f"run {run_dir.run_id} ({verb}) in {run_dir.path}: track {t.track}, seed {t.seed}, {budget} ({source}), "
+        f"device {where}, evaluating every {config.eval.every_steps} steps; shift world: {config.shift_description}")
     say("  deterministic: " + (f"{thread_count} CPU thread{'s' * (thread_count != 1)} fixed and PyTorch's "
                                "deterministic algorithms; reruns and resumes are bitwise" if t.deterministic else
                                ("the thread count follows the load: reruns and resumes equal to rounding, not "
@@ -126,10 +100,7 @@ def _check_seeds(seeds: list[int]) -> list[int]:
     return seeds
 
 
-def _train_group(profile: str | None, resume: Path | None, seed: int | None, seeds: list[int], steps: int | None,
-                 seconds: float | None, device: str | None, runs_dir: Path, run_id: str | None,
-                 set_: list[str] | None, threads: int | None, deterministic: bool | None,
-                 track: str | None = None) -> None:
+def _train_group(options: RunOptions, seeds: list[int], run_id: str | None) -> None:
     """`train --seeds`: one run directory per seed, trained as a run group (jepa_tui.training.group)."""
     from jepa_tui.cli.console import ConsolePrinter, PrefixedStream
     from jepa_tui.cli.signals import SignalStop
@@ -137,16 +108,14 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
     from jepa_tui.runs import RunDirError
     from jepa_tui.training.group import check_groupable, train_group
     from jepa_tui.training.loggers import logger_sinks
-    from jepa_tui.training.session import launch, prepare_run, resolve_run
+    from jepa_tui.training.session import launch, prepare_run
 
-    prepared = []
+    prepared, runs_dir = [], options.runs_dir
     try:
-        if resume is not None or seed is not None:
+        if options.resume is not None or options.seed is not None:
             raise ConfigError("--seeds starts new runs: it takes neither --resume (resume each member's run "
                               "directory with `jepa-tui train --resume RUN_DIR`) nor --seed.")
-        configs = [resolve_run(profile, None, False, set_, track=track, seed=s, steps=steps, seconds=seconds,
-                               device=device, threads=threads, deterministic=deterministic)[0]
-                   for s in _check_seeds(seeds)]
+        configs = [options.resolve(seed=s, resume=False)[0] for s in _check_seeds(seeds)]
         check_groupable(configs)  # before any run directory exists
         launched = launch(configs[0])
         torch_device, thread_count = launched.device, launched.threads
@@ -185,36 +154,23 @@ def _train_group(profile: str | None, resume: Path | None, seed: int | None, see
         raise typer.Exit(max(codes))
 
 
+@with_run_options
 def run(
-    profile: ProfileOption = None,
-    resume: ResumeOption = None,
-    force: ForceOption = False,
-    track: TrackOption = None,
-    seed: SeedOption = None,
-    steps: StepsOption = None,
-    seconds: SecondsOption = None,
-    device: DeviceOption = None,
-    runs_dir: RunsDirOption = Path("runs"),
-    set_: SetOption = None,
-    log_to: LogToOption = None,
-    threads: ThreadsOption = None,
-    deterministic: DeterministicOption = None,
+    options: RunOptions,
     redraw_hz: Annotated[float, typer.Option(help="Panel redraws per second.")] = 1.0,
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
-    set_ = with_loggers(set_, log_to)
     from jepa_tui.gpu import sensor_for
     from jepa_tui.reporting.publish import run_figures
-    from jepa_tui.training.session import launch, resolve_run
+    from jepa_tui.training.session import launch
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import LiveController
 
     try:
-        config, point = resolve_run(profile, resume, force, set_, track=track, seed=seed, steps=steps,
-                                    seconds=seconds, device=device, threads=threads, deterministic=deterministic)
+        config, point = options.resolve()
         launched = launch(config)
         torch_device = launched.device
-        controller = LiveController(config, runs_dir, torch_device, resume=point, threads=launched.governor,
+        controller = LiveController(config, options.runs_dir, torch_device, resume=point, threads=launched.governor,
                                     figures=run_figures)
     except bad_input_errors() as exc:
         raise fail(str(exc)) from None
