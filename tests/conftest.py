@@ -47,14 +47,17 @@ def fixed_thread_count():
     """Tests compare records bitwise across runs and processes, so their CPU thread count is fixed before every
     test (exported for the runs the tests start, whatever an earlier test left in the environment): a thread
     count that follows the load (jepa_tui.threads.ThreadGovernor) is tested on its own, with a simulated load."""
-    import os
+    _pin_threads()
+    yield
+    _pin_threads()  # also after: a module's shared run (a fixture set up before the next test's) starts pinned
 
+
+def _pin_threads() -> None:
     os.environ["OMP_NUM_THREADS"] = PINNED_THREADS  # a CLI test with --threads N writes its own
     os.environ.pop("JEPA_TUI_OMP_THREADS", None)
     if torch.get_num_threads() != int(PINNED_THREADS):
         torch.set_num_threads(int(PINNED_THREADS))
     torch.use_deterministic_algorithms(False)  # a --deterministic run in the test process switches them on
-    yield
 
 
 PUBLISHED = sorted((Path(__file__).parent.parent / "docs" / "reproduction" / "runs").glob("*.tar.xz"))
