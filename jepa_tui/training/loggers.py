@@ -7,8 +7,8 @@ switches itself off, and the run goes on at its own pace.
   'jepa-tui[tensorboard]'``): every numeric field of the train records under ``train/``, of the evaluations under
   ``eval/`` (nested fields joined with ``/``: ``eval/formulas/ratio_of_sums/d_shift``), each event as a sentence
   under the text tag ``events``, the resolved configuration as the text ``config``, the report's figures as images
-  ``figures/<name>`` when the run ends. A resumed run writes to the same
-  folder and purges what the earlier session logged past its checkpoint, so each step is there once.
+  ``figures/<name>`` when the run ends. A resumed run writes to the same folder and purges what the earlier session
+  logged past its checkpoint, so each step is there once.
 - ``mlflow``: one MLflow run per run directory (``pip install 'jepa-tui[mlflow]'``), in the tracking store of
   ``MLFLOW_TRACKING_URI`` or, by default, ``RUN_DIR/mlflow.db`` (SQLite; ``mlflow ui --backend-store-uri
   sqlite:///RUN_DIR/mlflow.db``, artifacts in ``RUN_DIR/mlflow/``), experiment ``jepa-tui``: the same metric names
