@@ -228,8 +228,8 @@ def test_non_finite_parameters_are_named_after_one_reduction(make_trainer):
 
 
 def test_first_layer_layout_is_a_speed_choice_only():
-    """A one-channel frame's first convolution runs in the default layout (its weight gradient is faster there on
-    CPU); latents and every weight gradient equal the all-channels-last encoder's to the bit."""
+    """With gradients, a one-channel frame's first convolution runs in the default layout (its weight gradient is
+    faster there on CPU); latents and every weight gradient equal the all-channels-last encoder's to the bit."""
     from jepa_tui.model.encoder import ConvEncoder
 
     cfg = build_config([("t", SMALL)])
@@ -247,3 +247,5 @@ def test_first_layer_layout_is_a_speed_choice_only():
     assert encoders[1]._first_layer_default
     assert torch.equal(outputs[0][0], outputs[1][0])
     assert all(torch.equal(a, b) for a, b in zip(outputs[0][1], outputs[1][1], strict=True))
+    with torch.no_grad():  # the target encoder's path (every layer channels-last) gives the same latents too
+        assert torch.equal(encoders[1](frames), outputs[0][0])

@@ -43,7 +43,8 @@ class ConvEncoder(nn.Module):
         self.norm = nn.LayerNorm(cfg.latent_dim)
         self.channels_last = True  # faster convolutions on CPU; off in run groups (vmap has no channels-last)
         # A one-channel frame is laid out alike in both formats, but its convolution's weight gradient is ~2.5x
-        # slower on CPU when asked for channels-last: the first layer keeps the default layout (same numbers).
+        # slower on CPU when asked for channels-last: with gradients (the online encoder) the first layer keeps the
+        # default layout (the same numbers); without (the target encoder) channels-last saves converting its output.
         self._first_layer_default = in_channels == 1
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -51,7 +52,7 @@ class ConvEncoder(nn.Module):
         features = frames
         if self.channels_last:
             layers = iter(self.convs)
-            if self._first_layer_default:
+            if self._first_layer_default and torch.is_grad_enabled():
                 features = next(layers)(features.contiguous())
                 features = next(layers)(features)  # its activation
             features = features.contiguous(memory_format=torch.channels_last)
