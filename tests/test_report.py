@@ -258,29 +258,25 @@ def test_a_freeze_of_what_is_already_frozen_is_not_listed_again():
 
 
 def test_a_curve_spanning_decades_is_drawn_on_a_log_scale():
-    from jepa_tui.reporting.figures import log_if_wide, pyplot
+    from jepa_tui.reporting.figures import log_if_wide, subplots
 
-    plt = pyplot()
-    fig, (wide, narrow) = plt.subplots(1, 2)
+    fig, (wide, narrow) = subplots(1, 2, figsize=(6, 3))
     log_if_wide(wide, [1200.0, 40.0, 0.9, 0.85, None, float("nan")])
     log_if_wide(narrow, [1.2, 0.9, 0.85])
     assert wide.get_yscale() == "log" and narrow.get_yscale() == "linear"
-    plt.close(fig)
 
 
 def test_fig4_zooms_on_the_peak_and_counts_the_early_values_it_leaves_above():
     """Issue: fig. 4 was scaled to 1,200, so the peak and the drift were invisible."""
-    from jepa_tui.reporting.figures import pyplot, zoom_if_wide
+    from jepa_tui.reporting.figures import subplots, zoom_if_wide
 
-    plt = pyplot()
-    fig, (wide, narrow) = plt.subplots(1, 2)
+    fig, (wide, narrow) = subplots(1, 2, figsize=(6, 3))
     zoom_if_wide(wide, [1200.0, 40.0, 0.9, 0.85, 0.87, None, float("nan")])
     zoom_if_wide(narrow, [1.2, 0.9, 0.85])
     low, high = wide.get_ylim()
     assert low < 0.85 and 1.1 <= high < 1.5  # the region of the peak and the drift, persistence in view
     assert [t.get_text() for t in wide.texts] == ["2 evaluations above the axis (^), up to 1.2e+03"]
     assert narrow.get_autoscaley_on() and not narrow.texts
-    plt.close(fig)
 
 
 def test_the_reproducibility_note_names_each_verdict(tmp_path):

@@ -21,16 +21,6 @@ SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn 
 ZOOM_OVER_LOW = 1.6  # a zoomed axis (fig. 4) reaches this multiple of the lowest value
 
 
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def subplots(*grid: int, figsize: tuple[float, float]):
     """A figure and its axes (``Figure.subplots(*grid)``) outside pyplot's registry of open figures, so that runs
     ending on several threads at once (a run group's members, with a logger) can draw their figures together."""
@@ -116,8 +106,8 @@ def make_folder(folder: Path) -> None:
 
 
 def save_figure(fig, path: Path) -> Path:
-    """Lay out, write as a 120 dpi PNG (atomically: a reader sees the old figure or the new one) and close
-    ``fig``; returns ``path``.
+    """Lay out ``fig`` (from :func:`subplots`) and write it as a 120 dpi PNG (atomically: a reader sees the old
+    figure or the new one); returns ``path``.
 
     Raises:
         RunDirError: when the file cannot be written.
@@ -128,8 +118,6 @@ def save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
     png = io.BytesIO()
     fig.savefig(png, dpi=120, format="png")
-    if fig.canvas.manager is not None:  # a pyplot figure: out of pyplot's registry
-        pyplot().close(fig)
     atomic_write_bytes(path, lambda fh: fh.write(png.getvalue()))
     return path
 

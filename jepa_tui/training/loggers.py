@@ -114,8 +114,9 @@ class RecordLogger:
     reported once and the logger switched off, and (``remembers``) the last step logged of each kind kept in
     ``state_dir/state.json``, so that a resumed run logs only what the tracker does not hold yet.
 
-    Subclasses set ``title`` and implement ``write_scalars(values, step)``, ``write_text(text, step)`` and
-    ``finish(summary)``.
+    Subclasses set ``title`` and implement ``write_scalars(values, step)`` (or ``write_batch``),
+    ``write_images(paths, step)`` and ``finish(summary)``, and ``write_text(text, step)`` where events go out as
+    they come.
     """
 
     title = ""
