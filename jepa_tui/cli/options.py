@@ -111,6 +111,14 @@ def with_run_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return parsed
 
 
+def run_figures(run_dir: Path, folder: Path) -> list[Path]:
+    """The figures a run's loggers send when it is done (:func:`jepa_tui.reporting.publish.run_figures`); reporting
+    and matplotlib are imported only then, not at every command's start (about 0.4 s)."""
+    from jepa_tui.reporting.publish import run_figures as draw
+
+    return draw(run_dir, folder)
+
+
 def say(text: str, err: bool = False) -> None:
     """Print a line; once the run's files are safe an unwritable terminal (hung up, a closed pipe) changes
     nothing, so output errors are ignored."""

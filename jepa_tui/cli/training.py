@@ -14,6 +14,7 @@ from jepa_tui.cli.options import (
     bad_input_errors,
     budget_source,
     fail,
+    run_figures,
     say,
     use_real_terminal_size,
     with_run_options,
@@ -37,7 +38,6 @@ def train(
         return
     from jepa_tui.cli.console import ConsolePrinter
     from jepa_tui.cli.signals import SignalStop
-    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.runs import RunDirError
     from jepa_tui.threads import adaptive
     from jepa_tui.training.loggers import logger_sinks
@@ -104,7 +104,6 @@ def _train_group(options: RunOptions, seeds: list[int], run_id: str | None) -> N
     """`train --seeds`: one run directory per seed, trained as a run group (jepa_tui.training.group)."""
     from jepa_tui.cli.console import ConsolePrinter, PrefixedStream
     from jepa_tui.cli.signals import SignalStop
-    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.runs import RunDirError
     from jepa_tui.training.group import check_groupable, train_group
     from jepa_tui.training.loggers import logger_sinks
@@ -161,7 +160,6 @@ def run(
 ) -> None:
     """Train live in the terminal dashboard (keys: p b e f, 1-5 tracks A-E, t s q ?); or --resume a run in it."""
     from jepa_tui.gpu import sensor_for
-    from jepa_tui.reporting.publish import run_figures
     from jepa_tui.training.session import launch
     from jepa_tui.ui.app import Dashboard
     from jepa_tui.ui.controllers import LiveController
