@@ -16,14 +16,21 @@ def steps_per_s_line(output: str) -> float | None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (Linux ``/proc/cpuinfo``), else what :mod:`platform` says."""
+    """The CPU's model name with its family and model numbers (Linux ``/proc/cpuinfo``), else what :mod:`platform`
+    says. A virtual machine may name only the vendor ("AMD EPYC"): the family tells the generation (AMD 25: Zen 3
+    and 4, 26: Zen 5)."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if not key.strip():
+                    break  # the first processor's block ends
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in fields:
+        return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
     import platform
 
     return platform.processor() or platform.machine()
@@ -34,8 +41,8 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")  # what
 
 def machine() -> str:
     """One line naming the machine a figure was measured on: CPU model, the instruction-set flags that matter for
-    PyTorch's CPU kernels, usable cores, the thread count PyTorch would use (OMP_NUM_THREADS when set) and the
-    PyTorch version."""
+    PyTorch's CPU kernels, usable cores, the thread count PyTorch would use (OMP_NUM_THREADS when set), how its
+    OpenMP threads wait (``GOMP_SPINCOUNT``, ``OMP_WAIT_POLICY``; see ``openmp.py``) and the PyTorch version."""
     import os
 
     import torch
@@ -49,7 +56,16 @@ def machine() -> str:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = os.environ.get("OMP_NUM_THREADS") or str(torch.get_num_threads())
     return (f"machine: {cpu_model()} ({' '.join(have)}), {cores} usable cores, {threads} threads, "
-            f"PyTorch {torch.__version__}")
+            f"{openmp_settings()}, PyTorch {torch.__version__}")
+
+
+def openmp_settings() -> str:
+    """How this process's OpenMP threads wait, as set before torch started (``openmp.py``): e.g.
+    ``GOMP_SPINCOUNT=10000``, or ``libgomp's default waiting``."""
+    import os
+
+    return " ".join(f"{name}={os.environ[name]}" for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+                    if name in os.environ) or "libgomp's default waiting"
 
 
 def fill_buffer(trainer: Trainer) -> None:

@@ -22,6 +22,7 @@ import statistics
 import time
 from datetime import date
 
+import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
 from common import StealMeter, cpu_model, fill_buffer
 
@@ -31,6 +32,7 @@ from jepa_tui.training.trainer import Trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(openmp.DEFAULTS_FLAG, action="store_true", help=openmp.HELP)
     parser.add_argument("--profile", default="track_c")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--evals", type=int, default=3)

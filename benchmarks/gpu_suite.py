@@ -28,6 +28,7 @@ import argparse
 import resource
 import time
 
+import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
 from common import fill_buffer
 from run_groups import group_rate, processes_rate
@@ -127,6 +128,7 @@ class Suite:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(openmp.DEFAULTS_FLAG, action="store_true", help=openmp.HELP)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--quick", action="store_true", help="the smoke model, dynamo's eager backend (CI)")
     parser.add_argument("--steps", type=int, default=None)

@@ -19,6 +19,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
 from common import StealMeter, fill_buffer, steps_per_s_line
 
@@ -85,7 +86,8 @@ def processes_rate(track: str, k: int, steps: int, warmup: int, device: torch.de
     env = os.environ.copy() | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
     command = [sys.executable, str(HERE / "throughput.py"), "--track", track, "--steps", str(steps), "--warmup",
                str(warmup), "--device", device.type, *(["--profile", profile] if profile else []),
-               "--compile-backend", compile_backend, *(item for setting in settings for item in ("--set", setting))]
+               "--compile-backend", compile_backend, *(item for setting in settings for item in ("--set", setting)),
+               *([openmp.DEFAULTS_FLAG] if openmp.DEFAULTS_FLAG in sys.argv else [])]
     running = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env) for _ in range(k)]
     rates = []
     for process in running:
@@ -99,6 +101,7 @@ def processes_rate(track: str, k: int, steps: int, warmup: int, device: torch.de
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(openmp.DEFAULTS_FLAG, action="store_true", help=openmp.HELP)
     parser.add_argument("--track", default="C", choices=[*"ABCDE"])
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--steps", type=int, default=60)

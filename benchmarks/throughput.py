@@ -18,8 +18,9 @@ import argparse
 import statistics
 import time
 
+import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
-from common import StealMeter, fill_buffer
+from common import StealMeter, fill_buffer, openmp_settings
 
 from jepa_tui.config import load_config
 from jepa_tui.threads import ThreadGovernor
@@ -35,6 +36,7 @@ def steal_note(share: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(openmp.DEFAULTS_FLAG, action="store_true", help=openmp.HELP)
     parser.add_argument("--track", choices=[*"ABCDE", *"abcde"], default="C")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
@@ -76,7 +78,7 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     print(f"track {track}  device {device}  threads {torch.get_num_threads()}  batch {config.train.batch_size}  "
           f"steps {args.steps}  seconds {elapsed:.2f}{steal_note(steal.share())}"
-          + (f"  overrides {' '.join(args.set)}" if args.set else "")
+          + f"  {openmp_settings()}" + (f"  overrides {' '.join(args.set)}" if args.set else "")
           + (f"  thread changes {' '.join(changes) or 'none'}" if governor is not None else ""))
     if device.type == "cpu":  # CUDA steps are queued, not finished, when train_step returns
         print(f"median step {1000 * statistics.median(step_seconds):.1f} ms")

@@ -15,6 +15,7 @@ import statistics
 import time
 from datetime import date
 
+import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
 from common import StealMeter, fill_buffer, machine
 
@@ -27,6 +28,7 @@ from jepa_tui.training.trainer import Trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(openmp.DEFAULTS_FLAG, action="store_true", help=openmp.HELP)
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=15)
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
