@@ -16,7 +16,13 @@ from jepa_tui.cli.main import app
 from jepa_tui.config import MEMORY_TRACKS, TRACKS, ModelConfig
 from jepa_tui.experiments.spec import load_sweep
 from jepa_tui.model.modulators.film import FilmModulation
-from jepa_tui.model.modulators.hypernetwork import HyperModulation, PhiTimesVector, VectorTimesPhi
+from jepa_tui.model.modulators.hypernetwork import (
+    HyperFeatures,
+    HyperModulation,
+    PhiGradient,
+    PhiTimesVector,
+    VectorTimesPhi,
+)
 from jepa_tui.model.predictor import Predictor
 from jepa_tui.reporting.collect import collect_runs
 from jepa_tui.reporting.report import build_report
@@ -147,6 +153,30 @@ def test_the_hypernetwork_products_have_the_gradients_of_their_einsum(function):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_the_feature_node_has_its_gradient_and_leaves_the_incoming_one_alone():
+    """Track E's φ node computes GELU's backward in place in the gradient the products summed on its tape (its own
+    buffer), never in a gradient autograd hands it, which other nodes may still read: exact gradients (gradcheck,
+    float64) with the tape, without it and with both, and an incoming gradient left as it came."""
+    g = torch.Generator().manual_seed(0)
+    a, c, phi0, u = (torch.randn(*shape, dtype=torch.float64, generator=g, requires_grad=True)
+                     for shape in ((3, 4), (5, 4), (5, 4), (3, 4)))
+
+    def through_tape(a, c, phi0, u, direct=False):
+        tape = PhiGradient()
+        phi = HyperFeatures.apply(a, c, phi0, tape)
+        out = PhiTimesVector.apply(phi, u, tape) + PhiTimesVector.apply(phi, u * u, tape)
+        return out + phi.sum(-1) if direct else out
+
+    assert torch.autograd.gradcheck(lambda a, c, phi0: HyperFeatures.apply(a, c, phi0, None), (a, c, phi0))
+    assert torch.autograd.gradcheck(through_tape, (a, c, phi0, u))
+    assert torch.autograd.gradcheck(lambda *x: through_tape(*x, direct=True), (a, c, phi0, u))
+    phi = HyperFeatures.apply(a, c, phi0, None)
+    incoming = torch.randn(phi.shape, dtype=phi.dtype, generator=g)
+    kept = incoming.clone()
+    torch.autograd.grad(phi, (a, c, phi0), incoming)
+    assert torch.equal(incoming, kept)
+
+
 @pytest.mark.parametrize("block", [3, 1024])
 def test_a_hypernetwork_rollout_has_the_gradient_of_its_materialised_weights(block):
     """Over a rollout of several steps, φ's gradient summed in one buffer (one block: φ read by every step) or
@@ -186,6 +216,9 @@ def test_a_hypernetwork_step_trains_under_bf16_autocast(block):
     _perturb(p, 3)
     z, e = torch.randn(4, 6), torch.randn(4, 5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
+        modulation = p.modulate(e)
+        assert isinstance(modulation, HyperModulation)
+        assert all(phi.dtype == torch.float32 for _, phi, _ in modulation.blocks())
         loss = p.rollout(z, e).float().square().mean()
     loss.backward()
     assert p.hyper is not None

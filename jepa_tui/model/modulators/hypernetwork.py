@@ -53,7 +53,9 @@ class HyperFeatures(torch.autograd.Function):
 
     One node instead of autograd's add, GELU, subtraction and their broadcast reductions; its backward takes ∂L/∂φ
     from ``tape`` (what the products summed there, :class:`PhiGradient`) plus any gradient that reached φ directly,
-    and runs after every product that read φ (they read its output).
+    and runs after every product that read φ (they read its output). The subtraction and GELU's backward write into
+    tensors this node owns (GELU's output, the tape's sum) instead of allocating another N × B × K tensor each: the
+    same values, Track E's step 3.5 % faster on 2 CPU cores.
     """
 
     @staticmethod
@@ -64,18 +66,26 @@ class HyperFeatures(torch.autograd.Function):
         ctx.tape = tape
         ctx.dtypes = (a.dtype, c.dtype, phi0.dtype)
         ctx.set_materialize_grads(False)
-        return F.gelu(pre) - phi0[None]
+        phi = F.gelu(pre)
+        if phi.dtype != phi0.dtype:  # bf16 autocast: a bf16 GELU minus a float32 φ0 gives a float32 φ
+            return phi - phi0[None]
+        return phi.sub_(phi0[None])
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         (pre,) = ctx.saved_tensors
         summed = ctx.tape.take() if ctx.tape is not None else None
+        owned = summed is not None  # the tape's buffer (or a sum made here), never autograd's own gradient
         if grad is not None:
             summed = grad if summed is None else summed + grad
         if summed is None:
             return None, None, None, None
-        grad_pre = torch.ops.aten.gelu_backward(summed.to(pre.dtype), pre)
-        grad_a, grad_c, grad_phi0 = grad_pre.sum(1), grad_pre.sum(0), -summed.sum(0)
+        grad_phi0 = -summed.sum(0)
+        if owned and summed.dtype == pre.dtype:  # GELU's backward overwrites the sum, read by now
+            grad_pre = torch.ops.aten.gelu_backward.grad_input(summed, pre, grad_input=summed)
+        else:
+            grad_pre = torch.ops.aten.gelu_backward(summed.to(pre.dtype), pre)
+        grad_a, grad_c = grad_pre.sum(1), grad_pre.sum(0)
         return (*(g.to(dtype) for g, dtype in zip((grad_a, grad_c, grad_phi0), ctx.dtypes, strict=True)), None)
 
 
