@@ -65,3 +65,16 @@ def test_vs_reference_runs_the_reference_both_as_given_and_with_training_openmp_
     assert "GOMP_SPINCOUNT" not in runs["reference"][1]
     assert runs["reference_omp"][1]["GOMP_SPINCOUNT"] == SPIN_COUNT
     assert "throughput.py" in runs["eager"][0][1]  # which sets the same itself
+
+
+def test_step_profile_times_every_stage_of_real_steps():
+    out = subprocess.run([sys.executable, str(BENCHMARKS / "step_profile.py"), "--tracks", "AC", "--steps", "3",
+                          "--warmup", "1", "--device", "cpu"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[1]: [float(v) for v in line.split()[2:]] for line in out.stdout.splitlines()
+            if line.startswith("track ")}
+    assert set(rows) == {"A", "C"}
+    for inputs, forward, backward, optimiser, finish, step in rows.values():
+        assert min(inputs, forward, backward, optimiser, finish) > 0
+        assert 0.8 * step < inputs + forward + backward + optimiser + finish < 1.2 * step  # medians: not additive
+        assert forward + backward > 0.5 * step  # the encoders' work, not the timing, fills the step
