@@ -279,6 +279,47 @@ def test_fig4_zooms_on_the_peak_and_counts_the_early_values_it_leaves_above():
     assert narrow.get_autoscaley_on() and not narrow.texts
 
 
+def test_figures_render_one_at_a_time_whatever_thread_saves_them(tmp_path, monkeypatch):
+    """matplotlib's text rendering is not thread-safe: a run group's members ending together drew
+    "ParseException" instead of their titles. Figures saved from several threads at once render in turn."""
+    import threading
+    import time
+
+    from matplotlib.figure import Figure
+
+    from jepa_tui.reporting.figures import save_figure, subplots
+
+    active, most = [0], [0]
+    lock = threading.Lock()
+    render = Figure.savefig
+
+    def slow_render(fig, *args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        try:
+            return render(fig, *args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(Figure, "savefig", slow_render)
+
+    def draw(index: int) -> None:
+        fig, ax = subplots(figsize=(3, 2))
+        ax.plot([0, 1], [index, index + 1])
+        ax.set_title(rf"$D_\mathrm{{shift}}^{{\,n={index}}}$")
+        save_figure(fig, tmp_path / f"{index}.png")
+
+    threads = [threading.Thread(target=draw, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1 and sorted(p.name for p in tmp_path.glob("*.png")) == [f"{i}.png" for i in range(4)]
+
+
 def test_the_reproducibility_note_names_each_verdict(tmp_path):
     """A run written before thread counts were recorded is "unknown", not "reproducible to rounding"."""
     _fake_run(tmp_path / "runs", "C_s42", "C", 42, 0.8)  # its start records no thread count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,15 @@ MARK_FONT = 6  # points: the interventions' marks and their key
 STYLES = {t.letter: (t.line, t.marker, t.hex_color, t.hatch) for t in REGISTRY.values()}
 SPAN_FOR_LOG = 20.0  # a curve whose values span more than this factor is drawn on a log scale (or zoomed)
 ZOOM_OVER_LOW = 1.6  # a zoomed axis (fig. 4) reaches this multiple of the lowest value
+# matplotlib renders with process-wide state that is not thread-safe (the mathtext parser, the font cache): two runs
+# of a group ending at once drew "ParseException" instead of their titles, so one figure renders at a time.
+_RENDERING = threading.Lock()
 
 
 def subplots(*grid: int, figsize: tuple[float, float]):
     """A figure and its axes (``Figure.subplots(*grid)``) outside pyplot's registry of open figures, so that runs
-    ending on several threads at once (a run group's members, with a logger) can draw their figures together."""
+    ending on several threads at once (a run group's members, with a logger) can build their figures together
+    (:func:`save_figure` renders them one at a time)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)
@@ -107,7 +112,8 @@ def make_folder(folder: Path) -> None:
 
 def save_figure(fig, path: Path) -> Path:
     """Lay out ``fig`` (from :func:`subplots`) and write it as a 120 dpi PNG (atomically: a reader sees the old
-    figure or the new one); returns ``path``.
+    figure or the new one); returns ``path``. Layout and rendering hold a process-wide lock: matplotlib's text
+    rendering is not thread-safe.
 
     Raises:
         RunDirError: when the file cannot be written.
@@ -115,9 +121,10 @@ def save_figure(fig, path: Path) -> Path:
     for ax in fig.axes:
         if getattr(ax, "marks_lane", False):
             ax.set_title(ax.get_title(), pad=12)
-    fig.tight_layout()
     png = io.BytesIO()
-    fig.savefig(png, dpi=120, format="png")
+    with _RENDERING:
+        fig.tight_layout()
+        fig.savefig(png, dpi=120, format="png")
     atomic_write_bytes(path, lambda fh: fh.write(png.getvalue()))
     return path
 
