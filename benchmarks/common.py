@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 import torch
 
@@ -59,13 +60,14 @@ def machine() -> str:
             f"{openmp_settings()}, PyTorch {torch.__version__}")
 
 
-def openmp_settings() -> str:
-    """How this process's OpenMP threads wait, as set before torch started (``openmp.py``): e.g.
-    ``GOMP_SPINCOUNT=10000``, or ``libgomp's default waiting``."""
+def openmp_settings(env: Mapping[str, str] | None = None) -> str:
+    """How OpenMP threads wait under ``env`` (this process's environment, as set before torch started:
+    ``openmp.py``): e.g. ``GOMP_SPINCOUNT=10000``, or ``libgomp's default waiting``."""
     import os
 
-    return " ".join(f"{name}={os.environ[name]}" for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
-                    if name in os.environ) or "libgomp's default waiting"
+    env = os.environ if env is None else env
+    return " ".join(f"{name}={env[name]}" for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+                    if name in env) or "libgomp's default waiting"
 
 
 def fill_buffer(trainer: Trainer) -> None:

@@ -22,7 +22,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from common import StealMeter, machine, steps_per_s_line
+from common import StealMeter, machine, openmp_settings, steps_per_s_line
 
 from jepa_tui.threads import prepare_environment
 
@@ -72,8 +72,8 @@ def main() -> None:
     share = steal.share()
     print(machine())
     tuned = runs["reference_omp"][1]
-    print("OpenMP: reference as exported here; reference_omp, eager and compiled with " + " ".join(
-        f"{name}={tuned[name]}" for name in ("OMP_NUM_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY") if name in tuned))
+    print(f"OpenMP: reference as exported here ({openmp_settings()}); reference_omp, eager and compiled with "
+          f"OMP_NUM_THREADS={tuned['OMP_NUM_THREADS']} {openmp_settings(tuned)}")
     print(f"{datetime.now():%Y-%m-%d %H:%M}  {os.cpu_count()} CPUs  track {args.track}  {args.steps} steps per run  "
           f"reference LoRA {args.lora}" + ("" if share is None else f"  steal {100 * share:.1f}%"))
     base = statistics.median(figures["reference"])

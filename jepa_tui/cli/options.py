@@ -49,7 +49,6 @@ ThreadsOption = Annotated[int | None, typer.Option(min=0, help=(
     "processes keep busy; N: exactly N, bitwise reproducible)."))]
 
 
-
 @dataclass(frozen=True)
 class RunOptions:
     """What ``train`` and ``run`` share: which run (a profile, or a run directory to resume), its track, seed,
