@@ -10,7 +10,11 @@ as ``Trainer.train_step`` runs them: ``inputs`` (sampling and rendering the batc
 whole step. Medians in ms are printed per track. With ``--ops N`` a further ``--steps`` steps per track run under
 ``torch.profiler`` and the N operators with the most self time per step are listed with their input shapes. The
 profiler slows every operator and exaggerates those that meet cold caches (the target encoder's first convolution
-reads 2-3x slower under it): trust the phase figures for sizes, the op table for where to look.
+reads 2-3x slower under it): trust the phase figures for sizes, the op table for where to look. With ``--kernels N``
+a further ``--steps`` steps per track run with oneDNN's and MKL's verbose modes on (``kernel_trace.py``): the N
+library kernels (convolutions, reorders, matrix products) with the most time per step, each at its own measured time
+and arithmetic rate, then what the kernels add up to and what is left of the median step for every other operator
+and Python.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from datetime import datetime
 import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
 from common import StealMeter, fill_buffer, machine
+from kernel_trace import Kernel, trace
 
 from jepa_tui.config import load_config
 from jepa_tui.data.worlds import Worlds
@@ -90,6 +95,30 @@ def op_table(trainer: Trainer, steps: int, rows: int) -> str:
     return "\n".join(lines)
 
 
+def kernel_table(kernels: list[Kernel], steps: int, rows: int, step_ms: float) -> str:
+    """The ``rows`` library kernels with the most time per step over ``steps`` traced steps, then their totals by
+    class against the median step ``step_ms``."""
+    lines = [f"{'ms/step':>8} {'calls':>5} {'GFLOP/s':>7}  library kernel problem"]
+    for kernel in sorted(kernels, key=lambda k: -k.ms)[:rows]:
+        rate = f"{kernel.gflops:7.0f}" if kernel.gflops is not None else f"{'':7}"
+        lines.append(f"{kernel.ms / steps:8.3f} {kernel.calls // steps:5d} {rate}  {kernel.library} {kernel.kind} "
+                     f"{kernel.problem}")
+    totals: dict[str, float] = {}
+    for kernel in kernels:
+        name = kernel.kind.replace("convolution ", "") if kernel.kind.startswith("convolution") else (
+            "MKL matrix products" if kernel.library == "MKL" else "other oneDNN")
+        totals[name] = totals.get(name, 0.0) + kernel.ms / steps
+    convolutions = sum(ms for name, ms in totals.items() if name not in ("MKL matrix products", "other oneDNN"))
+    everything = sum(totals.values())
+    lines.append(f"kernels {everything:.2f} ms of the {step_ms:.2f} ms median step: convolutions {convolutions:.2f} ("
+                 + ", ".join(f"{name} {ms:.2f}" for name, ms in totals.items()
+                             if name not in ("MKL matrix products", "other oneDNN"))
+                 + f"), MKL matrix products {totals.get('MKL matrix products', 0.0):.2f}, other oneDNN "
+                 f"{totals.get('other oneDNN', 0.0):.2f}; every other operator and Python "
+                 f"{step_ms - everything:.2f} ms")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(openmp.DEFAULTS_FLAG, action="store_true", help=openmp.HELP)
@@ -97,10 +126,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--ops", type=int, default=0, help="also list the N costliest operators (torch.profiler)")
+    parser.add_argument("--kernels", type=int, default=0,
+                        help="also list the N library kernels (oneDNN, MKL) with the most time per step (CPU)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     args = parser.parse_args()
     keep_freed_memory()  # as jepa-tui train and run do
     device = pick_device(args.device)
+    if args.kernels and device.type != "cpu":
+        parser.error("--kernels reads oneDNN's and MKL's verbose output: CPU only")
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     worlds = Worlds(load_config("track_a").data, device)
     timers = {}
@@ -122,6 +155,10 @@ def main() -> None:
     for track, timer in timers.items() if args.ops else ():
         print(f"\ntrack {track}, torch.profiler over {args.steps} steps:")
         print(op_table(timer.trainer, args.steps, args.ops))
+    for track, timer in timers.items() if args.kernels else ():
+        kernels = trace(lambda trainer=timer.trainer: [trainer.train_step() for _ in range(args.steps)])
+        print(f"\ntrack {track}, library kernels over {args.steps} steps (the libraries' own times):")
+        print(kernel_table(kernels, args.steps, args.kernels, 1e3 * statistics.median(timer.times["step"])))
 
 
 if __name__ == "__main__":

@@ -66,14 +66,62 @@ def test_vs_reference_runs_the_reference_both_as_given_and_with_training_openmp_
     assert "throughput.py" in runs["eager"][0][1]  # which sets the same itself
 
 
-def test_step_profile_times_every_stage_of_real_steps():
+def test_step_profile_times_every_stage_of_real_steps_and_the_library_kernels_in_them():
     out = subprocess.run([sys.executable, str(BENCHMARKS / "step_profile.py"), "--tracks", "AC", "--steps", "3",
-                          "--warmup", "1", "--device", "cpu"], capture_output=True, text=True, timeout=600)
+                          "--warmup", "1", "--device", "cpu", "--kernels", "8"],
+                         capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    rows = {line.split()[1]: [float(v) for v in line.split()[2:]] for line in out.stdout.splitlines()
-            if line.startswith("track ")}
+    lines = out.stdout.splitlines()
+    rows = {line.split()[1]: [float(v) for v in line.split()[2:]] for line in lines
+            if line.startswith("track ") and len(line.split()[1]) == 1}
     assert set(rows) == {"A", "C"}
     for inputs, forward, backward, optimiser, finish, step in rows.values():
         assert min(inputs, forward, backward, optimiser, finish) > 0
         assert 0.8 * step < inputs + forward + backward + optimiser + finish < 1.2 * step  # medians: not additive
         assert forward + backward > 0.5 * step  # the encoders' work, not the timing, fills the step
+    # every track's kernels: the encoders' convolutions (4 online forward, 4 target forward, 4 backward-weights and
+    # 3 backward-data, the first layer's input needing no gradient) lead, with an arithmetic rate each
+    totals = [line for line in lines if line.startswith("kernels ")]
+    assert len(totals) == 2
+    for line in totals:
+        kernels, step = float(line.split()[1]), float(line.split()[5])
+        assert 0.3 * step < kernels < 2 * step  # their own times: a share of a step, not the verbose step's length
+    tables = out.stdout.split("library kernels over 3 steps")[1:]
+    for table in tables:
+        body = [line for line in table.splitlines()[2:] if not line.startswith("kernels ")][:8]
+        assert len(body) == 8 and all(float(line.split()[0]) > 0 for line in body)
+        assert "oneDNN convolution forward_training" in body[0] and float(body[0].split()[2]) > 0
+
+
+def test_kernel_trace_reads_each_librarys_own_time_and_work(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import torch
+    from kernel_trace import conv_flop, parse, trace
+
+    text = "\n".join([
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src:f32 dst:f32,"
+        "attr-scratchpad:user,alg:convolution_direct,mb64_ic16oc32_ih32oh16kh4sh2dh0ph1_iw32ow16kw4sw2dw0pw1,0.5",
+        "onednn_verbose,v1,primitive,exec,cpu,convolution,brg_conv_fwd:avx512_core,forward_training,src:f32 dst:f32,"
+        "attr-scratchpad:user,alg:convolution_direct,mb64_ic16oc32_ih32oh16kh4sh2dh0ph1_iw32ow16kw4sw2dw0pw1,0.25",
+        "onednn_verbose,v1,primitive,exec,cpu,reorder,jit:uni,undef,src:f32 dst:f32,attr-scratchpad:user,,32x16x4x4,"
+        "0.01",
+        "onednn_verbose,v1,info,cpu,isa:Intel AVX-512",
+        "MKL_VERBOSE SGEMM(T,N,64,128,1024,0x1,0x2,1024,0x3,1024,0x4,0x5,64) 52.5us CNR:OFF Dyn:1 FastMM:1 TID:0",
+        "an unrelated line"])
+    conv, reorder, gemm = parse(text)
+    assert (conv.kind, conv.calls, conv.ms) == ("convolution forward_training", 2, 0.75)
+    assert conv.flop == 2 * 2 * 64 * 16 * 32 * 16 * 16 * 4 * 4 == 2 * conv_flop(conv.problem)
+    assert abs(conv.gflops - conv.flop / 0.75e6) < 1e-9
+    assert (reorder.kind, reorder.gflops) == ("reorder", None)
+    assert (gemm.library, gemm.problem, gemm.ms, gemm.flop) == ("MKL", "64×128×1024", 0.0525, 2 * 64 * 128 * 1024)
+
+    x = torch.randn(8, 16, 32, 32)
+    w = torch.randn(32, 16, 4, 4, requires_grad=True)
+    kernels = trace(lambda: (torch.nn.functional.conv2d(x, w, None, 2, 1).sum().backward(),
+                             torch.randn(64, 64) @ torch.randn(64, 1024)))
+    kinds = {k.kind: k for k in kernels}
+    assert kinds["convolution forward_training"].flop == 2 * 8 * 16 * 32 * 16 * 16 * 4 * 4
+    assert "convolution backward_weights" in kinds  # the input needs no gradient: no backward_data
+    assert "convolution backward_data" not in kinds
+    assert any(k.library == "MKL" and k.flop == 2 * 64 * 64 * 1024 for k in kernels)
+    assert all(k.ms > 0 for k in kernels)
