@@ -14,7 +14,7 @@ reads 2-3x slower under it): trust the phase figures for sizes, the op table for
 a further ``--steps`` steps per track run with oneDNN's and MKL's verbose modes on (``kernel_trace.py``): the N
 library kernels (convolutions, reorders, matrix products) with the most time per step, each at its own measured time
 and arithmetic rate, then what the kernels add up to and what is left of the median step for every other operator
-and Python.
+and Python; the rates each library reaches on a large problem here are printed first, as the yardstick.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from datetime import datetime
 import openmp  # first: jepa-tui train's OpenMP settings, before torch starts OpenMP
 import torch
 from common import StealMeter, fill_buffer, machine
-from kernel_trace import Kernel, trace
+from kernel_trace import Kernel, large_problem_rates, trace
 
 from jepa_tui.config import load_config
 from jepa_tui.data.worlds import Worlds
@@ -155,6 +155,9 @@ def main() -> None:
     for track, timer in timers.items() if args.ops else ():
         print(f"\ntrack {track}, torch.profiler over {args.steps} steps:")
         print(op_table(timer.trainer, args.steps, args.ops))
+    if args.kernels:
+        rates = large_problem_rates()
+        print("\nlarge fp32 problems on this machine: " + ", ".join(f"{n} {r:.0f} GFLOP/s" for n, r in rates.items()))
     for track, timer in timers.items() if args.kernels else ():
         kernels = trace(lambda trainer=timer.trainer: [trainer.train_step() for _ in range(args.steps)])
         print(f"\ntrack {track}, library kernels over {args.steps} steps (the libraries' own times):")

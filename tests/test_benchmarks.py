@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,9 @@ def test_step_profile_times_every_stage_of_real_steps_and_the_library_kernels_in
         assert forward + backward > 0.5 * step  # the encoders' work, not the timing, fills the step
     # every track's kernels: the encoders' convolutions (4 online forward, 4 target forward, 4 backward-weights and
     # 3 backward-data, the first layer's input needing no gradient) lead, with an arithmetic rate each
+    yardstick = next(line for line in lines if line.startswith("large fp32 problems on this machine"))
+    assert "MKL matrix product" in yardstick and "oneDNN 1x1 convolution" in yardstick
+    assert all(float(rate) > 1 for rate in re.findall(r"([0-9.]+) GFLOP/s", yardstick))
     totals = [line for line in lines if line.startswith("kernels ")]
     assert len(totals) == 2
     for line in totals:
