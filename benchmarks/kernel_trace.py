@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -108,8 +109,6 @@ def large_problem_rates(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     """GFLOP/s each library reaches on a large fp32 problem on this machine, the yardstick for the rates of
     :func:`trace`: MKL on a ``size``³ matrix product (``torch.mm``), oneDNN on the same product as a 1×1
     convolution (``size`` channels in and out, ``size`` positions, channels-last). Best of ``repeats``."""
-    import time
-
     a, b = torch.randn(size, size), torch.randn(size, size)
     image = torch.randn(1, size, size // 64, 64).contiguous(memory_format=torch.channels_last)
     kernel = torch.randn(size, size, 1, 1).contiguous(memory_format=torch.channels_last)
@@ -118,13 +117,11 @@ def large_problem_rates(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     rates = {}
     with torch.no_grad():
         for name, run in work.items():
-            run()
-            best = min(_seconds(run, time.perf_counter) for _ in range(repeats))
-            rates[name] = 2.0 * size ** 3 / best / 1e9
+            run()  # once untimed: the library's first call sets itself up
+            seconds = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                run()
+                seconds.append(time.perf_counter() - started)
+            rates[name] = 2.0 * size ** 3 / min(seconds) / 1e9
     return rates
-
-
-def _seconds(run: Callable[[], object], clock: Callable[[], float]) -> float:
-    started = clock()
-    run()
-    return clock() - started

@@ -103,18 +103,20 @@ def kernel_table(kernels: list[Kernel], steps: int, rows: int, step_ms: float) -
         rate = f"{kernel.gflops:7.0f}" if kernel.gflops is not None else f"{'':7}"
         lines.append(f"{kernel.ms / steps:8.3f} {kernel.calls // steps:5d} {rate}  {kernel.library} {kernel.kind} "
                      f"{kernel.problem}")
-    totals: dict[str, float] = {}
+    convolutions: dict[str, float] = {}  # by propagation kind, ms per step
+    products = other = 0.0
     for kernel in kernels:
-        name = kernel.kind.replace("convolution ", "") if kernel.kind.startswith("convolution") else (
-            "MKL matrix products" if kernel.library == "MKL" else "other oneDNN")
-        totals[name] = totals.get(name, 0.0) + kernel.ms / steps
-    convolutions = sum(ms for name, ms in totals.items() if name not in ("MKL matrix products", "other oneDNN"))
-    everything = sum(totals.values())
-    lines.append(f"kernels {everything:.2f} ms of the {step_ms:.2f} ms median step: convolutions {convolutions:.2f} ("
-                 + ", ".join(f"{name} {ms:.2f}" for name, ms in totals.items()
-                             if name not in ("MKL matrix products", "other oneDNN"))
-                 + f"), MKL matrix products {totals.get('MKL matrix products', 0.0):.2f}, other oneDNN "
-                 f"{totals.get('other oneDNN', 0.0):.2f}; every other operator and Python "
+        if kernel.kind.startswith("convolution "):
+            kind = kernel.kind.removeprefix("convolution ")
+            convolutions[kind] = convolutions.get(kind, 0.0) + kernel.ms / steps
+        elif kernel.library == "MKL":
+            products += kernel.ms / steps
+        else:
+            other += kernel.ms / steps
+    everything = sum(convolutions.values()) + products + other
+    lines.append(f"kernels {everything:.2f} ms of the {step_ms:.2f} ms median step: convolutions "
+                 f"{sum(convolutions.values()):.2f} (" + ", ".join(f"{k} {ms:.2f}" for k, ms in convolutions.items())
+                 + f"), MKL matrix products {products:.2f}, other oneDNN {other:.2f}; every other operator and Python "
                  f"{step_ms - everything:.2f} ms")
     return "\n".join(lines)
 
